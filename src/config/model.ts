@@ -1,0 +1,175 @@
+import { InputError } from '../errors.js';
+import { FieldSpec, Plain, validate } from './schema.js';
+
+/** Activation function of the MLP. swiglu/geglu/glu are gated (three matrices); gelu/relu are not (two). */
+export const ACTIVATIONS = ['swiglu', 'geglu', 'glu', 'gelu', 'relu'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
+
+/** Storage dtypes. fp16/bf16/fp32 are accepted as short aliases of the PoC's names. */
+export const DTYPES = ['float32', 'float16', 'bfloat16', 'fp8'] as const;
+export type Dtype = (typeof DTYPES)[number];
+const DTYPE_ALIASES: Record<string, Dtype> = { fp32: 'float32', fp16: 'float16', bf16: 'bfloat16', float8: 'fp8' };
+export const DTYPE_BYTES: Record<Dtype, number> = { float32: 4, float16: 2, bfloat16: 2, fp8: 1 };
+
+/** The PoC's sharding strategies are ZeRO stages 0..3, in this order. */
+export const SHARD_STRATEGIES = ['NO_OP', 'OPTIMIZER_STATES', 'OPTIMIZER_STATES_AND_GRADS', 'FULLY_SHARD'] as const;
+export type ShardStrategy = (typeof SHARD_STRATEGIES)[number];
+
+export interface MoeConfig {
+  num_experts: number;
+  k: number;
+  /** Fraction of layers that are MoE layers (the PoC's semantics). */
+  expert_frequency: number;
+  /** Expected load of the busiest expert relative to a perfectly balanced router (capacity factor). */
+  token_imbalance_hypothesis: number;
+  /** FFN size of one routed expert; defaults to model.ffn_hidden_size. */
+  ffn_hidden_size?: number;
+  first_k_dense_layers: number;
+  num_shared_experts: number;
+  /** FFN size of one shared expert; defaults to the routed expert's size. */
+  shared_expert_ffn_hidden_size?: number;
+}
+
+export interface MlaConfig {
+  /** 0 means queries are not low-rank compressed. */
+  q_lora_rank: number;
+  kv_lora_rank: number;
+  qk_head_dim: number;
+  qk_pos_emb_head_dim: number;
+  v_head_dim: number;
+}
+
+export interface ModelConfig {
+  name: string;
+  global_batch_size: number;
+  micro_batch_size: number;
+  vocab_size: number;
+  num_layers: number;
+  hidden_size: number;
+  ffn_hidden_size: number;
+  num_attention_heads?: number;
+  num_key_value_heads?: number;
+  kv_channels?: number;
+  seq_length: number;
+  activation: Activation;
+  share_embeddings_and_output_weights: boolean;
+  normalization: 'rmsnorm' | 'layernorm';
+  position_embedding_type: 'rope' | 'learned_absolute';
+  make_vocab_size_divisible_by: number;
+  add_bias_linear: boolean;
+  moe?: MoeConfig;
+  mla?: MlaConfig;
+  mtp_num_layers: number;
+}
+
+export interface TrainerConfig {
+  data_parallel_sharding_strategy: ShardStrategy;
+  param_dtype: Dtype;
+  grad_dtype: Dtype;
+  optimizer_state_dtype: Dtype;
+  master_weights: boolean;
+  flash_attention: boolean;
+}
+
+const positiveInt = (extra: Partial<{ optional: boolean; default: number }> = {}): FieldSpec => ({
+  kind: 'int',
+  min: 1,
+  ...extra,
+});
+const dtype = (fallback: Dtype): FieldSpec => ({ kind: 'enum', values: DTYPES, aliases: DTYPE_ALIASES, default: fallback });
+
+export const MODEL_SPEC: FieldSpec = {
+  kind: 'object',
+  fields: {
+    name: { kind: 'string' },
+    global_batch_size: positiveInt(),
+    micro_batch_size: positiveInt({ default: 1 }),
+    vocab_size: positiveInt(),
+    num_layers: positiveInt(),
+    hidden_size: positiveInt(),
+    ffn_hidden_size: positiveInt(),
+    num_attention_heads: positiveInt({ optional: true }),
+    num_key_value_heads: positiveInt({ optional: true }),
+    kv_channels: positiveInt({ optional: true }),
+    seq_length: positiveInt(),
+    activation: { kind: 'enum', values: ACTIVATIONS },
+    // The PoC treats a missing key as tied embeddings; so do we.
+    share_embeddings_and_output_weights: { kind: 'bool', default: true },
+    normalization: { kind: 'enum', values: ['rmsnorm', 'layernorm'], default: 'rmsnorm' },
+    position_embedding_type: { kind: 'enum', values: ['rope', 'learned_absolute'], default: 'rope' },
+    make_vocab_size_divisible_by: positiveInt({ default: 128 }),
+    add_bias_linear: { kind: 'bool', default: false },
+    moe: {
+      kind: 'object',
+      optional: true,
+      fields: {
+        num_experts: { kind: 'int', min: 0 },
+        k: { kind: 'int', min: 0 },
+        expert_frequency: { kind: 'number', min: 0, max: 1 },
+        token_imbalance_hypothesis: { kind: 'number', exclusiveMin: 0, default: 1.0 },
+        ffn_hidden_size: positiveInt({ optional: true }),
+        first_k_dense_layers: { kind: 'int', min: 0, default: 0 },
+        num_shared_experts: { kind: 'int', min: 0, default: 0 },
+        shared_expert_ffn_hidden_size: positiveInt({ optional: true }),
+      },
+    },
+    mla: {
+      kind: 'object',
+      optional: true,
+      fields: {
+        q_lora_rank: { kind: 'int', min: 0 },
+        kv_lora_rank: positiveInt(),
+        qk_head_dim: positiveInt(),
+        qk_pos_emb_head_dim: positiveInt(),
+        v_head_dim: positiveInt(),
+      },
+    },
+    mtp_num_layers: { kind: 'int', min: 0, default: 0 },
+  },
+};
+
+export const TRAINER_SPEC: FieldSpec = {
+  kind: 'object',
+  fields: {
+    data_parallel_sharding_strategy: {
+      kind: 'enum',
+      values: SHARD_STRATEGIES,
+      aliases: { '0': 'NO_OP', '1': 'OPTIMIZER_STATES', '2': 'OPTIMIZER_STATES_AND_GRADS', '3': 'FULLY_SHARD' },
+      default: 'OPTIMIZER_STATES',
+    },
+    param_dtype: dtype('bfloat16'),
+    grad_dtype: dtype('float32'),
+    optimizer_state_dtype: dtype('float32'),
+    master_weights: { kind: 'bool', default: true },
+    flash_attention: { kind: 'bool', default: true },
+  },
+};
+
+export function validateModel(raw: unknown): ModelConfig {
+  const model = validate(MODEL_SPEC, raw, 'model') as unknown as ModelConfig;
+  const moe = model.moe;
+  if (moe && moe.num_experts > 0 && (moe.k < 1 || moe.k > moe.num_experts)) {
+    throw new InputError('model.moe.k', `must be between 1 and model.moe.num_experts (${moe.num_experts}), got ${moe.k}`);
+  }
+  if (moe && moe.num_experts === 0 && moe.expert_frequency > 0) {
+    throw new InputError('model.moe.expert_frequency', 'must be 0 when model.moe.num_experts is 0');
+  }
+  if (model.num_attention_heads !== undefined) {
+    const kv = model.num_key_value_heads ?? model.num_attention_heads;
+    if (model.num_attention_heads % kv !== 0) {
+      throw new InputError(
+        'model.num_key_value_heads',
+        `must divide model.num_attention_heads (${model.num_attention_heads}), got ${kv}`,
+      );
+    }
+  } else if (model.num_key_value_heads !== undefined) {
+    throw new InputError('model.num_key_value_heads', 'needs model.num_attention_heads');
+  }
+  return model;
+}
+
+export function validateTrainer(raw: unknown): TrainerConfig {
+  return validate(TRAINER_SPEC, raw ?? {}, 'trainer') as unknown as TrainerConfig;
+}
+
+export type { Plain };

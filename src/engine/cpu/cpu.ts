@@ -1,0 +1,38 @@
+import type { Formula } from '../../formulas/types.js';
+import type { GridChunk } from '../../grid/grid.js';
+import type { Engine, EvaluatedChunk } from '../types.js';
+
+/** Rows per chunk on the CPU: large enough to amortise per-chunk work, small enough to stream. */
+const CPU_CHUNK_ROWS = 1 << 16;
+
+/** The reference engine: the formulas of src/model.ts in f64, one row at a time. */
+export class CpuEngine implements Engine {
+  readonly kind = 'cpu' as const;
+  readonly description = `CPU reference (f64), Node ${process.version}`;
+
+  chunkRows(): number {
+    return CPU_CHUNK_ROWS;
+  }
+
+  async *evaluate(formula: Formula, constants: Float64Array, chunks: Iterable<GridChunk>): AsyncGenerator<EvaluatedChunk> {
+    for (const grid of chunks) {
+      yield evaluateChunkOnCpu(formula, constants, grid);
+    }
+  }
+
+  async dispose(): Promise<void> {}
+}
+
+export function inputColumns(formula: Formula, grid: GridChunk, columnNames: readonly string[]): Int32Array[] {
+  return formula.inputs.map((name) => {
+    const index = columnNames.indexOf(name);
+    if (index < 0) throw new Error(`formula ${formula.name} reads grid column ${name}, which the grid lacks`);
+    return grid.columns[index];
+  });
+}
+
+export function evaluateChunkOnCpu(formula: Formula, constants: Float64Array, grid: GridChunk): EvaluatedChunk {
+  const computed = formula.outputs.map(() => new Float64Array(grid.length));
+  formula.evaluate(constants, inputColumns(formula, grid, grid.columnNames), computed, grid.length);
+  return { grid, computed };
+}

@@ -1,0 +1,14 @@
+import { InputError } from '../errors.js';
+import { pocFormula } from './poc.js';
+import type { Formula } from './types.js';
+
+export type { Formula, ResultColumn } from './types.js';
+
+export const FORMULAS: Record<string, Formula> = { poc: pocFormula };
+export const DEFAULT_FORMULA = 'poc';
+
+export function getFormula(name: string): Formula {
+  const formula = FORMULAS[name];
+  if (!formula) throw new InputError('--formula', `unknown formula '${name}' (known: ${Object.keys(FORMULAS).join(', ')})`);
+  return formula;
+}

@@ -1,0 +1,11 @@
+export { sweep, sweepToFiles, prepareSweep, sweepBatches, abortOpenSinks } from './sweep.js';
+export type { SweepOptions, PreparedSweep, SweepStats } from './sweep.js';
+export { loadConfig, parseOverride, listBundled, resolveConfigPath } from './config/load.js';
+export type { LoadedConfig, Override } from './config/load.js';
+export type { ModelConfig, TrainerConfig } from './config/model.js';
+export { SEARCH_KEYS } from './config/space.js';
+export { expandRange } from './config/ranges.js';
+export { FORMULAS, getFormula } from './formulas/index.js';
+export { createEngine } from './engine/index.js';
+export type { Engine, EngineChoice } from './engine/index.js';
+export { InputError, EngineError } from './errors.js';

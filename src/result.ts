@@ -1,0 +1,94 @@
+import {
+  Data,
+  DataType,
+  Dictionary,
+  Field,
+  Float32,
+  Float64,
+  Int32,
+  Int8,
+  makeData,
+  RecordBatch,
+  Schema,
+  Struct,
+  Utf8,
+  vectorFromArray,
+  Vector,
+} from 'apache-arrow';
+import type { EvaluatedChunk } from './engine/types.js';
+import type { Formula, ResultColumn } from './formulas/types.js';
+import type { GridColumnSpec } from './grid/grid.js';
+
+/** Metadata key on float fields whose values the PoC printed as Python floats (so CSV writes `512.0`). */
+export const PY_TYPE_KEY = 'parasweep.py_type';
+
+/**
+ * Turns evaluated chunks into Arrow record batches sharing one schema. Every column is built on the chunk's own
+ * typed arrays (no per-element copy); categorical and constant-string columns are dictionary-encoded with one
+ * dictionary per column for the whole sweep.
+ */
+export class ResultAssembler {
+  readonly schema: Schema;
+  private readonly columns: ResultColumn[];
+  private readonly gridIndex: Map<string, number>;
+  private readonly dictionaries = new Map<string, Vector<Utf8>>();
+
+  constructor(formula: Formula, columns: ResultColumn[], gridColumns: GridColumnSpec[], computedType: 'f64' | 'f32') {
+    this.columns = columns;
+    this.gridIndex = new Map(gridColumns.map((column, i) => [column.name, i]));
+    let dictionaryId = 0;
+    const fields = columns.map((column) => {
+      switch (column.from) {
+        case 'grid': {
+          const spec = gridColumns[this.gridIndex.get(column.column)!];
+          if (spec.labels) {
+            this.dictionaries.set(column.name, vectorFromArray([...spec.labels], new Utf8()));
+            return new Field(column.name, new Dictionary(new Utf8(), new Int32(), dictionaryId++), false);
+          }
+          return new Field(column.name, new Int32(), false);
+        }
+        case 'computed': {
+          const type = computedType === 'f64' ? new Float64() : new Float32();
+          return new Field(column.name, type, false, new Map([[PY_TYPE_KEY, 'float']]));
+        }
+        case 'constant': {
+          if (typeof column.value === 'string') {
+            this.dictionaries.set(column.name, vectorFromArray([column.value], new Utf8()));
+            return new Field(column.name, new Dictionary(new Utf8(), new Int8(), dictionaryId++), false);
+          }
+          return new Field(column.name, new Float64(), false, new Map([[PY_TYPE_KEY, 'float']]));
+        }
+      }
+    });
+    void formula;
+    this.schema = new Schema(fields);
+  }
+
+  batch(chunk: EvaluatedChunk): RecordBatch {
+    const length = chunk.grid.length;
+    const children: Data[] = this.columns.map((column, i) => {
+      const type = this.schema.fields[i].type as DataType;
+      switch (column.from) {
+        case 'grid': {
+          const values = chunk.grid.columns[this.gridIndex.get(column.column)!];
+          const dictionary = this.dictionaries.get(column.name);
+          if (dictionary) return makeData({ type: type as Dictionary, length, data: values, dictionary });
+          return makeData({ type: type as Int32, length, data: values });
+        }
+        case 'computed': {
+          const values = chunk.computed[column.index];
+          return makeData({ type: type as Float64, length, data: values as Float64Array });
+        }
+        case 'constant': {
+          const dictionary = this.dictionaries.get(column.name);
+          if (dictionary) {
+            return makeData({ type: type as Dictionary, length, data: new Int8Array(length), dictionary });
+          }
+          return makeData({ type: type as Float64, length, data: new Float64Array(length).fill(column.value as number) });
+        }
+      }
+    });
+    const struct = makeData({ type: new Struct(this.schema.fields), length, nullCount: 0, children });
+    return new RecordBatch(this.schema, struct);
+  }
+}

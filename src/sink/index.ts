@@ -1,0 +1,34 @@
+import { extname } from 'node:path';
+import type { Schema } from 'apache-arrow';
+import { InputError } from '../errors.js';
+import { ArrowSink } from './arrow.js';
+import { CsvSink } from './csv.js';
+import type { Sink } from './types.js';
+
+export type { Sink } from './types.js';
+
+const FORMATS: Record<string, (path: string, schema: Schema) => Promise<Sink>> = {
+  '.arrow': (path, schema) => ArrowSink.open(path, schema),
+  '.feather': (path, schema) => ArrowSink.open(path, schema),
+  '.ipc': (path, schema) => ArrowSink.open(path, schema),
+  '.arrows': (path, schema) => ArrowSink.open(path, schema, true),
+  '.csv': (path, schema) => CsvSink.open(path, schema),
+};
+
+export const OUTPUT_EXTENSIONS = Object.keys(FORMATS);
+
+/** Checks output paths before any work starts: known extension, no duplicates. */
+export function checkOutputPaths(paths: string[], field = '--out'): void {
+  const seen = new Set<string>();
+  for (const path of paths) {
+    if (!FORMATS[extname(path).toLowerCase()]) {
+      throw new InputError(field, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
+    }
+    if (seen.has(path)) throw new InputError(field, `${path} is named twice`);
+    seen.add(path);
+  }
+}
+
+export async function openSink(path: string, schema: Schema): Promise<Sink> {
+  return FORMATS[extname(path).toLowerCase()](path, schema);
+}
