@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import yargs, { Argv } from 'yargs';
 import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
-import { InputError } from './errors.js';
+import { EngineError, InputError } from './errors.js';
 import { FORMULAS } from './formulas/index.js';
 import { abortOpenSinks, SweepOptions, sweepToFiles } from './sweep.js';
+import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
 
@@ -27,7 +28,16 @@ function withSweepOptions<T>(args: Argv<T>) {
       choices: Object.keys(FORMULAS),
       describe: 'cost formula',
     })
-    .option('engine', { type: 'string', default: 'auto', choices: ['auto', 'gpu', 'cpu'], describe: 'evaluation engine' })
+    .option('engine', {
+      type: 'string',
+      default: 'auto',
+      choices: ['auto', 'gpu', 'cpu'],
+      describe: 'evaluation engine; auto = GPU when an adapter exists, else CPU',
+    })
+    .option('backend', { type: 'string', describe: 'Dawn backend: vulkan, opengles, opengl, metal, d3d12' })
+    .option('adapter', { type: 'string', describe: 'Dawn adapter name, e.g. SwiftShader or llvmpipe' })
+    .option('max-buffer-mib', { type: 'number', default: 8, describe: 'bound on each GPU buffer, MiB' })
+    .option('workgroup-size', { type: 'number', default: 64, describe: 'GPU workgroup size (1-128)' })
     .option('out', { alias: 'o', type: 'string', array: true, describe: 'output file(s); format by extension: .arrow, .arrows, .csv' })
     .option('csv', { type: 'string', describe: 'CSV output path (the PoC\'s columns with --formula poc)' })
     .option('chunk-rows', { type: 'number', describe: 'rows per evaluation chunk (default: what the engine prefers)' })
@@ -48,6 +58,34 @@ function searchFromFlags(argv: Record<string, unknown>): Partial<Record<SearchKe
     if (value !== undefined) search[key] = value;
   }
   return search;
+}
+
+type SweepArgs = ReturnType<typeof withSweepOptions> extends Argv<infer T> ? T : never;
+
+function sweepOptions(args: SweepArgs): SweepOptions {
+  const mib = args['max-buffer-mib'];
+  if (!(mib > 0 && mib <= 1024)) throw new InputError('--max-buffer-mib', `must be between 0 and 1024, got ${mib}`);
+  const workgroupSize = args['workgroup-size'];
+  if (!Number.isInteger(workgroupSize) || workgroupSize < 1 || workgroupSize > 128) {
+    throw new InputError('--workgroup-size', `must be an integer from 1 to 128, got ${workgroupSize}`);
+  }
+  const chunkRows = args['chunk-rows'];
+  if (chunkRows !== undefined && !(Number.isInteger(chunkRows) && chunkRows >= 1)) {
+    throw new InputError('--chunk-rows', `must be a positive integer, got ${chunkRows}`);
+  }
+  return {
+    model: requireModel(args),
+    overrides: args.overrides ?? [],
+    search: searchFromFlags(args as Record<string, unknown>),
+    formula: args.formula,
+    engine: args.engine as SweepOptions['engine'],
+    backend: args.backend,
+    adapter: args.adapter,
+    maxBufferBytes: Math.floor(mib * 1024 * 1024),
+    workgroupSize,
+    chunkRows,
+    notice: (line) => process.stderr.write(`parasweep: ${line}\n`),
+  };
 }
 
 function requireModel(argv: { model?: string }): string {
@@ -90,15 +128,7 @@ export async function main(argv: string[]): Promise<number> {
       async (args) => {
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
         if (outputs.length === 0) outputs.push(DEFAULT_POC_OUTPUT);
-        const options: SweepOptions = {
-          model: requireModel(args),
-          overrides: args.overrides ?? [],
-          search: searchFromFlags(args),
-          formula: args.formula,
-          engine: args.engine as SweepOptions['engine'],
-          chunkRows: args['chunk-rows'],
-          notice: (line) => process.stderr.write(`parasweep: ${line}\n`),
-        };
+        const options = sweepOptions(args);
         const stats = await sweepToFiles(options, outputs);
         if (!args.quiet) {
           process.stderr.write(
@@ -106,6 +136,22 @@ export async function main(argv: string[]): Promise<number> {
               ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
           );
         }
+      },
+    )
+    .command(
+      'check [overrides..]',
+      'run the GPU and CPU engines on the same grid and compare every column',
+      (args) =>
+        withSweepOptions(args).option('rtol', {
+          type: 'number',
+          default: DEFAULT_RTOL,
+          describe: 'largest relative error allowed per value (f32 bound: see docs/precision.md)',
+        }),
+      async (args) => {
+        if (!(args.rtol > 0 && args.rtol < 1)) throw new InputError('--rtol', `must be between 0 and 1, got ${args.rtol}`);
+        const report = await checkEngines({ ...sweepOptions(args), rtol: args.rtol });
+        process.stdout.write(formatCheckReport(report) + '\n');
+        if (!report.ok) exitCode = 1;
       },
     )
     .command(
@@ -134,6 +180,9 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof InputError) {
       process.stderr.write(`parasweep: ${error.message}\n`);
       exitCode = 2;
+    } else if (error instanceof EngineError) {
+      process.stderr.write(`parasweep: ${error.message}\n`);
+      exitCode = 1;
     } else {
       process.stderr.write(`parasweep: error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       exitCode = 1;

@@ -93,7 +93,7 @@ function newStats(engine: Engine): SweepStats {
 /** Runs a sweep and returns the whole result as an Arrow table. For huge grids prefer `sweepToFiles`. */
 export async function sweep(options: SweepOptions): Promise<{ table: Table; stats: SweepStats }> {
   const prepared = prepareSweep(options);
-  const engine = await createEngine(options);
+  const engine = await createEngine(options, prepared.formula);
   const started = performance.now();
   const stats = newStats(engine);
   try {
@@ -122,7 +122,7 @@ export function abortOpenSinks(): void {
 export async function sweepToFiles(options: SweepOptions, paths: string[]): Promise<SweepStats> {
   checkOutputPaths(paths);
   const prepared = prepareSweep(options);
-  const engine = await createEngine(options);
+  const engine = await createEngine(options, prepared.formula);
   const started = performance.now();
   const stats = newStats(engine);
   const sinks: Sink[] = [];

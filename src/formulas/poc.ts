@@ -34,6 +34,7 @@ export const pocFormula: Formula = {
   inputs: POC_INPUTS,
   outputs: POC_OUTPUTS,
   wgslFunction: 'poc_estimate',
+  autoPrefersCpu: "--formula poc reproduces the PoC's f64 numbers; the GPU computes in f32 (use --engine gpu to force it)",
 
   searchDefaults(config) {
     const experts = moeOf(config).num_experts;

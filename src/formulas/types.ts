@@ -21,6 +21,11 @@ export interface Formula {
   readonly inputs: readonly string[];
   /** Columns the kernel computes, in order. */
   readonly outputs: readonly string[];
+  /**
+   * Set when `--engine auto` should use the CPU even with a GPU present, with the reason: the PoC formula exists
+   * to give back the PoC's numbers to 1e-9, which f32 cannot.
+   */
+  readonly autoPrefersCpu?: string;
   /** Name of the WGSL function in shaders/model.wgsl. */
   readonly wgslFunction: string;
   searchDefaults(config: LoadedConfig): Partial<Record<SearchKeyName, unknown>>;

@@ -1,0 +1,138 @@
+import { CpuEngine } from './engine/cpu/cpu.js';
+import { GpuEngine } from './engine/gpu/gpu.js';
+import type { EngineOptions } from './engine/index.js';
+import type { EvaluatedChunk } from './engine/types.js';
+import { EngineError, InputError } from './errors.js';
+import { prepareSweep, SweepOptions } from './sweep.js';
+
+/**
+ * Default tolerance of the cross-check, relative to each CPU value. The GPU computes in f32: every operation
+ * rounds with relative error at most u = 2^-24 ≈ 6.0e-8, and no output column of any formula is more than ~60
+ * roundings deep, so a column built from sums and products of positive terms is off by at most 60·u ≈ 3.6e-6.
+ * 1e-5 leaves a margin of ~3 over that bound (docs/precision.md derives it per column).
+ */
+export const DEFAULT_RTOL = 1e-5;
+
+export interface ColumnError {
+  column: string;
+  maxAbsError: number;
+  maxRelError: number;
+  /** Row (in grid order) with the largest relative error, or -1. */
+  worstRow: number;
+  cpuValue: number;
+  gpuValue: number;
+  ok: boolean;
+}
+
+export interface CheckReport {
+  rows: number;
+  gpu: string;
+  cpu: string;
+  rtol: number;
+  columns: ColumnError[];
+  /** Grid (integer and categorical) columns compared; they must be identical. */
+  gridColumnsIdentical: boolean;
+  ok: boolean;
+}
+
+export interface CheckOptions extends SweepOptions {
+  rtol?: number;
+}
+
+function compareChunk(cpu: EvaluatedChunk, gpu: EvaluatedChunk, errors: ColumnError[], rtol: number): boolean {
+  let gridSame = cpu.grid.length === gpu.grid.length;
+  for (let c = 0; c < cpu.grid.columns.length && gridSame; c++) {
+    const a = cpu.grid.columns[c];
+    const b = gpu.grid.columns[c];
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) gridSame = false;
+  }
+  for (let j = 0; j < errors.length; j++) {
+    const expected = cpu.computed[j];
+    const actual = gpu.computed[j];
+    const error = errors[j];
+    for (let i = 0; i < expected.length; i++) {
+      const want = expected[i];
+      const got = actual[i];
+      const abs = Math.abs(got - want);
+      // A relative error with a zero reference is 0 if both are 0 and infinite otherwise.
+      const rel = abs === 0 ? 0 : want === 0 ? Infinity : abs / Math.abs(want);
+      if (!(abs <= rtol * Math.abs(want))) error.ok = false;
+      if (Number.isNaN(got) !== Number.isNaN(want)) error.ok = false;
+      if (abs > error.maxAbsError) error.maxAbsError = abs;
+      if (rel > error.maxRelError) {
+        error.maxRelError = rel;
+        error.worstRow = cpu.grid.offset + i;
+        error.cpuValue = want;
+        error.gpuValue = got;
+      }
+    }
+  }
+  return gridSame;
+}
+
+/** Runs the same grid through both engines, chunk by chunk, and reports the error of every computed column. */
+export async function checkEngines(options: CheckOptions): Promise<CheckReport> {
+  const rtol = options.rtol ?? DEFAULT_RTOL;
+  if (!(rtol > 0 && rtol < 1)) throw new InputError('--rtol', `must be between 0 and 1 (exclusive), got ${rtol}`);
+  const prepared = prepareSweep(options);
+  const gpu = await GpuEngine.create(gpuOptions(options));
+  if (!gpu) throw new EngineError('check: no WebGPU adapter found, so there is nothing to compare the CPU with');
+  const cpu = new CpuEngine();
+  const { formula, constants, grid } = prepared;
+  const errors: ColumnError[] = formula.outputs.map((column) => ({
+    column,
+    maxAbsError: 0,
+    maxRelError: 0,
+    worstRow: -1,
+    cpuValue: NaN,
+    gpuValue: NaN,
+    ok: true,
+  }));
+  let rows = 0;
+  let gridSame = true;
+  try {
+    const chunkRows = options.chunkRows ?? gpu.chunkRows(formula);
+    const cpuChunks = cpu.evaluate(formula, constants, grid.chunks(chunkRows));
+    for await (const gpuChunk of gpu.evaluate(formula, constants, grid.chunks(chunkRows))) {
+      const cpuChunk = (await cpuChunks.next()).value as EvaluatedChunk;
+      gridSame = compareChunk(cpuChunk, gpuChunk, errors, rtol) && gridSame;
+      rows += gpuChunk.grid.length;
+    }
+  } finally {
+    await gpu.dispose();
+  }
+  if (rows === 0) throw new InputError('search space', `no valid config for --formula ${formula.name}`);
+  return {
+    rows,
+    gpu: gpu.description,
+    cpu: cpu.description,
+    rtol,
+    columns: errors,
+    gridColumnsIdentical: gridSame,
+    ok: gridSame && errors.every((e) => e.ok),
+  };
+}
+
+function gpuOptions(options: EngineOptions) {
+  return {
+    backend: options.backend,
+    adapter: options.adapter,
+    maxBufferBytes: options.maxBufferBytes,
+    workgroupSize: options.workgroupSize,
+    fallbackToCpu: false,
+  };
+}
+
+export function formatCheckReport(report: CheckReport): string {
+  const lines = [
+    `cross-check of ${report.rows} configs: ${report.gpu} against ${report.cpu}, tolerance ${report.rtol} relative`,
+    `${'column'.padEnd(42)} ${'max abs error'.padStart(14)} ${'max rel error'.padStart(14)}  result`,
+  ];
+  for (const e of report.columns) {
+    const where = e.ok ? 'ok' : `FAIL (row ${e.worstRow}: cpu ${e.cpuValue}, gpu ${e.gpuValue})`;
+    lines.push(`${e.column.padEnd(42)} ${e.maxAbsError.toExponential(3).padStart(14)} ${e.maxRelError.toExponential(3).padStart(14)}  ${where}`);
+  }
+  lines.push(`integer and categorical columns: ${report.gridColumnsIdentical ? 'identical' : 'DIFFER'}`);
+  lines.push(report.ok ? 'check passed' : 'check FAILED');
+  return lines.join('\n');
+}

@@ -1,0 +1,94 @@
+import { createRequire } from 'node:module';
+import { EngineError } from '../../errors.js';
+
+export interface GpuDeviceOptions {
+  /** Dawn backend: vulkan, opengles, opengl, metal, d3d12, null. Default: Dawn's choice. */
+  backend?: string;
+  /** Dawn adapter name (substring), e.g. "SwiftShader" or "llvmpipe". */
+  adapter?: string;
+  /** Largest storage buffer the engine will bind; the device is asked for at least this. */
+  maxBufferBytes: number;
+}
+
+export interface GpuDevice {
+  device: GPUDevice;
+  description: string;
+  /** Set once the device is lost or reports an uncaptured error; checked after every chunk. */
+  failure(): Error | undefined;
+  destroy(): void;
+}
+
+type WebGpuModule = { create(options: string[]): GPU; globals: Record<string, unknown> };
+
+let webgpu: WebGpuModule | undefined;
+
+function loadWebGpu(): WebGpuModule {
+  if (!webgpu) {
+    const require = createRequire(import.meta.url);
+    webgpu = require('webgpu') as WebGpuModule;
+    // Dawn's classes (GPUBufferUsage, GPUMapMode, ...) as globals, as in a browser.
+    Object.assign(globalThis, webgpu.globals);
+  }
+  return webgpu;
+}
+
+function dawnOptions(options: GpuDeviceOptions): string[] {
+  const out: string[] = [];
+  const backend = options.backend ?? process.env.PARASWEEP_GPU_BACKEND;
+  const adapter = options.adapter ?? process.env.PARASWEEP_GPU_ADAPTER;
+  if (backend) out.push(`backend=${backend}`);
+  if (adapter) out.push(`adapter=${adapter}`);
+  return out;
+}
+
+/**
+ * Finds an adapter and opens a device. Returns undefined when there is no adapter at all (a machine without any
+ * GPU or software rasteriser); throws EngineError when there is one but it cannot be used.
+ */
+export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevice | undefined> {
+  let gpu: GPU | undefined;
+  try {
+    gpu = loadWebGpu().create(dawnOptions(options));
+  } catch (error) {
+    // Dawn throws here for an unknown backend or adapter name, listing the available ones.
+    throw new EngineError(`cannot start WebGPU: ${(error as Error).message.split('\n').join(' ')}`);
+  }
+  // Compatibility mode runs on GL ES and software Vulkan alike, and its limits are all this engine needs.
+  let adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
+  adapter ??= await gpu.requestAdapter();
+  if (!adapter) return undefined;
+  if (options.maxBufferBytes > adapter.limits.maxStorageBufferBindingSize) {
+    throw new EngineError(
+      `--max-buffer-mib: the adapter binds at most ${adapter.limits.maxStorageBufferBindingSize} bytes per storage buffer`,
+    );
+  }
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: Math.max(options.maxBufferBytes, 1 << 20),
+      maxBufferSize: Math.max(options.maxBufferBytes, 1 << 20),
+    },
+  });
+  let failure: Error | undefined;
+  let destroyed = false;
+  device.lost.then((info) => {
+    if (!destroyed) failure ??= new EngineError(`GPU device lost (${info.reason}): ${info.message}`);
+  });
+  device.addEventListener('uncapturederror', (event) => {
+    const error = (event as GPUUncapturedErrorEvent).error;
+    failure ??= new EngineError(`GPU error: ${error.message}`);
+  });
+  const info = adapter.info;
+  const description =
+    [info.description, info.device, info.vendor].filter((part) => part && part.length > 0).join(', ') || 'unknown adapter';
+  return {
+    device,
+    description: `WebGPU: ${description}`,
+    failure: () => failure,
+    destroy() {
+      destroyed = true;
+      device.destroy();
+      // dawn.node keeps the process alive while the GPU object is referenced; dropping it lets Node exit.
+      gpu = undefined;
+    },
+  };
+}
