@@ -4,8 +4,8 @@ import yargs, { Argv } from 'yargs';
 import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
 import { EngineError, InputError } from './errors.js';
-import { FORMULAS } from './formulas/index.js';
-import { abortOpenSinks, SweepOptions, sweepToFiles } from './sweep.js';
+import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
+import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, SweepOptions, sweepToFiles } from './sweep.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
@@ -24,10 +24,12 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('model', { alias: ['m', 'config-name'], type: 'string', describe: 'bundled model name or model YAML path' })
     .option('formula', {
       type: 'string',
-      default: 'poc',
+      default: DEFAULT_FORMULA,
       choices: Object.keys(FORMULAS),
-      describe: 'cost formula',
+      describe: "cost formula: full (memory by component, every dimension) or poc (the PoC's estimate and columns)",
     })
+    .option('hardware', { type: 'string', default: DEFAULT_HARDWARE, describe: 'bundled hardware name or YAML path' })
+    .option('headroom', { type: 'number', default: DEFAULT_HEADROOM, describe: 'memory kept free: fits when total x (1 + headroom) <= memory' })
     .option('engine', {
       type: 'string',
       default: 'auto',
@@ -78,6 +80,8 @@ function sweepOptions(args: SweepArgs): SweepOptions {
     overrides: args.overrides ?? [],
     search: searchFromFlags(args as Record<string, unknown>),
     formula: args.formula,
+    hardware: args.hardware,
+    headroom: args.headroom,
     engine: args.engine as SweepOptions['engine'],
     backend: args.backend,
     adapter: args.adapter,

@@ -177,3 +177,416 @@ export function pocEstimate(
   out[12] = mlp_activation / MIB;
   out[13] = moe_activation / MIB;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// --formula full: the memory of the most loaded GPU, by component, for every parallelism dimension.
+// docs/memory-model.md derives each term; the comments here say only why a term has its form.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Model, trainer and hardware constants of the full formula, in uniform order. Flags are 0/1. */
+export const FULL_CONSTANTS = [
+  'hidden_size',
+  'num_layers',
+  'num_attention_heads',
+  'num_query_groups',
+  'kv_channels',
+  'ffn_hidden_size',
+  'vocab_size',
+  'vocab_divisor',
+  'gated_mlp',
+  'norm_params',
+  'bias',
+  'learned_positions',
+  'untied_embeddings',
+  'dropout',
+  'mla',
+  'q_lora_rank',
+  'kv_lora_rank',
+  'qk_head_dim',
+  'qk_pos_emb_head_dim',
+  'v_head_dim',
+  'num_experts',
+  'moe_k',
+  'moe_ffn_hidden_size',
+  'first_k_dense_layers',
+  'moe_layer_freq',
+  'num_shared_experts',
+  'shared_expert_ffn_hidden_size',
+  'capacity_factor',
+  'mtp_num_layers',
+  'param_bytes',
+  'grad_bytes',
+  'optimizer_state_bytes',
+  'master_bytes',
+  'flash_attention',
+  'memory_gib',
+  'headroom',
+] as const;
+
+export type FullConstants = Record<(typeof FULL_CONSTANTS)[number], number>;
+
+/** Grid columns the full formula reads, in argument order. Categorical columns hold indices (see space.ts). */
+export const FULL_INPUTS = [
+  'ngpus',
+  'seq_length',
+  'global_batch_size',
+  'tp',
+  'pp',
+  'vpp',
+  'schedule',
+  'cp',
+  'ep',
+  'etp',
+  'dp',
+  'edp',
+  'zero',
+  'sp',
+  'recompute',
+  'offload',
+  'mbs',
+  'num_microbatches',
+] as const;
+
+/** Columns the full formula computes, in order. */
+export const FULL_OUTPUTS = [
+  'params_total',
+  'params_active',
+  'params_gpu',
+  'weights_gib',
+  'grads_gib',
+  'optimizer_gib',
+  'activations_gib',
+  'logits_gib',
+  'total_gib',
+  'offloaded_gib',
+  'heaviest_stage',
+  'inflight_microbatches',
+  'fits',
+] as const;
+
+/** Codes of the categorical grid columns, as in SCHEDULES, RECOMPUTE_MODES and OFFLOAD_MODES. */
+export const SCHEDULE_1F1B = 0;
+export const SCHEDULE_INTERLEAVED = 1;
+export const SCHEDULE_GPIPE = 2;
+export const RECOMPUTE_NONE = 0;
+export const RECOMPUTE_SELECTIVE = 1;
+export const RECOMPUTE_FULL = 2;
+export const OFFLOAD_NONE = 0;
+export const OFFLOAD_OPTIMIZER = 1;
+export const OFFLOAD_OPTIMIZER_CPU_STEP = 2;
+
+/** Vocabulary padded as Megatron pads it: to a multiple of make_vocab_size_divisible_by × TP. */
+export function padded_vocab(c: FullConstants, tp: number): number {
+  const multiple = c.vocab_divisor * tp;
+  return Math.ceil(c.vocab_size / multiple) * multiple;
+}
+
+/** Parameters of one attention block (projections and their biases), unsharded. */
+export function attention_params(c: FullConstants): number {
+  const h = c.hidden_size;
+  const a = c.num_attention_heads;
+  if (c.mla === 1) {
+    const qk = c.qk_head_dim + c.qk_pos_emb_head_dim;
+    // Queries: low-rank down/up projections with a norm between them, or a plain projection.
+    const q = c.q_lora_rank > 0 ? h * c.q_lora_rank + c.q_lora_rank + c.q_lora_rank * a * qk : h * a * qk;
+    // Keys/values: one shared down projection (plus the decoupled rope key), a norm, and the up projection.
+    const kv =
+      h * (c.kv_lora_rank + c.qk_pos_emb_head_dim) + c.kv_lora_rank + c.kv_lora_rank * a * (c.qk_head_dim + c.v_head_dim);
+    const o = a * c.v_head_dim * h;
+    return q + kv + o;
+  }
+  const d = c.kv_channels;
+  const g = c.num_query_groups;
+  const projections = h * d * (a + 2 * g) + a * d * h;
+  return projections + c.bias * (a * d + 2 * g * d + h);
+}
+
+/** Parameters of one MLP with FFN size `f`: three matrices when gated, two otherwise. */
+export function mlp_params(c: FullConstants, f: number): number {
+  const h = c.hidden_size;
+  const matrices = c.gated_mlp === 1 ? 3 : 2;
+  return matrices * h * f + c.bias * ((matrices - 1) * f + h);
+}
+
+/** MoE layers among the first `x` transformer layers: the first k are dense, then every 1/freq-th is MoE. */
+export function moe_layers_before(c: FullConstants, x: number): number {
+  if (c.num_experts === 0) return 0;
+  return Math.floor(Math.max(0, x - c.first_k_dense_layers) * c.moe_layer_freq);
+}
+
+/**
+ * First layer of stage `i` under the uneven split: every stage gets floor(L/p) layers and the L mod p extra ones
+ * go to the middle stages first (1, 2, ...), then the last. Stage 0, which also holds the embedding and the most
+ * in-flight micro-batches, never gets an extra layer.
+ */
+export function stage_first_layer(c: FullConstants, pp: number, i: number): number {
+  const base = Math.floor(c.num_layers / pp);
+  const extra = c.num_layers - base * pp;
+  if (i === 0) return 0;
+  return i * base + Math.min(i - 1, extra);
+}
+
+export function stage_layers(c: FullConstants, pp: number, i: number): number {
+  const end = i === pp - 1 ? c.num_layers : stage_first_layer(c, pp, i + 1);
+  return end - stage_first_layer(c, pp, i);
+}
+
+/** Micro-batches whose activations stage `i` holds at its peak, as a multiple of one stage's worth. */
+export function inflight_microbatches(pp: number, vpp: number, schedule: number, m: number, i: number): number {
+  if (pp === 1) return 1;
+  if (schedule === SCHEDULE_GPIPE) return m;
+  if (schedule === SCHEDULE_INTERLEAVED) {
+    // Warm-up of the interleaved schedule: 2(p-i-1) + (v-1)p + 1 model chunks, each 1/v of the stage.
+    return Math.min((2 * (pp - i - 1) + (vpp - 1) * pp + 1) / vpp, m);
+  }
+  return Math.min(pp - i, m);
+}
+
+/**
+ * Activation bytes of one transformer layer for one micro-batch, after the recompute policy. This is
+ * Korthikanti et al. 2022, Table 2, generalised: with GeLU, a 4h MLP, no GQA, dropout and no flash attention it is
+ * exactly sbh(34 + 5as/h) unsharded, sbh(10 + 24/t + 5as/(ht)) with TP, sbh(34/t + 5as/(ht)) with TP+SP,
+ * sbh(34/t) with TP+SP+selective, and 2sbh with full recompute.
+ */
+export function layer_activation_bytes(
+  c: FullConstants,
+  moe_layer: number,
+  s: number,
+  s_kv: number,
+  b: number,
+  tp: number,
+  sp: number,
+  etp: number,
+  recompute: number,
+): number {
+  const h = c.hidden_size;
+  const a = c.num_attention_heads;
+  const sbh = s * b * h;
+  // Tensors outside the TP regions: replicated on every TP rank unless sequence parallel shards them.
+  const t_rep = sp === 1 ? tp : 1;
+  if (recompute === RECOMPUTE_FULL) return (2 * sbh) / t_rep;
+
+  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
+  const k_dim = c.mla === 1 ? q_dim : c.num_query_groups * c.kv_channels;
+  const v_dim = c.mla === 1 ? a * c.v_head_dim : c.num_query_groups * c.kv_channels;
+  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+
+  // Attention block: norm input, QKV input, Q, K, V, the core, the output projection's input, the dropout mask.
+  const attention_norm_input = (2 * sbh) / t_rep;
+  const qkv_input = (2 * sbh) / t_rep;
+  const mla_latents = c.mla === 1 ? (2 * s * b * (2 * c.q_lora_rank + 2 * c.kv_lora_rank + c.qk_pos_emb_head_dim)) / t_rep : 0;
+  const qkv = (2 * s * b * (q_dim + k_dim + v_dim)) / tp;
+  // The s x s scores: softmax output (2 bytes), and with dropout its mask (1) and output (2). Flash attention keeps
+  // only the fp32 log-sum-exp per query and head; selective recompute keeps nothing of the core.
+  const core_full = ((c.dropout === 1 ? 5 : 2) * a * s * s_kv * b) / tp;
+  const core_flash = (4 * a * s * b) / tp;
+  const attention_core = recompute === RECOMPUTE_SELECTIVE ? 0 : c.flash_attention === 1 ? core_flash : core_full;
+  const projection_input = (2 * s * b * o_dim) / tp;
+  const attention_dropout_mask = (c.dropout * sbh) / t_rep;
+  const attention = attention_norm_input + qkv_input + mla_latents + qkv + attention_core + projection_input + attention_dropout_mask;
+
+  // MLP block: norm input, first linear's input, the activation's input (two halves when gated), second linear's
+  // input, dropout mask.
+  const mlp_norm_input = (2 * sbh) / t_rep;
+  const fc1_input = (2 * sbh) / t_rep;
+  const mlp_dropout_mask = (c.dropout * sbh) / t_rep;
+  const act_width = c.gated_mlp === 1 ? 2 : 1;
+  let mlp: number;
+  if (moe_layer === 1) {
+    // Tokens this rank sends to experts; the all-to-all brings back as many on average, times the imbalance.
+    const routed_tokens = (s * b * c.moe_k * c.capacity_factor) / t_rep;
+    const router_probs = (4 * s * b * c.num_experts) / t_rep;
+    const f_e = c.moe_ffn_hidden_size;
+    const experts = routed_tokens * (2 * h + (2 * act_width * f_e) / etp + (2 * f_e) / etp + 2 * h);
+    const f_s = c.shared_expert_ffn_hidden_size * c.num_shared_experts;
+    const shared_experts = (s * b * (2 * act_width * f_s + 2 * f_s)) / tp;
+    mlp = mlp_norm_input + fc1_input + router_probs + experts + shared_experts + mlp_dropout_mask;
+  } else {
+    const f = c.ffn_hidden_size;
+    mlp = mlp_norm_input + fc1_input + (s * b * (2 * act_width * f + 2 * f)) / tp + mlp_dropout_mask;
+  }
+  return attention + mlp;
+}
+
+/** Memory of one pipeline stage's GPU, bytes, by component. */
+export interface StageMemory {
+  params_gpu: number;
+  weights: number;
+  grads: number;
+  optimizer: number;
+  activations: number;
+  logits: number;
+  total: number;
+  offloaded: number;
+  inflight: number;
+}
+
+/** One row of the full formula's grid, as numbers (categorical columns as their codes). */
+export interface FullRow {
+  ngpus: number;
+  seq_length: number;
+  global_batch_size: number;
+  tp: number;
+  pp: number;
+  vpp: number;
+  schedule: number;
+  cp: number;
+  ep: number;
+  etp: number;
+  dp: number;
+  edp: number;
+  zero: number;
+  sp: number;
+  recompute: number;
+  offload: number;
+  mbs: number;
+  num_microbatches: number;
+}
+
+/** Memory on a GPU of pipeline stage `i`. */
+export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemory {
+  const h = c.hidden_size;
+  const tp = r.tp;
+  const pp = r.pp;
+  const vocab = padded_vocab(c, tp);
+  const has_moe = c.num_experts > 0 ? 1 : 0;
+  const is_first = i === 0 ? 1 : 0;
+  const is_last = i === pp - 1 ? 1 : 0;
+
+  // Layers of this stage, and how many of them are MoE layers.
+  const first_layer = stage_first_layer(c, pp, i);
+  const layers = stage_layers(c, pp, i);
+  const moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
+  const dense = layers - moe;
+  const mtp = is_last * c.mtp_num_layers;
+
+  // Parameters on this GPU: matrices sharded by TP (experts by EP and expert-TP), norms and router replicated.
+  const norm = c.norm_params * h;
+  const attention_gpu = attention_params(c) / tp;
+  const dense_layer_gpu = attention_gpu + mlp_params(c, c.ffn_hidden_size) / tp + 2 * norm;
+  const moe_layer_dense_gpu =
+    attention_gpu + 2 * norm + h * c.num_experts + (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / tp;
+  const expert_layer_gpu = ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp;
+  const embedding_gpu = (vocab * h) / tp + c.learned_positions * r.seq_length * h;
+  // The last stage holds the output layer: its own matrix when untied, a synchronised copy when tied and pp > 1.
+  const output_gpu = c.untied_embeddings === 1 || pp > 1 ? (vocab * h) / tp : 0;
+  const mtp_dense_gpu = (has_moe === 1 ? moe_layer_dense_gpu : dense_layer_gpu) + (2 * h * h) / tp + 2 * norm;
+  const dense_params =
+    dense * dense_layer_gpu +
+    moe * moe_layer_dense_gpu +
+    is_first * embedding_gpu +
+    is_last * (norm + output_gpu) +
+    mtp * mtp_dense_gpu;
+  const expert_params = (moe + mtp * has_moe) * expert_layer_gpu;
+
+  // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP.
+  const dense_shards = r.dp * r.cp;
+  const expert_shards = r.edp;
+  const weight_shards_dense = r.zero >= 3 ? dense_shards : 1;
+  const weight_shards_expert = r.zero >= 3 ? expert_shards : 1;
+  const grad_shards_dense = r.zero >= 2 ? dense_shards : 1;
+  const grad_shards_expert = r.zero >= 2 ? expert_shards : 1;
+  const state_shards_dense = r.zero >= 1 ? dense_shards : 1;
+  const state_shards_expert = r.zero >= 1 ? expert_shards : 1;
+  // ZeRO-3 gathers the current layer and prefetches the next one.
+  const largest_layer_gpu = Math.max(dense_layer_gpu, has_moe * (moe_layer_dense_gpu + expert_layer_gpu));
+  const zero3_gathered = r.zero >= 3 ? 2 * largest_layer_gpu * c.param_bytes : 0;
+  const weights =
+    (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
+  const grads = (dense_params * c.grad_bytes) / grad_shards_dense + (expert_params * c.grad_bytes) / grad_shards_expert;
+  const state_bytes = 2 * c.optimizer_state_bytes + c.master_bytes;
+  const optimizer_all = (dense_params * state_bytes) / state_shards_dense + (expert_params * state_bytes) / state_shards_expert;
+  const optimizer = r.offload === OFFLOAD_NONE ? optimizer_all : 0;
+  const offloaded = r.offload === OFFLOAD_NONE ? 0 : optimizer_all;
+
+  // Activations: one micro-batch of this stage's layers, times the micro-batches in flight.
+  const s = r.seq_length / r.cp;
+  const b = r.mbs;
+  const t_rep = r.sp === 1 ? tp : 1;
+  const dense_layer_act = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, r.recompute);
+  const moe_layer_act = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, r.recompute);
+  const mtp_layer_act = has_moe === 1 ? moe_layer_act : dense_layer_act;
+  // The first stage also keeps the token ids (int64) and the embedding's dropout mask of every micro-batch.
+  const embedding_act = is_first * ((8 * s * b + c.dropout * s * b * h) / t_rep);
+  const microbatch_act = dense * dense_layer_act + moe * moe_layer_act + mtp * mtp_layer_act + embedding_act;
+  const inflight = inflight_microbatches(pp, r.vpp, r.schedule, r.num_microbatches, i);
+  // Full recompute rebuilds one layer at a time in the backward pass: one layer's full activations on top.
+  const rebuilt_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
+  const rebuilt_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
+  const rebuilt = r.recompute === RECOMPUTE_FULL ? Math.max(dense > 0 ? rebuilt_dense : 0, moe > 0 ? rebuilt_moe : 0) : 0;
+  const activations = inflight * microbatch_act + rebuilt;
+  // The last stage's loss: the output layer's fp32 input and the fp32 logits, vocab-parallel over TP.
+  const logits = is_last * (1 + c.mtp_num_layers) * ((4 * s * b * h) / t_rep + (4 * s * b * vocab) / tp);
+
+  // Peak over the two phases: forward/backward, and the optimizer step when the states come back from the host.
+  const forward_backward = weights + grads + optimizer + activations + logits;
+  const step = r.offload === OFFLOAD_OPTIMIZER ? weights + grads + optimizer_all : 0;
+  const total = Math.max(forward_backward, step);
+  return {
+    params_gpu: dense_params + expert_params,
+    weights,
+    grads,
+    optimizer,
+    activations,
+    logits,
+    total,
+    offloaded,
+    inflight,
+  };
+}
+
+/** Parameters of the whole model, and those active per token (routed experts counted k of E). */
+export function model_params(c: FullConstants, tp: number, seq_length: number, active_only: number): number {
+  const h = c.hidden_size;
+  const vocab = padded_vocab(c, tp);
+  const norm = c.norm_params * h;
+  const moe_layers = moe_layers_before(c, c.num_layers);
+  const dense_layers = c.num_layers - moe_layers;
+  const experts_counted = active_only === 1 ? c.moe_k : c.num_experts;
+  const dense_layer = attention_params(c) + mlp_params(c, c.ffn_hidden_size) + 2 * norm;
+  const moe_layer =
+    attention_params(c) +
+    2 * norm +
+    h * c.num_experts +
+    c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size) +
+    experts_counted * mlp_params(c, c.moe_ffn_hidden_size);
+  const embeddings = vocab * h * (1 + c.untied_embeddings) + c.learned_positions * seq_length * h;
+  return dense_layers * dense_layer + moe_layers * moe_layer + embeddings + norm;
+}
+
+/**
+ * The full formula for one grid row: the heaviest of the first stage (embedding, most micro-batches in flight),
+ * the second (the first to get an extra layer of an uneven split) and the last (output layer and loss).
+ */
+export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): void {
+  let heaviest = stage_memory(c, r, 0);
+  let heaviest_stage = 0;
+  if (r.pp > 2) {
+    const second = stage_memory(c, r, 1);
+    if (second.total > heaviest.total) {
+      heaviest = second;
+      heaviest_stage = 1;
+    }
+  }
+  if (r.pp > 1) {
+    const last = stage_memory(c, r, r.pp - 1);
+    if (last.total > heaviest.total) {
+      heaviest = last;
+      heaviest_stage = r.pp - 1;
+    }
+  }
+  const total_gib = heaviest.total / GIB;
+  out[0] = model_params(c, r.tp, r.seq_length, 0);
+  out[1] = model_params(c, r.tp, r.seq_length, 1);
+  out[2] = heaviest.params_gpu;
+  out[3] = heaviest.weights / GIB;
+  out[4] = heaviest.grads / GIB;
+  out[5] = heaviest.optimizer / GIB;
+  out[6] = heaviest.activations / GIB;
+  out[7] = heaviest.logits / GIB;
+  out[8] = total_gib;
+  out[9] = heaviest.offloaded / GIB;
+  out[10] = heaviest_stage;
+  out[11] = heaviest.inflight;
+  out[12] = total_gib * (1 + c.headroom) <= c.memory_gib ? 1 : 0;
+}

@@ -1,4 +1,5 @@
 import {
+  Bool,
   Data,
   DataType,
   Dictionary,
@@ -27,6 +28,12 @@ export const PY_TYPE_KEY = 'parasweep.py_type';
  * typed arrays (no per-element copy); categorical and constant-string columns are dictionary-encoded with one
  * dictionary per column for the whole sweep.
  */
+function packBits(values: ArrayLike<number>): Uint8Array {
+  const bits = new Uint8Array(Math.ceil(values.length / 8));
+  for (let i = 0; i < values.length; i++) if (values[i] !== 0) bits[i >> 3] |= 1 << (i & 7);
+  return bits;
+}
+
 export class ResultAssembler {
   readonly schema: Schema;
   private readonly columns: ResultColumn[];
@@ -48,6 +55,8 @@ export class ResultAssembler {
           return new Field(column.name, new Int32(), false);
         }
         case 'computed': {
+          if (column.kind === 'int') return new Field(column.name, new Int32(), false);
+          if (column.kind === 'bool') return new Field(column.name, new Bool(), false);
           const type = computedType === 'f64' ? new Float64() : new Float32();
           return new Field(column.name, type, false, new Map([[PY_TYPE_KEY, 'float']]));
         }
@@ -77,6 +86,10 @@ export class ResultAssembler {
         }
         case 'computed': {
           const values = chunk.computed[column.index];
+          // Integer and boolean results are computed as floats (WGSL writes one f32 buffer); they are exact small
+          // integers, converted here.
+          if (column.kind === 'int') return makeData({ type: type as Int32, length, data: Int32Array.from(values) });
+          if (column.kind === 'bool') return makeData({ type: type as Bool, length, data: packBits(values) });
           return makeData({ type: type as Float64, length, data: values as Float64Array });
         }
         case 'constant': {

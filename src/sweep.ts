@@ -4,6 +4,11 @@ import { ParsedDimension, resolveSearchSpace, SearchKeyName } from './config/spa
 import { createEngine, Engine, EngineOptions } from './engine/index.js';
 import { InputError } from './errors.js';
 import { DEFAULT_FORMULA, Formula, getFormula } from './formulas/index.js';
+import type { SweepContext } from './formulas/types.js';
+import { loadHardware } from './config/hardware.js';
+
+export const DEFAULT_HARDWARE = 'h100-sxm-80gb';
+export const DEFAULT_HEADROOM = 0.1;
 import { GridPlan } from './grid/grid.js';
 import { ResultAssembler } from './result.js';
 import { checkOutputPaths, openSink, Sink } from './sink/index.js';
@@ -15,14 +20,19 @@ export interface SweepOptions extends EngineOptions {
   overrides?: string[];
   /** Search ranges from flags; they win over the config file and the overrides. */
   search?: Partial<Record<SearchKeyName, unknown>>;
-  /** Cost formula: `poc` (the PoC's estimate). */
+  /** Cost formula: `full` (default: memory, by component, every dimension) or `poc` (the PoC's estimate). */
   formula?: string;
+  /** Bundled hardware name or YAML path (default h100-sxm-80gb). */
+  hardware?: string;
+  /** Fraction of GPU memory kept free when deciding `fits` (default 0.1). */
+  headroom?: number;
   /** Rows per chunk; defaults to what the engine prefers. */
   chunkRows?: number;
 }
 
 /** A validated sweep, ready to run: nothing has been evaluated or written yet. */
 export interface PreparedSweep {
+  context: SweepContext;
   config: LoadedConfig;
   formula: Formula;
   constants: Float64Array;
@@ -44,10 +54,14 @@ export function prepareSweep(options: SweepOptions): PreparedSweep {
   const formula = getFormula(options.formula ?? DEFAULT_FORMULA);
   const overrides = (options.overrides ?? []).map(parseOverride);
   const config = loadConfig(options.model, overrides);
-  const space = resolveSearchSpace(formula.name, formula.searchDefaults(config), config.search, options.search ?? {});
-  const constants = formula.packConstants(config);
-  const grid = formula.buildGrid(config, space);
-  return { config, formula, constants, space, grid };
+  const headroom = options.headroom ?? DEFAULT_HEADROOM;
+  if (!(headroom >= 0 && headroom < 10)) throw new InputError('--headroom', `must be between 0 and 10, got ${headroom}`);
+  const hardware = loadHardware(options.hardware ?? DEFAULT_HARDWARE);
+  const context: SweepContext = { config, hardware, headroom };
+  const space = resolveSearchSpace(formula.name, formula.searchDefaults(context), config.search, options.search ?? {});
+  const constants = formula.packConstants(context);
+  const grid = formula.buildGrid(context, space);
+  return { context, config, formula, constants, space, grid };
 }
 
 function emptyGridError(prepared: PreparedSweep): InputError {
@@ -70,10 +84,10 @@ export async function* sweepBatches(
   stats: SweepStats,
   chunkRows?: number,
 ): AsyncGenerator<RecordBatch> {
-  const { formula, grid, config, constants } = prepared;
+  const { formula, grid, context, constants } = prepared;
   const assembler = new ResultAssembler(
     formula,
-    formula.resultColumns(config),
+    formula.resultColumns(context),
     grid.columns,
     engine.kind === 'cpu' ? 'f64' : 'f32',
   );

@@ -57,6 +57,8 @@ export interface ModelConfig {
   position_embedding_type: 'rope' | 'learned_absolute';
   make_vocab_size_divisible_by: number;
   add_bias_linear: boolean;
+  /** Whether dropout masks are stored (Megatron's default 0.1 dropout); Llama-style models train without. */
+  dropout: boolean;
   moe?: MoeConfig;
   mla?: MlaConfig;
   mtp_num_layers: number;
@@ -68,6 +70,8 @@ export interface TrainerConfig {
   grad_dtype: Dtype;
   optimizer_state_dtype: Dtype;
   master_weights: boolean;
+  /** Master weights' dtype: float32 normally, bfloat16 with fp8 weights. */
+  master_dtype: Dtype;
   flash_attention: boolean;
 }
 
@@ -99,6 +103,7 @@ export const MODEL_SPEC: FieldSpec = {
     position_embedding_type: { kind: 'enum', values: ['rope', 'learned_absolute'], default: 'rope' },
     make_vocab_size_divisible_by: positiveInt({ default: 128 }),
     add_bias_linear: { kind: 'bool', default: false },
+    dropout: { kind: 'bool', default: true },
     moe: {
       kind: 'object',
       optional: true,
@@ -141,6 +146,7 @@ export const TRAINER_SPEC: FieldSpec = {
     grad_dtype: dtype('float32'),
     optimizer_state_dtype: dtype('float32'),
     master_weights: { kind: 'bool', default: true },
+    master_dtype: dtype('float32'),
     flash_attention: { kind: 'bool', default: true },
   },
 };

@@ -36,7 +36,7 @@ export const pocFormula: Formula = {
   wgslFunction: 'poc_estimate',
   autoPrefersCpu: "--formula poc reproduces the PoC's f64 numbers; the GPU computes in f32 (use --engine gpu to force it)",
 
-  searchDefaults(config) {
+  searchDefaults({ config }) {
     const experts = moeOf(config).num_experts;
     // The PoC's default space, with ep as powers of two below 2^bit_length(num_experts).
     const ep: number[] = [];
@@ -52,7 +52,7 @@ export const pocFormula: Formula = {
     };
   },
 
-  packConstants(config) {
+  packConstants({ config }) {
     const { model } = config;
     const moe = moeOf(config);
     const psi = psiTable(config);
@@ -84,7 +84,7 @@ export const pocFormula: Formula = {
     return Float64Array.from(POC_CONSTANTS, (name) => c[name]);
   },
 
-  buildGrid(config, space) {
+  buildGrid({ config }, space) {
     const { model } = config;
     const experts = moeOf(config).num_experts;
     const values = (key: SearchKeyName) => Int32Array.from(space.get(key)!.values);
@@ -127,7 +127,7 @@ export const pocFormula: Formula = {
     ]);
   },
 
-  resultColumns(config) {
+  resultColumns({ config }) {
     const computed = (name: string): ResultColumn => ({ name, from: 'computed', index: POC_OUTPUTS.indexOf(name as never) });
     const grid = (name: string): ResultColumn => ({ name, from: 'grid', column: name });
     return [

@@ -1,11 +1,20 @@
+import type { HardwareConfig } from '../config/hardware.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ParsedDimension, SearchKeyName } from '../config/space.js';
 import type { GridPlan } from '../grid/grid.js';
 
+/** Everything a formula reads besides the grid: the model and trainer config, the hardware, the options. */
+export interface SweepContext {
+  config: LoadedConfig;
+  hardware: HardwareConfig;
+  /** Fraction of memory kept free: a config fits when total x (1 + headroom) <= memory. */
+  headroom: number;
+}
+
 /** Where a result column comes from: the grid, the engine, or a per-sweep constant. */
 export type ResultColumn =
   | { name: string; from: 'grid'; column: string }
-  | { name: string; from: 'computed'; index: number }
+  | { name: string; from: 'computed'; index: number; kind?: 'float' | 'int' | 'bool' }
   | { name: string; from: 'constant'; value: string | number };
 
 /**
@@ -28,12 +37,17 @@ export interface Formula {
   readonly autoPrefersCpu?: string;
   /** Name of the WGSL function in shaders/model.wgsl. */
   readonly wgslFunction: string;
-  searchDefaults(config: LoadedConfig): Partial<Record<SearchKeyName, unknown>>;
+  searchDefaults(ctx: SweepContext): Partial<Record<SearchKeyName, unknown>>;
   /** Validates formula-specific requirements of the config and packs the constants. */
-  packConstants(config: LoadedConfig): Float64Array;
-  buildGrid(config: LoadedConfig, space: Map<SearchKeyName, ParsedDimension>): GridPlan;
+  packConstants(ctx: SweepContext): Float64Array;
+  buildGrid(ctx: SweepContext, space: Map<SearchKeyName, ParsedDimension>): GridPlan;
   /** Result columns, in output order. */
-  resultColumns(config: LoadedConfig): ResultColumn[];
+  resultColumns(ctx: SweepContext): ResultColumn[];
+  /**
+   * For the cross-check: whether row `i` sits on a decision boundary (a near tie between pipeline stages, a total
+   * within `rtol` of the memory limit), where f32 and f64 may legitimately choose differently.
+   */
+  nearTie?(constants: Float64Array, inputs: Int32Array[], i: number, rtol: number): boolean;
   /** CPU kernel: evaluates `length` rows of `inputs` into `outputs` (one array per computed column). */
   evaluate(constants: Float64Array, inputs: Int32Array[], outputs: Float64Array[] | Float32Array[], length: number): void;
 }

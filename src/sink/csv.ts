@@ -19,6 +19,13 @@ function formatterFor(type: DataType): Formatter {
       return (row) => labels[indices[row]];
     };
   }
+  if (type.typeId === Type.Bool) {
+    // Python's spelling, which pandas and polars read back as booleans.
+    return (batch, column) => {
+      const vector = batch.getChildAt(column)!;
+      return (row) => (vector.get(row) ? 'True' : 'False');
+    };
+  }
   if (type.typeId === Type.Float) {
     const f32 = type instanceof Float32 || (type as { precision?: number }).precision === 1;
     return (batch, column) => {

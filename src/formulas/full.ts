@@ -1,0 +1,295 @@
+import { DTYPE_BYTES, ModelConfig } from '../config/model.js';
+import { OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
+import { InputError } from '../errors.js';
+import { GridPlan } from '../grid/grid.js';
+import {
+  FULL_CONSTANTS,
+  FULL_INPUTS,
+  FULL_OUTPUTS,
+  FullConstants,
+  FullRow,
+  full_estimate,
+  SCHEDULE_1F1B,
+  SCHEDULE_INTERLEAVED,
+  stage_memory,
+} from '../model.js';
+import type { Formula, ResultColumn, SweepContext } from './types.js';
+
+const GATED = new Set(['swiglu', 'geglu', 'glu']);
+
+function checkModel(model: ModelConfig): void {
+  if (model.num_attention_heads === undefined) {
+    throw new InputError('model.num_attention_heads', 'required by --formula full (the PoC formula can do without it)');
+  }
+  const moe = model.moe;
+  if (moe && moe.num_experts > 0) {
+    const layers = (model.num_layers - moe.first_k_dense_layers) * moe.expert_frequency;
+    if (moe.first_k_dense_layers > model.num_layers) {
+      throw new InputError('model.moe.first_k_dense_layers', `exceeds model.num_layers (${model.num_layers})`);
+    }
+    if (Math.abs(layers - Math.round(layers)) > 1e-9) {
+      throw new InputError(
+        'model.moe.expert_frequency',
+        `(num_layers - first_k_dense_layers) x expert_frequency must be a whole number of MoE layers, got ${layers}`,
+      );
+    }
+  }
+}
+
+function constantsOf({ config, hardware, headroom }: SweepContext): FullConstants {
+  const { model, trainer } = config;
+  checkModel(model);
+  const heads = model.num_attention_heads!;
+  const moe = model.moe && model.moe.num_experts > 0 ? model.moe : undefined;
+  const mla = model.mla;
+  const c: FullConstants = {
+    hidden_size: model.hidden_size,
+    num_layers: model.num_layers,
+    num_attention_heads: heads,
+    num_query_groups: model.num_key_value_heads ?? heads,
+    kv_channels: model.kv_channels ?? model.hidden_size / heads,
+    ffn_hidden_size: model.ffn_hidden_size,
+    vocab_size: model.vocab_size,
+    vocab_divisor: model.make_vocab_size_divisible_by,
+    gated_mlp: GATED.has(model.activation) ? 1 : 0,
+    norm_params: model.normalization === 'layernorm' ? 2 : 1,
+    bias: model.add_bias_linear ? 1 : 0,
+    learned_positions: model.position_embedding_type === 'learned_absolute' ? 1 : 0,
+    untied_embeddings: model.share_embeddings_and_output_weights ? 0 : 1,
+    dropout: model.dropout ? 1 : 0,
+    mla: mla ? 1 : 0,
+    q_lora_rank: mla?.q_lora_rank ?? 0,
+    kv_lora_rank: mla?.kv_lora_rank ?? 0,
+    qk_head_dim: mla?.qk_head_dim ?? 0,
+    qk_pos_emb_head_dim: mla?.qk_pos_emb_head_dim ?? 0,
+    v_head_dim: mla?.v_head_dim ?? 0,
+    num_experts: moe?.num_experts ?? 0,
+    moe_k: moe?.k ?? 0,
+    moe_ffn_hidden_size: moe?.ffn_hidden_size ?? model.ffn_hidden_size,
+    first_k_dense_layers: moe?.first_k_dense_layers ?? 0,
+    moe_layer_freq: moe?.expert_frequency ?? 0,
+    num_shared_experts: moe?.num_shared_experts ?? 0,
+    shared_expert_ffn_hidden_size: moe?.shared_expert_ffn_hidden_size ?? moe?.ffn_hidden_size ?? model.ffn_hidden_size,
+    capacity_factor: moe?.token_imbalance_hypothesis ?? 1,
+    mtp_num_layers: model.mtp_num_layers,
+    param_bytes: DTYPE_BYTES[trainer.param_dtype],
+    grad_bytes: DTYPE_BYTES[trainer.grad_dtype],
+    optimizer_state_bytes: DTYPE_BYTES[trainer.optimizer_state_dtype],
+    master_bytes: trainer.master_weights ? DTYPE_BYTES[trainer.master_dtype] : 0,
+    flash_attention: trainer.flash_attention ? 1 : 0,
+    memory_gib: hardware.memory_gib,
+    headroom,
+  };
+  return c;
+}
+
+function unpack(constants: Float64Array): FullConstants {
+  return Object.fromEntries(FULL_CONSTANTS.map((name, i) => [name, constants[i]])) as FullConstants;
+}
+
+const ROW_FIELDS = FULL_INPUTS;
+
+function rowAt(inputs: Int32Array[], i: number, row: FullRow): FullRow {
+  const target = row as unknown as Record<string, number>;
+  for (let k = 0; k < ROW_FIELDS.length; k++) target[ROW_FIELDS[k]] = inputs[k][i];
+  return row;
+}
+
+function emptyRow(): FullRow {
+  return Object.fromEntries(ROW_FIELDS.map((name) => [name, 0])) as unknown as FullRow;
+}
+
+/** The default search space: every dimension, with values people actually run. */
+function defaults({ config }: SweepContext): Partial<Record<SearchKeyName, unknown>> {
+  const experts = config.model.moe?.num_experts ?? 0;
+  const powers = (limit: number) => {
+    const out: number[] = [];
+    for (let v = 1; v <= limit; v *= 2) out.push(v);
+    return out;
+  };
+  return {
+    ngpus_range: [...powers(8192), 10240],
+    seq_range: [config.model.seq_length],
+    gbs_range: [config.model.global_batch_size],
+    tp_range: [1, 2, 4, 8],
+    pp_range: [1, 2, 4, 8, 16],
+    schedule_range: ['1f1b', 'interleaved', 'gpipe'],
+    vpp_range: [1, 2, 4],
+    cp_range: [1, 2, 4, 8],
+    ep_range: experts > 0 ? powers(Math.min(experts, 64)) : [1],
+    etp_range: experts > 0 ? [1, 2, 4, 8] : [1],
+    shard_strategys: [0, 1, 2, 3],
+    sp_range: [false, true],
+    recompute_range: ['none', 'selective', 'full'],
+    offload_range: ['none', 'optimizer', 'optimizer_cpu_step'],
+    mbs_range: [1, 2, 4],
+  };
+}
+
+const GRID_COLUMNS = [
+  { name: 'ngpus' },
+  { name: 'seq_length' },
+  { name: 'global_batch_size' },
+  { name: 'tp' },
+  { name: 'pp' },
+  { name: 'vpp' },
+  { name: 'schedule', labels: SCHEDULES },
+  { name: 'cp' },
+  { name: 'ep' },
+  { name: 'etp' },
+  { name: 'dp' },
+  { name: 'edp' },
+  { name: 'zero' },
+  { name: 'sp' },
+  { name: 'recompute', labels: RECOMPUTE_MODES },
+  { name: 'offload', labels: OFFLOAD_MODES },
+  { name: 'mbs' },
+  { name: 'num_microbatches' },
+];
+
+/**
+ * Memory of the most loaded GPU for every parallelism dimension (TP, PP with schedules and VPP, CP, EP, expert-TP,
+ * ZeRO 0-3, SP, recompute, offload), by component, and whether it fits the hardware.
+ */
+export const fullFormula: Formula = {
+  name: 'full',
+  description: 'memory of the most loaded GPU by component, every parallelism dimension, fits-in-memory',
+  constantNames: FULL_CONSTANTS,
+  inputs: FULL_INPUTS,
+  outputs: FULL_OUTPUTS,
+  wgslFunction: 'full_estimate',
+
+  searchDefaults: defaults,
+
+  packConstants(ctx) {
+    const c = constantsOf(ctx);
+    return Float64Array.from(FULL_CONSTANTS, (name) => c[name]);
+  },
+
+  buildGrid(ctx, space) {
+    const { model } = ctx.config;
+    const heads = model.num_attention_heads!;
+    const groups = model.num_key_value_heads ?? heads;
+    const experts = model.moe?.num_experts ?? 0;
+    const expertFfn = model.moe?.ffn_hidden_size ?? model.ffn_hidden_size;
+    const values = (key: SearchKeyName) => Int32Array.from(space.get(key)!.values);
+    const col = Object.fromEntries(GRID_COLUMNS.map((column, i) => [column.name, i])) as Record<string, number>;
+    const { ngpus, seq_length, global_batch_size, tp, pp, vpp, schedule, cp, ep, etp, dp, edp, zero, sp, recompute, offload, mbs, num_microbatches } = col;
+    return new GridPlan(GRID_COLUMNS, [
+      { column: ngpus, values: values('ngpus_range') },
+      { column: seq_length, values: values('seq_range') },
+      { column: global_batch_size, values: values('gbs_range') },
+      {
+        // Megatron shards heads (query groups with GQA) and the FFN over TP.
+        column: tp,
+        values: values('tp_range'),
+        accept: (row) =>
+          row[ngpus] % row[tp] === 0 &&
+          (model.mla ? heads : groups) % row[tp] === 0 &&
+          model.ffn_hidden_size % row[tp] === 0,
+      },
+      { column: pp, values: values('pp_range'), accept: (row) => row[pp] <= model.num_layers && row[ngpus] % (row[tp] * row[pp]) === 0 },
+      {
+        // One pipeline stage has no schedule to choose: keep only 1f1b there, so rows are not duplicated.
+        column: schedule,
+        values: values('schedule_range'),
+        accept: (row) => row[pp] > 1 || row[schedule] === SCHEDULE_1F1B,
+      },
+      {
+        // Virtual stages only with the interleaved schedule, which needs them, and layers that divide evenly.
+        column: vpp,
+        values: values('vpp_range'),
+        accept: (row) =>
+          row[schedule] === SCHEDULE_INTERLEAVED
+            ? row[vpp] >= 2 && model.num_layers % (row[pp] * row[vpp]) === 0
+            : row[vpp] === 1,
+      },
+      {
+        // Load-balanced context parallelism splits the sequence into 2 x cp chunks.
+        column: cp,
+        values: values('cp_range'),
+        accept: (row) =>
+          row[ngpus] % (row[tp] * row[pp] * row[cp]) === 0 &&
+          (row[cp] === 1 ? true : row[seq_length] % (2 * row[cp]) === 0),
+      },
+      { column: dp, derive: (row) => row[ngpus] / (row[tp] * row[pp] * row[cp]) },
+      {
+        column: ep,
+        values: values('ep_range'),
+        accept: (row) => (experts === 0 ? row[ep] === 1 : experts % row[ep] === 0),
+      },
+      {
+        // Experts are laid out as pp x etp x ep x expert-dp over the same GPUs.
+        column: etp,
+        values: values('etp_range'),
+        accept: (row) =>
+          (experts === 0 ? row[etp] === 1 : expertFfn % row[etp] === 0) &&
+          (row[ngpus] / row[pp]) % (row[etp] * row[ep]) === 0,
+      },
+      { column: edp, derive: (row) => row[ngpus] / (row[pp] * row[etp] * row[ep]) },
+      {
+        // ZeRO-2/3 shard gradients/weights that pipeline stages need whole between micro-batches: DeepSpeed and
+        // Megatron do not combine them with PP, so neither do we.
+        column: zero,
+        values: values('shard_strategys'),
+        accept: (row) => row[pp] === 1 || row[zero] <= 1,
+      },
+      { column: sp, values: values('sp_range'), accept: (row) => row[tp] > 1 || row[sp] === 0 },
+      { column: recompute, values: values('recompute_range') },
+      { column: offload, values: values('offload_range') },
+      {
+        column: mbs,
+        values: values('mbs_range'),
+        accept: (row) => row[global_batch_size] % (row[dp] * row[mbs]) === 0,
+      },
+      {
+        // The interleaved schedule runs micro-batches in groups of pp.
+        column: num_microbatches,
+        derive: (row) => row[global_batch_size] / (row[dp] * row[mbs]),
+        accept: (row) => row[schedule] !== SCHEDULE_INTERLEAVED || row[num_microbatches] % row[pp] === 0,
+      },
+    ]);
+  },
+
+  resultColumns(ctx) {
+    const grid = (name: string): ResultColumn => ({ name, from: 'grid', column: name });
+    const computed = (name: string, kind: 'float' | 'int' | 'bool' = 'float'): ResultColumn => ({
+      name,
+      from: 'computed',
+      index: FULL_OUTPUTS.indexOf(name as never),
+      kind,
+    });
+    return [
+      { name: 'model', from: 'constant', value: ctx.config.model.name },
+      { name: 'hardware', from: 'constant', value: ctx.hardware.name },
+      ...GRID_COLUMNS.map((column) => grid(column.name)),
+      ...FULL_OUTPUTS.map((name) =>
+        computed(name, name === 'fits' ? 'bool' : name === 'heaviest_stage' ? 'int' : 'float'),
+      ),
+    ];
+  },
+
+  nearTie(constants, inputs, i, rtol) {
+    const c = unpack(constants);
+    const r = rowAt(inputs, i, emptyRow());
+    const totals = [stage_memory(c, r, 0).total];
+    if (r.pp > 2) totals.push(stage_memory(c, r, 1).total);
+    if (r.pp > 1) totals.push(stage_memory(c, r, r.pp - 1).total);
+    const sorted = [...totals].sort((a, b) => b - a);
+    const stageTie = sorted.length > 1 && sorted[0] - sorted[1] <= rtol * sorted[0];
+    const total_gib = sorted[0] / 1024 ** 3;
+    const limitTie = Math.abs(total_gib * (1 + c.headroom) - c.memory_gib) <= rtol * c.memory_gib;
+    return stageTie || limitTie;
+  },
+
+  evaluate(constants, inputs, outputs, length) {
+    const c = unpack(constants);
+    const row = emptyRow();
+    const result = new Float64Array(FULL_OUTPUTS.length);
+    const width = FULL_OUTPUTS.length;
+    for (let i = 0; i < length; i++) {
+      full_estimate(c, rowAt(inputs, i, row), result);
+      for (let j = 0; j < width; j++) outputs[j][i] = result[j];
+    }
+  },
+};
