@@ -191,6 +191,19 @@ struct FullConstants {
   flash_attention: f32,
   memory_gib: f32,
   headroom: f32,
+  peak_flops: f32,
+  hbm_bytes_s: f32,
+  scaleup_bytes_s: f32,
+  scaleout_bytes_s: f32,
+  gpus_per_node: f32,
+  scaleup_latency_s: f32,
+  scaleout_latency_s: f32,
+  collective_latency_s: f32,
+  pcie_bytes_s: f32,
+  gemm_efficiency_max: f32,
+  gemm_efficiency_half_dim: f32,
+  memory_passes: f32,
+  cpu_optimizer_params_s: f32,
 }
 
 // Same fields, same order as FULL_OUTPUTS in src/model.ts.
@@ -208,6 +221,27 @@ struct FullOutputs {
   heaviest_stage: f32,
   inflight_microbatches: f32,
   fits: f32,
+  step_time_s: f32,
+  tokens_per_s: f32,
+  tokens_per_s_per_gpu: f32,
+  mfu: f32,
+  hfu: f32,
+  compute_s: f32,
+  tp_comm_s: f32,
+  pp_comm_s: f32,
+  dp_comm_s: f32,
+  ep_comm_s: f32,
+  cp_comm_s: f32,
+  bubble_s: f32,
+  optimizer_s: f32,
+  offload_s: f32,
+  exposed_comm_s: f32,
+  overlapped_comm_s: f32,
+  tp_bytes: f32,
+  pp_bytes: f32,
+  dp_bytes: f32,
+  ep_bytes: f32,
+  cp_bytes: f32,
 }
 
 // Same fields as FullRow in src/model.ts, as f32 (all are integers below 2^24).
@@ -353,7 +387,7 @@ fn layer_activation_bytes(c: FullConstants, moe_layer: i32, s: f32, s_kv: f32, b
   return attention + mlp;
 }
 
-fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
+fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let h = c.hidden_size;
   let tp = r.tp;
   let pp = r.pp;
@@ -384,6 +418,38 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
     is_last * (norm + output_gpu) +
     mtp * mtp_dense_gpu;
   let expert_params = (moe + mtp * has_moe) * expert_layer_gpu;
+  return vec2<f32>(dense_params, expert_params);
+}
+
+fn largest_layer_params(c: FullConstants, r: FullRow) -> f32 {
+  let norm = c.norm_params * c.hidden_size;
+  let attention_gpu = attention_params(c) / r.tp;
+  let dense_layer_gpu = attention_gpu + mlp_params(c, c.ffn_hidden_size) / r.tp + 2.0 * norm;
+  let moe_layer_gpu =
+    attention_gpu +
+    2.0 * norm +
+    c.hidden_size * c.num_experts +
+    (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / r.tp +
+    ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp;
+  return max(dense_layer_gpu, select(0.0, moe_layer_gpu, c.num_experts > 0.0));
+}
+
+fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
+  let h = c.hidden_size;
+  let tp = r.tp;
+  let pp = r.pp;
+  let vocab = padded_vocab(c, tp);
+  let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
+  let is_first = select(0.0, 1.0, i == 0.0);
+  let is_last = select(0.0, 1.0, i == pp - 1.0);
+  let first_layer = stage_first_layer(c, pp, i);
+  let layers = stage_layers(c, pp, i);
+  let moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
+  let dense = layers - moe;
+  let mtp = is_last * c.mtp_num_layers;
+  let params = stage_params(c, r, i);
+  let dense_params = params.x;
+  let expert_params = params.y;
 
   let dense_shards = r.dp * r.cp;
   let expert_shards = r.edp;
@@ -393,8 +459,7 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let grad_shards_expert = select(1.0, expert_shards, r.zero >= 2);
   let state_shards_dense = select(1.0, dense_shards, r.zero >= 1);
   let state_shards_expert = select(1.0, expert_shards, r.zero >= 1);
-  let largest_layer_gpu = max(dense_layer_gpu, has_moe * (moe_layer_dense_gpu + expert_layer_gpu));
-  let zero3_gathered = select(0.0, 2.0 * largest_layer_gpu * c.param_bytes, r.zero >= 3);
+  let zero3_gathered = select(0.0, 2.0 * largest_layer_params(c, r) * c.param_bytes, r.zero >= 3);
   let weights =
     (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
   let grads = (dense_params * c.grad_bytes) / grad_shards_dense + (expert_params * c.grad_bytes) / grad_shards_expert;
@@ -443,6 +508,219 @@ fn model_params(c: FullConstants, tp: f32, seq_length: f32, active_only: i32) ->
   return dense_layers * dense_layer + moe_layers * moe_layer + embeddings + norm;
 }
 
+// Step time: same functions, same order of terms as in src/model.ts.
+
+fn group_in_node(c: FullConstants, size: f32, stride: f32) -> f32 {
+  return select(0.0, 1.0, size * stride <= c.gpus_per_node);
+}
+
+fn link_bytes_s(c: FullConstants, in_node: f32) -> f32 {
+  return select(c.scaleout_bytes_s, c.scaleup_bytes_s, in_node == 1.0);
+}
+
+fn link_latency_s(c: FullConstants, in_node: f32) -> f32 {
+  return select(c.scaleout_latency_s, c.scaleup_latency_s, in_node == 1.0);
+}
+
+fn allreduce_s(c: FullConstants, bytes: f32, n: f32, in_node: f32) -> f32 {
+  if (n <= 1.0) { return 0.0; }
+  return ((2.0 * (n - 1.0)) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + 2.0 * (n - 1.0) * link_latency_s(c, in_node);
+}
+
+fn gather_s(c: FullConstants, bytes: f32, n: f32, in_node: f32) -> f32 {
+  if (n <= 1.0) { return 0.0; }
+  return ((n - 1.0) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + (n - 1.0) * link_latency_s(c, in_node);
+}
+
+fn gemm_efficiency(c: FullConstants, inner_dim: f32) -> f32 {
+  return (c.gemm_efficiency_max * inner_dim) / (inner_dim + c.gemm_efficiency_half_dim);
+}
+
+fn layer_flops_per_token(c: FullConstants, moe_layer: i32, s_kv: f32, capacity: f32) -> f32 {
+  let a = c.num_attention_heads;
+  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
+  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let attention = 2.0 * attention_params(c) + 2.0 * s_kv * q_dim + 2.0 * s_kv * o_dim;
+  if (moe_layer == 1) {
+    let routed = c.moe_k * capacity * mlp_params(c, c.moe_ffn_hidden_size);
+    let shared_experts = c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size);
+    return attention + 2.0 * (routed + shared_experts + c.hidden_size * c.num_experts);
+  }
+  return attention + 2.0 * mlp_params(c, c.ffn_hidden_size);
+}
+
+fn attention_core_flops_per_token(c: FullConstants, s_kv: f32) -> f32 {
+  let a = c.num_attention_heads;
+  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
+  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  return 2.0 * s_kv * q_dim + 2.0 * s_kv * o_dim;
+}
+
+fn model_flops_per_token(c: FullConstants, tp: f32, seq_length: f32, recompute: i32, hardware: f32) -> f32 {
+  let h = c.hidden_size;
+  let moe_layers = moe_layers_before(c, c.num_layers);
+  let dense_layers = c.num_layers - moe_layers;
+  let mtp_layer = layer_flops_per_token(c, select(0, 1, c.num_experts > 0.0), seq_length, 1.0) + 2.0 * 2.0 * h * h;
+  let layers =
+    dense_layers * layer_flops_per_token(c, 0, seq_length, 1.0) +
+    moe_layers * layer_flops_per_token(c, 1, seq_length, 1.0) +
+    c.mtp_num_layers * mtp_layer;
+  let logits = (1.0 + c.mtp_num_layers) * 2.0 * h * padded_vocab(c, tp);
+  var repeated = 0.0;
+  if (recompute == RECOMPUTE_FULL) {
+    repeated = layers;
+  } else if (recompute == RECOMPUTE_SELECTIVE) {
+    repeated = (c.num_layers + c.mtp_num_layers) * attention_core_flops_per_token(c, seq_length);
+  }
+  return 3.0 * (layers + logits) + hardware * repeated;
+}
+
+struct StageTime {
+  compute_s: f32,
+  tp_s: f32,
+  ep_s: f32,
+  cp_exposed_s: f32,
+  cp_hidden_s: f32,
+  pp_s: f32,
+  tp_bytes: f32,
+  ep_bytes: f32,
+  cp_bytes: f32,
+  pp_bytes: f32,
+  dp_s: f32,
+  dp_bytes: f32,
+  optimizer_s: f32,
+  offload_s: f32,
+}
+
+fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
+  let h = c.hidden_size;
+  let tp = r.tp;
+  let pp = r.pp;
+  let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
+  let is_last = select(0.0, 1.0, i == pp - 1.0);
+  let first_layer = stage_first_layer(c, pp, i);
+  let layers = stage_layers(c, pp, i);
+  let moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
+  let dense = layers - moe;
+  let mtp = is_last * c.mtp_num_layers;
+  let all_layers = layers + mtp;
+  let moe_like = moe + mtp * has_moe;
+
+  let s = r.seq_length / r.cp;
+  let b = r.mbs;
+  let tokens = (b * s) / tp;
+  let mtp_layer = layer_flops_per_token(c, select(0, 1, has_moe == 1.0), r.seq_length, c.capacity_factor) + 2.0 * 2.0 * h * h;
+  let layer_flops =
+    dense * layer_flops_per_token(c, 0, r.seq_length, c.capacity_factor) +
+    moe * layer_flops_per_token(c, 1, r.seq_length, c.capacity_factor) +
+    mtp * mtp_layer;
+  let logits_flops = is_last * (1.0 + c.mtp_num_layers) * 2.0 * h * padded_vocab(c, tp);
+  var repeated = 0.0;
+  if (r.recompute == RECOMPUTE_FULL) {
+    repeated = layer_flops;
+  } else if (r.recompute == RECOMPUTE_SELECTIVE) {
+    repeated = all_layers * attention_core_flops_per_token(c, r.seq_length);
+  }
+  let flops = tokens * (3.0 * (layer_flops + logits_flops) + repeated);
+  let efficiency = gemm_efficiency(c, h / tp);
+  let act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
+  let act_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
+  let memory_bytes = c.memory_passes * (dense * act_dense + moe_like * act_moe + (mtp - mtp * has_moe) * act_dense);
+  let compute_s = flops / (c.peak_flops * efficiency) + memory_bytes / c.hbm_bytes_s;
+
+  let tp_in_node = group_in_node(c, tp, 1.0);
+  let tp_message = 2.0 * b * s * h;
+  let tp_count = all_layers * select(4.0, 6.0, r.recompute == RECOMPUTE_FULL);
+  let tp_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node);
+  let tp_bytes = select(0.0, tp_count * ((2.0 * (tp - 1.0)) / tp) * tp_message, tp > 1.0);
+
+  let ep_in_node = group_in_node(c, r.ep, r.etp);
+  let t_rep = select(1.0, tp, r.sp == 1);
+  let ep_message = (2.0 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
+  let ep_s = 4.0 * moe_like * gather_s(c, ep_message, r.ep, ep_in_node);
+  let ep_bytes = select(0.0, 4.0 * moe_like * ((r.ep - 1.0) / r.ep) * ep_message, r.ep > 1.0);
+
+  let a = c.num_attention_heads;
+  let kv_dim = select(2.0 * c.num_query_groups * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim,
+                      c.mla == 1.0);
+  let cp_in_node = group_in_node(c, r.cp, tp);
+  let cp_bytes = select(0.0, all_layers * 3.0 * (r.cp - 1.0) * ((2.0 * b * s * kv_dim) / tp), r.cp > 1.0);
+  let cp_total_s = select(0.0, cp_bytes / link_bytes_s(c, cp_in_node) + all_layers * 3.0 * (r.cp - 1.0) * link_latency_s(c, cp_in_node),
+                          r.cp > 1.0);
+  let core_s = (tokens * 3.0 * all_layers * attention_core_flops_per_token(c, r.seq_length)) / (c.peak_flops * efficiency);
+  let cp_exposed_s = max(0.0, cp_total_s - core_s);
+  let cp_hidden_s = cp_total_s - cp_exposed_s;
+
+  let pp_in_node = group_in_node(c, pp, tp * r.cp * r.dp);
+  let pp_message = (2.0 * b * s * h) / tp;
+  let pp_s = select(0.0, 2.0 * r.vpp * (pp_message / link_bytes_s(c, pp_in_node) + link_latency_s(c, pp_in_node)), pp > 1.0);
+  let pp_bytes = select(0.0, 2.0 * r.vpp * pp_message, pp > 1.0);
+
+  let params = stage_params(c, r, i);
+  let dense_params = params.x;
+  let expert_params = params.y;
+  let dense_group = r.dp * r.cp;
+  let dense_in_node = group_in_node(c, dense_group, tp);
+  let expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
+  let gathers = select(1.0, 2.0, r.zero >= 3);
+  var dp_s: f32;
+  var dp_bytes: f32;
+  if (r.zero == 0) {
+    dp_s = allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
+      allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node);
+    dp_bytes =
+      select(0.0, ((2.0 * (dense_group - 1.0)) / dense_group) * dense_params * c.grad_bytes, dense_group > 1.0) +
+      select(0.0, ((2.0 * (r.edp - 1.0)) / r.edp) * expert_params * c.grad_bytes, r.edp > 1.0);
+  } else {
+    dp_s =
+      gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
+      gathers * gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node) +
+      gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node) +
+      gathers * gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node);
+    dp_bytes =
+      select(0.0, ((dense_group - 1.0) / dense_group) * dense_params * (c.grad_bytes + gathers * c.param_bytes), dense_group > 1.0) +
+      select(0.0, ((r.edp - 1.0) / r.edp) * expert_params * (c.grad_bytes + gathers * c.param_bytes), r.edp > 1.0);
+  }
+
+  let state_shards_dense = select(1.0, dense_group, r.zero >= 1);
+  let state_shards_expert = select(1.0, r.edp, r.zero >= 1);
+  let local_params = dense_params / state_shards_dense + expert_params / state_shards_expert;
+  let state_bytes = 2.0 * c.optimizer_state_bytes + c.master_bytes;
+  let step_bytes = local_params * (c.grad_bytes + 2.0 * state_bytes + c.param_bytes);
+  let optimizer_s = select(step_bytes / c.hbm_bytes_s, local_params / c.cpu_optimizer_params_s, r.offload == OFFLOAD_OPTIMIZER_CPU_STEP);
+  var offload_s = 0.0;
+  if (r.offload == OFFLOAD_OPTIMIZER) {
+    offload_s = (2.0 * local_params * state_bytes) / c.pcie_bytes_s;
+  } else if (r.offload == OFFLOAD_OPTIMIZER_CPU_STEP) {
+    offload_s = (local_params * (c.grad_bytes + c.param_bytes)) / c.pcie_bytes_s;
+  }
+  return StageTime(compute_s, tp_s, ep_s, cp_exposed_s, cp_hidden_s, pp_s, tp_bytes, ep_bytes, cp_bytes, pp_bytes, dp_s, dp_bytes,
+                   optimizer_s, offload_s);
+}
+
+fn microbatch_s(t: StageTime) -> f32 {
+  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s;
+}
+
+struct StageTail {
+  dp_exposed_s: f32,
+  dp_overlapped_s: f32,
+  dp_bytes: f32,
+  optimizer_s: f32,
+  offload_s: f32,
+}
+
+fn stage_tail(t: StageTime) -> StageTail {
+  let window_s = t.compute_s;
+  let dp_overlapped_s = min(t.dp_s, window_s);
+  return StageTail(t.dp_s - dp_overlapped_s, dp_overlapped_s, t.dp_bytes, t.optimizer_s, t.offload_s);
+}
+
+fn max_tail(a: StageTail, b: StageTail) -> StageTail {
+  if (a.dp_exposed_s + a.optimizer_s + a.offload_s >= b.dp_exposed_s + b.optimizer_s + b.offload_s) { return a; }
+  return b;
+}
+
 fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_size: i32, tp: i32, pp: i32, vpp: i32,
                  schedule: i32, cp: i32, ep: i32, etp: i32, dp: i32, edp: i32, zero: i32, sp: i32, recompute: i32,
                  offload: i32, mbs: i32, num_microbatches: i32) -> FullOutputs {
@@ -479,5 +757,46 @@ fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_siz
   out.heaviest_stage = heaviest_stage;
   out.inflight_microbatches = heaviest.inflight;
   out.fits = select(0.0, 1.0, total_gib * (1.0 + c.headroom) <= c.memory_gib);
+
+  var slowest = stage_time(c, r, 0.0);
+  var tail = stage_tail(slowest);
+  if (r.pp > 2.0) {
+    let second = stage_time(c, r, 1.0);
+    if (microbatch_s(second) > microbatch_s(slowest)) { slowest = second; }
+    tail = max_tail(tail, stage_tail(second));
+  }
+  if (r.pp > 1.0) {
+    let last = stage_time(c, r, r.pp - 1.0);
+    if (microbatch_s(last) > microbatch_s(slowest)) { slowest = last; }
+    tail = max_tail(tail, stage_tail(last));
+  }
+  let m = r.num_microbatches;
+  let virtual_stages = select(1.0, r.vpp, r.schedule == SCHEDULE_INTERLEAVED);
+  let microbatch = microbatch_s(slowest);
+  let bubble_s = ((r.pp - 1.0) / virtual_stages) * microbatch;
+  let step_time_s = m * microbatch + bubble_s + tail.dp_exposed_s + tail.optimizer_s + tail.offload_s;
+  let tokens = r.global_batch_size * r.seq_length;
+  let cluster_peak = r.ngpus * c.peak_flops;
+  out.step_time_s = step_time_s;
+  out.tokens_per_s = tokens / step_time_s;
+  out.tokens_per_s_per_gpu = tokens / step_time_s / r.ngpus;
+  out.mfu = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 0.0) * tokens) / (step_time_s * cluster_peak);
+  out.hfu = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 1.0) * tokens) / (step_time_s * cluster_peak);
+  out.compute_s = m * slowest.compute_s;
+  out.tp_comm_s = m * slowest.tp_s;
+  out.pp_comm_s = m * slowest.pp_s;
+  out.dp_comm_s = tail.dp_exposed_s;
+  out.ep_comm_s = m * slowest.ep_s;
+  out.cp_comm_s = m * slowest.cp_exposed_s;
+  out.bubble_s = bubble_s;
+  out.optimizer_s = tail.optimizer_s;
+  out.offload_s = tail.offload_s;
+  out.exposed_comm_s = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s) + tail.dp_exposed_s;
+  out.overlapped_comm_s = m * slowest.cp_hidden_s + tail.dp_overlapped_s;
+  out.tp_bytes = m * slowest.tp_bytes;
+  out.pp_bytes = m * slowest.pp_bytes;
+  out.dp_bytes = tail.dp_bytes;
+  out.ep_bytes = m * slowest.ep_bytes;
+  out.cp_bytes = m * slowest.cp_bytes;
   return out;
 }

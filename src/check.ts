@@ -57,12 +57,19 @@ function compareChunk(
     for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) gridSame = false;
   }
   const inputs = inputColumns(formula, cpu.grid, cpu.grid.columnNames);
-  const within = (got: number, want: number) =>
-    Math.abs(got - want) <= rtol * Math.abs(want) && Number.isNaN(got) === Number.isNaN(want);
+  // The reference magnitude of each column's error: itself, or the column it is a part of (see errorScale).
+  const scaleOf = formula.outputs.map((name) => {
+    const scale = formula.errorScale?.[name];
+    return scale === undefined ? -1 : formula.outputs.indexOf(scale);
+  });
+  const reference = (j: number, i: number) =>
+    scaleOf[j] < 0 ? Math.abs(cpu.computed[j][i]) : Math.max(Math.abs(cpu.computed[j][i]), Math.abs(cpu.computed[scaleOf[j]][i]));
+  const within = (got: number, want: number, scale: number) =>
+    Math.abs(got - want) <= rtol * scale && Number.isNaN(got) === Number.isNaN(want);
   let ties = 0;
   for (let i = 0; i < cpu.grid.length; i++) {
     let rowOk = true;
-    for (let j = 0; j < errors.length && rowOk; j++) rowOk = within(gpu.computed[j][i], cpu.computed[j][i]);
+    for (let j = 0; j < errors.length && rowOk; j++) rowOk = within(gpu.computed[j][i], cpu.computed[j][i], reference(j, i));
     // On a decision boundary (two stages within rtol, or a total within rtol of the memory limit) f32 and f64 may
     // pick differently; such rows are counted, not compared.
     if (!rowOk && formula.nearTie?.(constants, inputs, i, rtol)) {
@@ -75,8 +82,9 @@ function compareChunk(
       const error = errors[j];
       const abs = Math.abs(got - want);
       // A relative error with a zero reference is 0 if both are 0 and infinite otherwise.
-      const rel = abs === 0 ? 0 : want === 0 ? Infinity : abs / Math.abs(want);
-      if (!within(got, want)) error.ok = false;
+      const scale = reference(j, i);
+      const rel = abs === 0 ? 0 : scale === 0 ? Infinity : abs / scale;
+      if (!within(got, want, scale)) error.ok = false;
       if (abs > error.maxAbsError) error.maxAbsError = abs;
       if (rel > error.maxRelError) {
         error.maxRelError = rel;
@@ -149,7 +157,7 @@ function gpuOptions(options: EngineOptions) {
 export function formatCheckReport(report: CheckReport): string {
   const lines = [
     `cross-check of ${report.rows} configs: ${report.gpu} against ${report.cpu}, tolerance ${report.rtol} relative`,
-    `${'column'.padEnd(42)} ${'max abs error'.padStart(14)} ${'max rel error'.padStart(14)}  result`,
+    `${'column'.padEnd(42)} ${'max abs error'.padStart(14)} ${'max rel error'.padStart(14)}  result (errors of time components are relative to step_time_s)`,
   ];
   for (const e of report.columns) {
     const where = e.ok ? 'ok' : `FAIL (row ${e.worstRow}: cpu ${e.cpuValue}, gpu ${e.gpuValue})`;

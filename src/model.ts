@@ -221,6 +221,19 @@ export const FULL_CONSTANTS = [
   'flash_attention',
   'memory_gib',
   'headroom',
+  'peak_flops',
+  'hbm_bytes_s',
+  'scaleup_bytes_s',
+  'scaleout_bytes_s',
+  'gpus_per_node',
+  'scaleup_latency_s',
+  'scaleout_latency_s',
+  'collective_latency_s',
+  'pcie_bytes_s',
+  'gemm_efficiency_max',
+  'gemm_efficiency_half_dim',
+  'memory_passes',
+  'cpu_optimizer_params_s',
 ] as const;
 
 export type FullConstants = Record<(typeof FULL_CONSTANTS)[number], number>;
@@ -262,6 +275,27 @@ export const FULL_OUTPUTS = [
   'heaviest_stage',
   'inflight_microbatches',
   'fits',
+  'step_time_s',
+  'tokens_per_s',
+  'tokens_per_s_per_gpu',
+  'mfu',
+  'hfu',
+  'compute_s',
+  'tp_comm_s',
+  'pp_comm_s',
+  'dp_comm_s',
+  'ep_comm_s',
+  'cp_comm_s',
+  'bubble_s',
+  'optimizer_s',
+  'offload_s',
+  'exposed_comm_s',
+  'overlapped_comm_s',
+  'tp_bytes',
+  'pp_bytes',
+  'dp_bytes',
+  'ep_bytes',
+  'cp_bytes',
 ] as const;
 
 /** Codes of the categorical grid columns, as in SCHEDULES, RECOMPUTE_MODES and OFFLOAD_MODES. */
@@ -443,8 +477,8 @@ export interface FullRow {
   num_microbatches: number;
 }
 
-/** Memory on a GPU of pipeline stage `i`. */
-export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemory {
+/** Parameters on one GPU of pipeline stage `i`: [dense (sharded by TP), expert (sharded by EP and expert-TP)]. */
+export function stage_params(c: FullConstants, r: FullRow, i: number): [dense: number, expert: number] {
   const h = c.hidden_size;
   const tp = r.tp;
   const pp = r.pp;
@@ -460,7 +494,7 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   const dense = layers - moe;
   const mtp = is_last * c.mtp_num_layers;
 
-  // Parameters on this GPU: matrices sharded by TP (experts by EP and expert-TP), norms and router replicated.
+  // Matrices sharded by TP (experts by EP and expert-TP), norms and router replicated.
   const norm = c.norm_params * h;
   const attention_gpu = attention_params(c) / tp;
   const dense_layer_gpu = attention_gpu + mlp_params(c, c.ffn_hidden_size) / tp + 2 * norm;
@@ -478,6 +512,38 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
     is_last * (norm + output_gpu) +
     mtp * mtp_dense_gpu;
   const expert_params = (moe + mtp * has_moe) * expert_layer_gpu;
+  return [dense_params, expert_params];
+}
+
+/** The largest layer on one GPU (dense or MoE), parameters: what ZeRO-3 gathers at once. */
+export function largest_layer_params(c: FullConstants, r: FullRow): number {
+  const norm = c.norm_params * c.hidden_size;
+  const attention_gpu = attention_params(c) / r.tp;
+  const dense_layer_gpu = attention_gpu + mlp_params(c, c.ffn_hidden_size) / r.tp + 2 * norm;
+  const moe_layer_gpu =
+    attention_gpu +
+    2 * norm +
+    c.hidden_size * c.num_experts +
+    (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / r.tp +
+    ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp;
+  return Math.max(dense_layer_gpu, c.num_experts > 0 ? moe_layer_gpu : 0);
+}
+
+/** Memory on a GPU of pipeline stage `i`. */
+export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemory {
+  const h = c.hidden_size;
+  const tp = r.tp;
+  const pp = r.pp;
+  const vocab = padded_vocab(c, tp);
+  const has_moe = c.num_experts > 0 ? 1 : 0;
+  const is_first = i === 0 ? 1 : 0;
+  const is_last = i === pp - 1 ? 1 : 0;
+  const first_layer = stage_first_layer(c, pp, i);
+  const layers = stage_layers(c, pp, i);
+  const moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
+  const dense = layers - moe;
+  const mtp = is_last * c.mtp_num_layers;
+  const [dense_params, expert_params] = stage_params(c, r, i);
 
   // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP.
   const dense_shards = r.dp * r.cp;
@@ -489,8 +555,7 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   const state_shards_dense = r.zero >= 1 ? dense_shards : 1;
   const state_shards_expert = r.zero >= 1 ? expert_shards : 1;
   // ZeRO-3 gathers the current layer and prefetches the next one.
-  const largest_layer_gpu = Math.max(dense_layer_gpu, has_moe * (moe_layer_dense_gpu + expert_layer_gpu));
-  const zero3_gathered = r.zero >= 3 ? 2 * largest_layer_gpu * c.param_bytes : 0;
+  const zero3_gathered = r.zero >= 3 ? 2 * largest_layer_params(c, r) * c.param_bytes : 0;
   const weights =
     (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
   const grads = (dense_params * c.grad_bytes) / grad_shards_dense + (expert_params * c.grad_bytes) / grad_shards_expert;
@@ -554,9 +619,228 @@ export function model_params(c: FullConstants, tp: number, seq_length: number, a
   return dense_layers * dense_layer + moe_layers * moe_layer + embeddings + norm;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Step time. docs/time-model.md gives the sources of each term and the calibration of the efficiency constants.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Whether a group of `size` ranks spaced `stride` apart (Megatron's order: tp, cp, ep, dp, pp) fits in a node. */
+export function group_in_node(c: FullConstants, size: number, stride: number): number {
+  return size * stride <= c.gpus_per_node ? 1 : 0;
+}
+
+function link_bytes_s(c: FullConstants, in_node: number): number {
+  return in_node === 1 ? c.scaleup_bytes_s : c.scaleout_bytes_s;
+}
+
+function link_latency_s(c: FullConstants, in_node: number): number {
+  return in_node === 1 ? c.scaleup_latency_s : c.scaleout_latency_s;
+}
+
+/** Ring all-reduce of `bytes` over `n` ranks: 2(n-1)/n of the buffer crosses each link, 2(n-1) steps. */
+export function allreduce_s(c: FullConstants, bytes: number, n: number, in_node: number): number {
+  if (n <= 1) return 0;
+  return ((2 * (n - 1)) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + 2 * (n - 1) * link_latency_s(c, in_node);
+}
+
+/** Reduce-scatter, all-gather or all-to-all of `bytes` per rank over `n` ranks: (n-1)/n crosses each link. */
+export function gather_s(c: FullConstants, bytes: number, n: number, in_node: number): number {
+  if (n <= 1) return 0;
+  return ((n - 1) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + (n - 1) * link_latency_s(c, in_node);
+}
+
+/** Fraction of dense peak the GEMMs reach, saturating in the per-GPU inner dimension (hidden / TP). */
+export function gemm_efficiency(c: FullConstants, inner_dim: number): number {
+  return (c.gemm_efficiency_max * inner_dim) / (inner_dim + c.gemm_efficiency_half_dim);
+}
+
+/** Forward FLOPs per token of one layer. `capacity` scales the routed experts' work (1 for model FLOPs). */
+export function layer_flops_per_token(c: FullConstants, moe_layer: number, s_kv: number, capacity: number): number {
+  const a = c.num_attention_heads;
+  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
+  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  // Scores QK^T and their product with V over all s_kv keys (not halved for causal masks, as MFU conventions do).
+  const attention = 2 * attention_params(c) + 2 * s_kv * q_dim + 2 * s_kv * o_dim;
+  if (moe_layer === 1) {
+    const routed = c.moe_k * capacity * mlp_params(c, c.moe_ffn_hidden_size);
+    const shared_experts = c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size);
+    return attention + 2 * (routed + shared_experts + c.hidden_size * c.num_experts);
+  }
+  return attention + 2 * mlp_params(c, c.ffn_hidden_size);
+}
+
+/** Forward FLOPs per token of the attention core alone (what selective recompute repeats). */
+export function attention_core_flops_per_token(c: FullConstants, s_kv: number): number {
+  const a = c.num_attention_heads;
+  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
+  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  return 2 * s_kv * q_dim + 2 * s_kv * o_dim;
+}
+
+/** Model FLOPs (fwd + bwd = 3 x fwd) per token of the whole model; `hardware` adds what recompute repeats. */
+export function model_flops_per_token(c: FullConstants, tp: number, seq_length: number, recompute: number, hardware: number): number {
+  const h = c.hidden_size;
+  const moe_layers = moe_layers_before(c, c.num_layers);
+  const dense_layers = c.num_layers - moe_layers;
+  const mtp_layer = layer_flops_per_token(c, c.num_experts > 0 ? 1 : 0, seq_length, 1) + 2 * 2 * h * h;
+  const layers =
+    dense_layers * layer_flops_per_token(c, 0, seq_length, 1) +
+    moe_layers * layer_flops_per_token(c, 1, seq_length, 1) +
+    c.mtp_num_layers * mtp_layer;
+  const logits = (1 + c.mtp_num_layers) * 2 * h * padded_vocab(c, tp);
+  const repeated =
+    recompute === RECOMPUTE_FULL
+      ? layers
+      : recompute === RECOMPUTE_SELECTIVE
+        ? (c.num_layers + c.mtp_num_layers) * attention_core_flops_per_token(c, seq_length)
+        : 0;
+  return 3 * (layers + logits) + hardware * repeated;
+}
+
+/** Time of one micro-batch (forward and backward) on a GPU of stage `i`, by component, and its traffic. */
+export interface StageTime {
+  compute_s: number;
+  tp_s: number;
+  ep_s: number;
+  cp_exposed_s: number;
+  cp_hidden_s: number;
+  pp_s: number;
+  tp_bytes: number;
+  ep_bytes: number;
+  cp_bytes: number;
+  pp_bytes: number;
+  /** Per step, not per micro-batch: data-parallel gradient/parameter traffic, and the optimizer and offload. */
+  dp_s: number;
+  dp_bytes: number;
+  optimizer_s: number;
+  offload_s: number;
+}
+
+export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
+  const h = c.hidden_size;
+  const tp = r.tp;
+  const pp = r.pp;
+  const has_moe = c.num_experts > 0 ? 1 : 0;
+  const is_last = i === pp - 1 ? 1 : 0;
+  const first_layer = stage_first_layer(c, pp, i);
+  const layers = stage_layers(c, pp, i);
+  const moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
+  const dense = layers - moe;
+  const mtp = is_last * c.mtp_num_layers;
+  const all_layers = layers + mtp;
+  const moe_like = moe + mtp * has_moe;
+
+  // Compute: tokens of this rank's micro-batch (CP splits the sequence), GEMMs split over TP.
+  const s = r.seq_length / r.cp;
+  const b = r.mbs;
+  const tokens = (b * s) / tp;
+  const mtp_layer = layer_flops_per_token(c, has_moe, r.seq_length, c.capacity_factor) + 2 * 2 * h * h;
+  const layer_flops =
+    dense * layer_flops_per_token(c, 0, r.seq_length, c.capacity_factor) +
+    moe * layer_flops_per_token(c, 1, r.seq_length, c.capacity_factor) +
+    mtp * mtp_layer;
+  const logits_flops = is_last * (1 + c.mtp_num_layers) * 2 * h * padded_vocab(c, tp);
+  const repeated =
+    r.recompute === RECOMPUTE_FULL
+      ? layer_flops
+      : r.recompute === RECOMPUTE_SELECTIVE
+        ? all_layers * attention_core_flops_per_token(c, r.seq_length)
+        : 0;
+  const flops = tokens * (3 * (layer_flops + logits_flops) + repeated);
+  const efficiency = gemm_efficiency(c, h / tp);
+  // Element-wise work (norms, activations, softmax, dropout) is bound by memory bandwidth, not by FLOPs.
+  const act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
+  const act_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
+  const memory_bytes = c.memory_passes * (dense * act_dense + moe_like * act_moe + (mtp - mtp * has_moe) * act_dense);
+  const compute_s = flops / (c.peak_flops * efficiency) + memory_bytes / c.hbm_bytes_s;
+
+  // TP: two collectives in the forward and two in the backward of every layer (all-reduce, or reduce-scatter
+  // plus all-gather with SP: the same bytes); full recompute repeats the forward's two.
+  const tp_in_node = group_in_node(c, tp, 1);
+  const tp_message = 2 * b * s * h;
+  const tp_count = all_layers * (r.recompute === RECOMPUTE_FULL ? 6 : 4);
+  const tp_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node);
+  const tp_bytes = tp > 1 ? tp_count * ((2 * (tp - 1)) / tp) * tp_message : 0;
+
+  // EP: dispatch and combine, forward and backward, of the routed tokens' hidden states.
+  const ep_in_node = group_in_node(c, r.ep, r.etp);
+  const t_rep = r.sp === 1 ? tp : 1;
+  const ep_message = (2 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
+  const ep_s = 4 * moe_like * gather_s(c, ep_message, r.ep, ep_in_node);
+  const ep_bytes = r.ep > 1 ? 4 * moe_like * ((r.ep - 1) / r.ep) * ep_message : 0;
+
+  // CP: K and V circulate around the ring in the forward, their gradients (twice the bytes) in the backward;
+  // hidden behind the attention core's compute as far as it lasts.
+  const a = c.num_attention_heads;
+  const kv_dim =
+    c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim : 2 * c.num_query_groups * c.kv_channels;
+  const cp_in_node = group_in_node(c, r.cp, tp);
+  const cp_bytes = r.cp > 1 ? all_layers * 3 * (r.cp - 1) * ((2 * b * s * kv_dim) / tp) : 0;
+  const cp_total_s = r.cp > 1 ? cp_bytes / link_bytes_s(c, cp_in_node) + all_layers * 3 * (r.cp - 1) * link_latency_s(c, cp_in_node) : 0;
+  const core_s = (tokens * 3 * all_layers * attention_core_flops_per_token(c, r.seq_length)) / (c.peak_flops * efficiency);
+  const cp_exposed_s = Math.max(0, cp_total_s - core_s);
+  const cp_hidden_s = cp_total_s - cp_exposed_s;
+
+  // PP: each TP rank sends its 1/t of the boundary activations forward and receives their gradients back, once
+  // per virtual stage.
+  const pp_in_node = group_in_node(c, pp, tp * r.cp * r.dp);
+  const pp_message = (2 * b * s * h) / tp;
+  const pp_s = pp > 1 ? 2 * r.vpp * (pp_message / link_bytes_s(c, pp_in_node) + link_latency_s(c, pp_in_node)) : 0;
+  const pp_bytes = pp > 1 ? 2 * r.vpp * pp_message : 0;
+
+  // DP, once per step: all-reduce of gradients (ZeRO-0), reduce-scatter of gradients plus all-gather of
+  // parameters (ZeRO-1/2: the same 2x), and one more all-gather with ZeRO-3 (3x). Dense parameters sync over
+  // DP x CP, expert parameters over expert-DP.
+  const [dense_params, expert_params] = stage_params(c, r, i);
+  const dense_group = r.dp * r.cp;
+  const dense_in_node = group_in_node(c, dense_group, tp);
+  const expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
+  const gathers = r.zero >= 3 ? 2 : 1;
+  let dp_s: number;
+  let dp_bytes: number;
+  if (r.zero === 0) {
+    dp_s = allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
+      allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node);
+    dp_bytes =
+      (dense_group > 1 ? ((2 * (dense_group - 1)) / dense_group) * dense_params * c.grad_bytes : 0) +
+      (r.edp > 1 ? ((2 * (r.edp - 1)) / r.edp) * expert_params * c.grad_bytes : 0);
+  } else {
+    dp_s =
+      gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
+      gathers * gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node) +
+      gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node) +
+      gathers * gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node);
+    dp_bytes =
+      (dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params * (c.grad_bytes + gathers * c.param_bytes) : 0) +
+      (r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params * (c.grad_bytes + gathers * c.param_bytes) : 0);
+  }
+
+  // Optimizer step: memory-bound on the GPU (read gradients, read and write master weights and both moments,
+  // write parameters) over this rank's shard; on the host with optimizer_cpu_step.
+  const state_shards_dense = r.zero >= 1 ? dense_group : 1;
+  const state_shards_expert = r.zero >= 1 ? r.edp : 1;
+  const local_params = dense_params / state_shards_dense + expert_params / state_shards_expert;
+  const state_bytes = 2 * c.optimizer_state_bytes + c.master_bytes;
+  const step_bytes = local_params * (c.grad_bytes + 2 * state_bytes + c.param_bytes);
+  const optimizer_s = r.offload === OFFLOAD_OPTIMIZER_CPU_STEP ? local_params / c.cpu_optimizer_params_s : step_bytes / c.hbm_bytes_s;
+  // Offload: states to the GPU and back for the step, or gradients to the host and parameters back.
+  const offload_s =
+    r.offload === OFFLOAD_OPTIMIZER
+      ? (2 * local_params * state_bytes) / c.pcie_bytes_s
+      : r.offload === OFFLOAD_OPTIMIZER_CPU_STEP
+        ? (local_params * (c.grad_bytes + c.param_bytes)) / c.pcie_bytes_s
+        : 0;
+  return { compute_s, tp_s, ep_s, cp_exposed_s, cp_hidden_s, pp_s, tp_bytes, ep_bytes, cp_bytes, pp_bytes, dp_s, dp_bytes, optimizer_s, offload_s };
+}
+
+/** Micro-batch time of a stage: everything it waits for on the critical path. */
+function microbatch_s(t: StageTime): number {
+  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s;
+}
+
 /**
  * The full formula for one grid row: the heaviest of the first stage (embedding, most micro-batches in flight),
- * the second (the first to get an extra layer of an uneven split) and the last (output layer and loss).
+ * the second (the first to get an extra layer of an uneven split) and the last (output layer and loss). The step
+ * runs at the pace of the slowest of those stages.
  */
 export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): void {
   let heaviest = stage_memory(c, r, 0);
@@ -589,4 +873,74 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): 
   out[10] = heaviest_stage;
   out[11] = heaviest.inflight;
   out[12] = total_gib * (1 + c.headroom) <= c.memory_gib ? 1 : 0;
+
+  // Time: the pipeline moves at the pace of its slowest stage; each stage then finishes its own gradient sync
+  // (overlapped with the backward of its last micro-batch), optimizer step and offload.
+  let slowest = stage_time(c, r, 0);
+  let tail = stage_tail(slowest);
+  if (r.pp > 2) {
+    const second = stage_time(c, r, 1);
+    if (microbatch_s(second) > microbatch_s(slowest)) slowest = second;
+    tail = max_tail(tail, stage_tail(second));
+  }
+  if (r.pp > 1) {
+    const last = stage_time(c, r, r.pp - 1);
+    if (microbatch_s(last) > microbatch_s(slowest)) slowest = last;
+    tail = max_tail(tail, stage_tail(last));
+  }
+  const m = r.num_microbatches;
+  const virtual_stages = r.schedule === SCHEDULE_INTERLEAVED ? r.vpp : 1;
+  const microbatch = microbatch_s(slowest);
+  const bubble_s = ((r.pp - 1) / virtual_stages) * microbatch;
+  const step_time_s = m * microbatch + bubble_s + tail.dp_exposed_s + tail.optimizer_s + tail.offload_s;
+  const tokens = r.global_batch_size * r.seq_length;
+  const cluster_peak = r.ngpus * c.peak_flops;
+  out[13] = step_time_s;
+  out[14] = tokens / step_time_s;
+  out[15] = tokens / step_time_s / r.ngpus;
+  out[16] = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 0) * tokens) / (step_time_s * cluster_peak);
+  out[17] = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 1) * tokens) / (step_time_s * cluster_peak);
+  out[18] = m * slowest.compute_s;
+  out[19] = m * slowest.tp_s;
+  out[20] = m * slowest.pp_s;
+  out[21] = tail.dp_exposed_s;
+  out[22] = m * slowest.ep_s;
+  out[23] = m * slowest.cp_exposed_s;
+  out[24] = bubble_s;
+  out[25] = tail.optimizer_s;
+  out[26] = tail.offload_s;
+  out[27] = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s) + tail.dp_exposed_s;
+  out[28] = m * slowest.cp_hidden_s + tail.dp_overlapped_s;
+  out[29] = m * slowest.tp_bytes;
+  out[30] = m * slowest.pp_bytes;
+  out[31] = tail.dp_bytes;
+  out[32] = m * slowest.ep_bytes;
+  out[33] = m * slowest.cp_bytes;
+}
+
+/** What a stage does once per step after its last micro-batch. */
+export interface StageTail {
+  dp_exposed_s: number;
+  dp_overlapped_s: number;
+  dp_bytes: number;
+  optimizer_s: number;
+  offload_s: number;
+}
+
+/** Gradient sync overlaps the backward of the last micro-batch (Megatron's overlap_grad_reduce) as far as it lasts. */
+export function stage_tail(t: StageTime): StageTail {
+  const window_s = t.compute_s;
+  const dp_overlapped_s = Math.min(t.dp_s, window_s);
+  return {
+    dp_exposed_s: t.dp_s - dp_overlapped_s,
+    dp_overlapped_s,
+    dp_bytes: t.dp_bytes,
+    optimizer_s: t.optimizer_s,
+    offload_s: t.offload_s,
+  };
+}
+
+/** The later-finishing of two stages' tails. */
+export function max_tail(a: StageTail, b: StageTail): StageTail {
+  return a.dp_exposed_s + a.optimizer_s + a.offload_s >= b.dp_exposed_s + b.optimizer_s + b.offload_s ? a : b;
 }

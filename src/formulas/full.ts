@@ -1,3 +1,4 @@
+import { loadCalibration } from '../config/calibration.js';
 import { DTYPE_BYTES, ModelConfig } from '../config/model.js';
 import { OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
 import { InputError } from '../errors.js';
@@ -36,7 +37,24 @@ function checkModel(model: ModelConfig): void {
   }
 }
 
-function constantsOf({ config, hardware, headroom }: SweepContext): FullConstants {
+/** Dense peak TFLOP/s of the dtype the GEMMs run in (the parameters' dtype; fp32 runs on TF32 tensor cores). */
+function peakFlops({ config, hardware }: SweepContext): number {
+  const dtype = config.trainer.param_dtype;
+  const peak =
+    dtype === 'fp8'
+      ? hardware.peak_tflops.fp8
+      : dtype === 'float32'
+        ? (hardware.peak_tflops.tf32 ?? hardware.peak_tflops.fp32)
+        : dtype === 'float16'
+          ? hardware.peak_tflops.fp16
+          : hardware.peak_tflops.bf16;
+  if (!peak) throw new InputError('trainer.param_dtype', `${dtype} needs hardware.peak_tflops for it, which ${hardware.name} lacks`);
+  return peak;
+}
+
+function constantsOf(ctx: SweepContext): FullConstants {
+  const { config, hardware, headroom } = ctx;
+  const calibration = ctx.calibration ?? loadCalibration();
   const { model, trainer } = config;
   checkModel(model);
   const heads = model.num_attention_heads!;
@@ -79,6 +97,19 @@ function constantsOf({ config, hardware, headroom }: SweepContext): FullConstant
     flash_attention: trainer.flash_attention ? 1 : 0,
     memory_gib: hardware.memory_gib,
     headroom,
+    peak_flops: peakFlops(ctx) * 1e12,
+    hbm_bytes_s: hardware.hbm_tb_s * 1e12,
+    scaleup_bytes_s: hardware.scaleup_gb_s_per_gpu * 1e9 * calibration.scaleup_efficiency,
+    scaleout_bytes_s: hardware.scaleout_gb_s_per_gpu * 1e9 * calibration.scaleout_efficiency,
+    gpus_per_node: hardware.gpus_per_node,
+    scaleup_latency_s: hardware.scaleup_latency_us * 1e-6,
+    scaleout_latency_s: hardware.scaleout_latency_us * 1e-6,
+    collective_latency_s: hardware.collective_base_latency_us * 1e-6,
+    pcie_bytes_s: hardware.pcie_gb_s * 1e9,
+    gemm_efficiency_max: calibration.gemm_efficiency_max,
+    gemm_efficiency_half_dim: calibration.gemm_efficiency_half_dim,
+    memory_passes: calibration.memory_passes,
+    cpu_optimizer_params_s: calibration.cpu_optimizer_params_s,
   };
   return c;
 }
@@ -158,6 +189,11 @@ export const fullFormula: Formula = {
   inputs: FULL_INPUTS,
   outputs: FULL_OUTPUTS,
   wgslFunction: 'full_estimate',
+  errorScale: Object.fromEntries(
+    ['compute_s', 'tp_comm_s', 'pp_comm_s', 'dp_comm_s', 'ep_comm_s', 'cp_comm_s', 'bubble_s', 'optimizer_s', 'offload_s', 'exposed_comm_s', 'overlapped_comm_s'].map(
+      (name) => [name, 'step_time_s'],
+    ),
+  ),
 
   searchDefaults: defaults,
 

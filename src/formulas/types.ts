@@ -1,3 +1,4 @@
+import type { Calibration } from '../config/calibration.js';
 import type { HardwareConfig } from '../config/hardware.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ParsedDimension, SearchKeyName } from '../config/space.js';
@@ -9,6 +10,8 @@ export interface SweepContext {
   hardware: HardwareConfig;
   /** Fraction of memory kept free: a config fits when total x (1 + headroom) <= memory. */
   headroom: number;
+  /** Time-model efficiency constants; configs/calibration.yaml when absent. */
+  calibration?: Calibration;
 }
 
 /** Where a result column comes from: the grid, the engine, or a per-sweep constant. */
@@ -43,6 +46,12 @@ export interface Formula {
   buildGrid(ctx: SweepContext, space: Map<SearchKeyName, ParsedDimension>): GridPlan;
   /** Result columns, in output order. */
   resultColumns(ctx: SweepContext): ResultColumn[];
+  /**
+   * For the cross-check: columns whose error is judged relative to another column, because they are a difference
+   * (exposed = total - overlapped) whose f32 rounding is proportional to the operands, not to the result. A time
+   * component is accurate to rtol of the step time it is part of.
+   */
+  readonly errorScale?: Readonly<Record<string, string>>;
   /**
    * For the cross-check: whether row `i` sits on a decision boundary (a near tie between pipeline stages, a total
    * within `rtol` of the memory limit), where f32 and f64 may legitimately choose differently.
