@@ -622,7 +622,7 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
     repeated = all_layers * attention_core_flops_per_token(c, r.seq_length);
   }
   let flops = tokens * (3.0 * (layer_flops + logits_flops) + repeated);
-  let efficiency = gemm_efficiency(c, h / tp);
+  let efficiency = gemm_efficiency(c, h);
   let act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   let act_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   let memory_bytes = c.memory_passes * (dense * act_dense + moe_like * act_moe + (mtp - mtp * has_moe) * act_dense);

@@ -7,6 +7,7 @@ import { EngineError, InputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
 import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, SweepOptions, sweepToFiles } from './sweep.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
+import { runCalibration } from './calibrate.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
 
@@ -156,6 +157,15 @@ export async function main(argv: string[]): Promise<number> {
         const report = await checkEngines({ ...sweepOptions(args), rtol: args.rtol });
         process.stdout.write(formatCheckReport(report) + '\n');
         if (!report.ok) exitCode = 1;
+      },
+    )
+    .command(
+      'calibrate',
+      'fit the time model\'s GEMM efficiency to Narayanan et al. 2021 and print calibration and validation tables',
+      (args) => args.option('write', { type: 'boolean', default: false, describe: 'write the fitted constants to configs/calibration.yaml' }),
+      (args) => {
+        const { report } = runCalibration(args.write);
+        process.stdout.write(report + '\n');
       },
     )
     .command(

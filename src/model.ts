@@ -746,7 +746,7 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
         ? all_layers * attention_core_flops_per_token(c, r.seq_length)
         : 0;
   const flops = tokens * (3 * (layer_flops + logits_flops) + repeated);
-  const efficiency = gemm_efficiency(c, h / tp);
+  const efficiency = gemm_efficiency(c, h);
   // Element-wise work (norms, activations, softmax, dropout) is bound by memory bandwidth, not by FLOPs.
   const act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   const act_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
