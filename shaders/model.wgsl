@@ -637,8 +637,12 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let ep_in_node = group_in_node(c, r.ep, r.etp);
   let t_rep = select(1.0, tp, r.sp == 1);
   let ep_message = (2.0 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
-  let ep_s = 4.0 * moe_like * gather_s(c, ep_message, r.ep, ep_in_node);
-  let ep_bytes = select(0.0, 4.0 * moe_like * ((r.ep - 1.0) / r.ep) * ep_message, r.ep > 1.0);
+  let etp_in_node = group_in_node(c, r.etp, 1.0);
+  let ep_s =
+    4.0 * moe_like * gather_s(c, ep_message, r.ep, ep_in_node) + 4.0 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node);
+  let ep_bytes =
+    select(0.0, 4.0 * moe_like * ((r.ep - 1.0) / r.ep) * ep_message, r.ep > 1.0) +
+    select(0.0, 4.0 * moe_like * (r.etp - 1.0) * ep_message, r.etp > 1.0);
 
   let a = c.num_attention_heads;
   let kv_dim = select(2.0 * c.num_query_groups * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim,

@@ -765,8 +765,13 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   const ep_in_node = group_in_node(c, r.ep, r.etp);
   const t_rep = r.sp === 1 ? tp : 1;
   const ep_message = (2 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
-  const ep_s = 4 * moe_like * gather_s(c, ep_message, r.ep, ep_in_node);
-  const ep_bytes = r.ep > 1 ? 4 * moe_like * ((r.ep - 1) / r.ep) * ep_message : 0;
+  // Expert-TP: the routed tokens are all-gathered over the expert-TP group before the experts and
+  // reduce-scattered after them, in the forward and again in the backward.
+  const etp_in_node = group_in_node(c, r.etp, 1);
+  const ep_s =
+    4 * moe_like * gather_s(c, ep_message, r.ep, ep_in_node) + 4 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node);
+  const ep_bytes =
+    (r.ep > 1 ? 4 * moe_like * ((r.ep - 1) / r.ep) * ep_message : 0) + (r.etp > 1 ? 4 * moe_like * (r.etp - 1) * ep_message : 0);
 
   // CP: K and V circulate around the ring in the forward, their gradients (twice the bytes) in the backward;
   // hidden behind the attention core's compute as far as it lasts.
