@@ -1,9 +1,10 @@
-// Entry point shared by every formula: reads the formula's input columns from the grid buffer, calls its cost
-// function from model.wgsl, and writes its output columns. src/engine/gpu/shader.ts fills the {{...}} slots from
-// the formula's input and output lists, so the binding layout is the same for all formulas.
+// Entry point shared by every formula: reads the formula's inputs from the grid buffer, calls its cost function
+// from model.wgsl, optionally keeps only the rows a selection wants, and writes the output columns.
+// src/engine/gpu/shader.ts fills the {{...}} slots, so the binding layout is the same for all formulas.
 //
-// Two storage buffers and two uniforms per stage, within compatibility mode's limit of four storage buffers.
-// Columns sit at offsets `k * params.stride` (the chunk capacity), so one upload fills them all.
+// At most four storage buffers per stage (compatibility mode's limit): the grid, the results, and with a selection
+// a counter and the top-k thresholds. Columns sit at offsets `k * params.stride` (the chunk capacity), so one upload
+// fills all grid columns and one copy reads back each output column.
 
 struct Params {
   rows: u32,            // rows in this chunk
@@ -16,7 +17,7 @@ struct Params {
 @group(0) @binding(1) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> grid: array<i32>;
 @group(0) @binding(3) var<storage, read_write> results: array<f32>;
-
+{{SELECTION_BINDINGS}}
 override workgroup_size: u32 = 64;
 
 @compute @workgroup_size(workgroup_size)
@@ -28,5 +29,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 {{READ_INPUTS}}
   let r = {{FUNCTION}}(constants, {{ARGUMENTS}});
+{{SELECT}}
 {{WRITE_OUTPUTS}}
 }

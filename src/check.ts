@@ -119,7 +119,7 @@ export async function checkEngines(options: CheckOptions): Promise<CheckReport> 
   let ties = 0;
   let gridSame = true;
   try {
-    const chunkRows = options.chunkRows ?? gpu.chunkRows(formula);
+    const chunkRows = options.chunkRows ?? gpu.chunkRows(formula, grid.columns.length);
     const cpuChunks = cpu.evaluate(formula, constants, grid.chunks(chunkRows));
     for await (const gpuChunk of gpu.evaluate(formula, constants, grid.chunks(chunkRows))) {
       const cpuChunk = (await cpuChunks.next()).value as EvaluatedChunk;

@@ -92,7 +92,7 @@ export async function* sweepBatches(
     engine.kind === 'cpu' ? 'f64' : 'f32',
   );
   stats.candidates = grid.candidateCount();
-  const rows = chunkRows ?? engine.chunkRows(formula);
+  const rows = chunkRows ?? engine.chunkRows(formula, grid.columns.length);
   for await (const chunk of engine.evaluate(formula, constants, grid.chunks(rows))) {
     stats.rows += chunk.grid.length;
     yield assembler.batch(chunk);

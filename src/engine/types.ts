@@ -1,5 +1,6 @@
 import type { Formula } from '../formulas/types.js';
 import type { GridChunk } from '../grid/grid.js';
+import type { EngineSelection } from './selection.js';
 
 /** Computed columns of one grid chunk: Float64 on the CPU reference, Float32 from WGSL (no f64 there). */
 export type ComputedColumns = Float64Array[] | Float32Array[];
@@ -7,6 +8,8 @@ export type ComputedColumns = Float64Array[] | Float32Array[];
 export interface EvaluatedChunk {
   grid: GridChunk;
   computed: ComputedColumns;
+  /** Global row ids (grid order) when the rows are a selection; absent when the chunk is whole. */
+  rowIds?: Float64Array;
 }
 
 /**
@@ -17,9 +20,18 @@ export interface Engine {
   readonly kind: 'cpu' | 'gpu';
   /** Human-readable description of what ran, e.g. the adapter's name. */
   readonly description: string;
-  /** Largest chunk (rows) this engine wants for a formula; the grid is cut to it. */
-  chunkRows(formula: Formula): number;
-  evaluate(formula: Formula, constants: Float64Array, chunks: Iterable<GridChunk>): AsyncGenerator<EvaluatedChunk>;
+  /** Largest chunk (rows) this engine wants for a formula and a grid of `gridWidth` columns. */
+  chunkRows(formula: Formula, gridWidth: number): number;
+  /**
+   * Evaluates chunks in order. With a selection, only the rows passing it come back (in grid order, with their
+   * row ids): the GPU engine filters before readback.
+   */
+  evaluate(
+    formula: Formula,
+    constants: Float64Array,
+    chunks: Iterable<GridChunk>,
+    selection?: EngineSelection,
+  ): AsyncGenerator<EvaluatedChunk>;
   dispose(): Promise<void>;
 }
 

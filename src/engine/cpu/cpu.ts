@@ -1,6 +1,7 @@
 import type { Formula } from '../../formulas/types.js';
 import type { GridChunk } from '../../grid/grid.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
+import { EngineSelection, selectOnCpu } from '../selection.js';
 
 /** Rows per chunk on the CPU: large enough to amortise per-chunk work, small enough to stream. */
 const CPU_CHUNK_ROWS = 1 << 16;
@@ -14,9 +15,15 @@ export class CpuEngine implements Engine {
     return CPU_CHUNK_ROWS;
   }
 
-  async *evaluate(formula: Formula, constants: Float64Array, chunks: Iterable<GridChunk>): AsyncGenerator<EvaluatedChunk> {
+  async *evaluate(
+    formula: Formula,
+    constants: Float64Array,
+    chunks: Iterable<GridChunk>,
+    selection?: EngineSelection,
+  ): AsyncGenerator<EvaluatedChunk> {
     for (const grid of chunks) {
-      yield evaluateChunkOnCpu(formula, constants, grid);
+      const evaluated = evaluateChunkOnCpu(formula, constants, grid);
+      yield selection ? selectOnCpu(evaluated, selection) : evaluated;
     }
   }
 

@@ -37,6 +37,8 @@ function dawnOptions(options: GpuDeviceOptions): string[] {
   const backend = options.backend ?? process.env.PARASWEEP_GPU_BACKEND;
   const adapter = options.adapter ?? process.env.PARASWEEP_GPU_ADAPTER;
   if (backend) out.push(`backend=${backend}`);
+  // Headless compute needs no display: Mesa's EGL must not look for one.
+  if (backend === 'opengles' || backend === 'opengl') process.env.EGL_PLATFORM ??= 'surfaceless';
   if (adapter) out.push(`adapter=${adapter}`);
   return out;
 }

@@ -1,7 +1,8 @@
 import { EngineError } from '../../errors.js';
 import type { Formula } from '../../formulas/types.js';
 import type { GridChunk } from '../../grid/grid.js';
-import { evaluateChunkOnCpu, inputColumns } from '../cpu/cpu.js';
+import { evaluateChunkOnCpu } from '../cpu/cpu.js';
+import { EngineSelection, gatherRows, selectOnCpu } from '../selection.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { GpuDevice, GpuDeviceOptions, openGpuDevice } from './device.js';
 import { buildShader } from './shader.js';
@@ -27,13 +28,16 @@ interface Slot {
   results: GPUBuffer;
   staging: GPUBuffer;
   params: GPUBuffer;
+  /** Survivor count of a selecting dispatch, and its mappable copy. */
+  counter: GPUBuffer;
+  counterStaging: GPUBuffer;
   bindGroup?: GPUBindGroup;
-  bindGroupFormula?: string;
+  bindGroupKey?: string;
 }
 
 interface Pending {
   grid: GridChunk;
-  done: Promise<Float32Array[]>;
+  done: Promise<EvaluatedChunk>;
 }
 
 /** 2D dispatch size for `workgroups` workgroups, since one dimension takes at most 65,535. */
@@ -81,17 +85,23 @@ export class GpuEngine implements Engine {
     return gpu ? new GpuEngine(gpu, { ...options, maxBufferBytes }) : undefined;
   }
 
-  chunkRows(formula: Formula): number {
-    const columns = Math.max(formula.inputs.length, formula.outputs.length);
+  chunkRows(formula: Formula, gridWidth: number): number {
+    // The results buffer holds the outputs plus, when selecting, each survivor's row index.
+    const columns = Math.max(gridWidth, formula.outputs.length + 1);
     return Math.max(1, Math.floor(this.maxBufferBytes / (4 * columns)));
   }
 
-  private pipeline(formula: Formula): GPUComputePipeline {
-    // Keyed by formula (the shape class of the shader) and workgroup size.
-    const key = `${formula.name}/${this.workgroupSize}`;
+  private pipelineKey(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection): string {
+    return `${formula.name}/${gridColumns.join(',')}/${this.workgroupSize}/${selection?.key ?? ''}`;
+  }
+
+  private pipeline(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection): GPUComputePipeline {
+    // Keyed by the shape class of the shader: formula, grid layout, selection, and workgroup size.
+    const key = this.pipelineKey(formula, gridColumns, selection);
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      const module = this.gpu.device.createShaderModule({ code: buildShader(formula), label: `parasweep ${formula.name}` });
+      const code = buildShader(formula, gridColumns, selection);
+      const module = this.gpu.device.createShaderModule({ code, label: `parasweep ${formula.name}` });
       pipeline = this.gpu.device.createComputePipeline({
         layout: 'auto',
         compute: { module, entryPoint: 'main', constants: { workgroup_size: this.workgroupSize } },
@@ -102,10 +112,14 @@ export class GpuEngine implements Engine {
     return pipeline;
   }
 
-  private async checkedPipeline(formula: Formula): Promise<GPUComputePipeline> {
+  private async checkedPipeline(
+    formula: Formula,
+    gridColumns: readonly string[],
+    selection?: EngineSelection,
+  ): Promise<GPUComputePipeline> {
     const device = this.gpu.device;
     device.pushErrorScope('validation');
-    const pipeline = this.pipeline(formula);
+    const pipeline = this.pipeline(formula, gridColumns, selection);
     const error = await device.popErrorScope();
     if (error) {
       this.pipelines.clear();
@@ -124,6 +138,11 @@ export class GpuEngine implements Engine {
         results: device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }),
         staging: device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
         params: device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+        counter: device.createBuffer({
+          size: 16,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+        }),
+        counterStaging: device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
       });
     }
   }
@@ -142,80 +161,144 @@ export class GpuEngine implements Engine {
     return this.constantsBuffer;
   }
 
-  private submit(formula: Formula, pipeline: GPUComputePipeline, slot: Slot, grid: GridChunk): Promise<Float32Array[]> {
+  /** Thresholds of the top-k groups: one f32 per group, rewritten before each chunk. */
+  private thresholdsBuffer?: GPUBuffer;
+
+  private writeThresholds(selection?: EngineSelection): GPUBuffer {
+    const device = this.gpu.device;
+    const values = selection?.top?.thresholds() ?? new Float32Array(4);
+    const bytes = Math.max(16, Math.ceil((values.length * 4) / 16) * 16);
+    if (!this.thresholdsBuffer || this.thresholdsBuffer.size < bytes) {
+      this.thresholdsBuffer?.destroy();
+      this.thresholdsBuffer = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      for (const slot of this.slots) slot.bindGroup = undefined;
+    }
+    device.queue.writeBuffer(this.thresholdsBuffer, 0, values);
+    return this.thresholdsBuffer;
+  }
+
+  private bindGroup(slot: Slot, pipeline: GPUComputePipeline, key: string, selection?: EngineSelection): GPUBindGroup {
+    if (!slot.bindGroup || slot.bindGroupKey !== key) {
+      const entries: GPUBindGroupEntry[] = [
+        { binding: 0, resource: { buffer: this.constantsBuffer! } },
+        { binding: 1, resource: { buffer: slot.params } },
+        { binding: 2, resource: { buffer: slot.grid } },
+        { binding: 3, resource: { buffer: slot.results } },
+      ];
+      if (selection) {
+        entries.push({ binding: 4, resource: { buffer: slot.counter } });
+        entries.push({ binding: 5, resource: { buffer: this.thresholdsBuffer! } });
+      }
+      slot.bindGroup = this.gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      slot.bindGroupKey = key;
+    }
+    return slot.bindGroup;
+  }
+
+  private submit(
+    formula: Formula,
+    pipeline: GPUComputePipeline,
+    slot: Slot,
+    grid: GridChunk,
+    selection?: EngineSelection,
+  ): Promise<EvaluatedChunk> {
     const device = this.gpu.device;
     const rows = grid.length;
-    const stride = this.chunkRows(formula);
+    const stride = this.chunkRows(formula, grid.columns.length);
     if (rows > stride) throw new Error(`chunk of ${rows} rows exceeds the GPU chunk of ${stride}`);
-    inputColumns(formula, grid, grid.columnNames).forEach((column, k) => {
+    grid.columns.forEach((column, k) => {
       // Straight from the Arrow column's memory into the GPU buffer, at this column's offset.
       device.queue.writeBuffer(slot.grid, k * stride * 4, column.buffer, column.byteOffset, rows * 4);
     });
     const groups = Math.ceil(rows / this.workgroupSize);
     const [x, y] = dispatchShape(groups);
     device.queue.writeBuffer(slot.params, 0, new Uint32Array([rows, stride, x * this.workgroupSize, 0]));
-    if (!slot.bindGroup || slot.bindGroupFormula !== formula.name) {
-      slot.bindGroup = device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: this.constantsBuffer! } },
-          { binding: 1, resource: { buffer: slot.params } },
-          { binding: 2, resource: { buffer: slot.grid } },
-          { binding: 3, resource: { buffer: slot.results } },
-        ],
-      });
-      slot.bindGroupFormula = formula.name;
+    if (selection) {
+      this.writeThresholds(selection);
+      device.queue.writeBuffer(slot.counter, 0, new Uint32Array(4));
     }
+    const key = this.pipelineKey(formula, grid.columnNames, selection);
+    const bindGroup = this.bindGroup(slot, pipeline, key, selection);
     const outputs = formula.outputs.length;
     const encoder = device.createCommandEncoder();
     if (rows > 0) {
       const pass = encoder.beginComputePass();
       pass.setPipeline(pipeline);
-      pass.setBindGroup(0, slot.bindGroup);
+      pass.setBindGroup(0, bindGroup);
       pass.dispatchWorkgroups(x, y);
       pass.end();
-      // Packs the output columns back to back, so a short last chunk reads back only its rows.
-      for (let j = 0; j < outputs; j++) encoder.copyBufferToBuffer(slot.results, j * stride * 4, slot.staging, j * rows * 4, rows * 4);
     }
+    if (!selection) {
+      // Packs the output columns back to back, so a short last chunk reads back only its rows.
+      for (let j = 0; j < outputs && rows > 0; j++) {
+        encoder.copyBufferToBuffer(slot.results, j * stride * 4, slot.staging, j * rows * 4, rows * 4);
+      }
+      device.queue.submit([encoder.finish()]);
+      return this.readBack(slot, outputs, rows).then((columns) => ({ grid, computed: columns.slice(0, outputs) }));
+    }
+    // Selecting: read the survivor count first, then only the survivors' rows.
+    encoder.copyBufferToBuffer(slot.counter, 0, slot.counterStaging, 0, 16);
     device.queue.submit([encoder.finish()]);
-    const bytes = outputs * rows * 4;
-    if (bytes === 0) return Promise.resolve(formula.outputs.map(() => new Float32Array(0)));
+    return slot.counterStaging.mapAsync(GPUMapMode.READ, 0, 16).then(() => {
+      const survivors = new Uint32Array(slot.counterStaging.getMappedRange(0, 16).slice(0))[0];
+      slot.counterStaging.unmap();
+      const copy = device.createCommandEncoder();
+      for (let j = 0; j <= outputs && survivors > 0; j++) {
+        copy.copyBufferToBuffer(slot.results, j * stride * 4, slot.staging, j * survivors * 4, survivors * 4);
+      }
+      device.queue.submit([copy.finish()]);
+      return this.readBack(slot, outputs + 1, survivors).then((columns) => compacted(grid, columns, outputs));
+    });
+  }
+
+  /** Maps `columns` packed columns of `rows` f32 each; one bulk copy out of the mapped range, columns are views. */
+  private readBack(slot: Slot, columns: number, rows: number): Promise<Float32Array[]> {
+    const bytes = columns * rows * 4;
+    if (bytes === 0) return Promise.resolve(Array.from({ length: columns }, () => new Float32Array(0)));
     return slot.staging.mapAsync(GPUMapMode.READ, 0, bytes).then(() => {
-      // One bulk copy out of the mapped range (it is invalid after unmap); the columns are views of that copy.
+      // The mapped range is invalid after unmap, hence the one copy.
       const copy = slot.staging.getMappedRange(0, bytes).slice(0);
       slot.staging.unmap();
       const failure = this.gpu.failure();
       if (failure) throw failure;
-      return formula.outputs.map((_, j) => new Float32Array(copy, j * rows * 4, rows));
+      return Array.from({ length: columns }, (_, j) => new Float32Array(copy, j * rows * 4, rows));
     });
   }
 
-  async *evaluate(formula: Formula, constants: Float64Array, chunks: Iterable<GridChunk>): AsyncGenerator<EvaluatedChunk> {
+  async *evaluate(
+    formula: Formula,
+    constants: Float64Array,
+    chunks: Iterable<GridChunk>,
+    selection?: EngineSelection,
+  ): AsyncGenerator<EvaluatedChunk> {
     const pending: Pending[] = [];
     const iterator = chunks[Symbol.iterator]();
     try {
       this.ensureSlots();
-      const pipeline = await this.checkedPipeline(formula);
       this.writeConstants(constants);
+      this.writeThresholds(selection);
+      let pipeline: GPUComputePipeline | undefined;
       let submitted = 0;
       for (let next = iterator.next(); !next.done; next = iterator.next()) {
         if (pending.length === IN_FLIGHT) {
           const oldest = pending[0];
-          const computed = await oldest.done;
+          const evaluated = await oldest.done;
           pending.shift();
-          yield { grid: oldest.grid, computed };
+          yield evaluated;
         }
         const failure = this.gpu.failure();
         if (failure) throw failure;
+        pipeline ??= await this.checkedPipeline(formula, next.value.columnNames, selection);
         const slot = this.slots[submitted++ % IN_FLIGHT];
-        const done = this.submit(formula, pipeline, slot, next.value);
+        const done = this.submit(formula, pipeline, slot, next.value, selection);
         // Awaited in order below; this only keeps a second failure from surfacing as an unhandled rejection.
         done.catch(() => undefined);
         pending.push({ grid: next.value, done });
       }
       while (pending.length > 0) {
-        const computed = await pending[0].done;
-        yield { grid: pending.shift()!.grid, computed };
+        const evaluated = await pending[0].done;
+        pending.shift();
+        yield evaluated;
       }
     } catch (error) {
       if (!this.options.fallbackToCpu) throw error instanceof EngineError ? error : new EngineError(String(error));
@@ -224,10 +307,12 @@ export class GpuEngine implements Engine {
       this.options.notice?.(`GPU failed (${(error as Error).message}); continuing on the CPU`);
       const rest: GridChunk[] = pending.map((p) => p.grid);
       pending.length = 0;
-      for (const grid of rest) yield toFloat32(evaluateChunkOnCpu(formula, constants, grid));
-      for (let next = iterator.next(); !next.done; next = iterator.next()) {
-        yield toFloat32(evaluateChunkOnCpu(formula, constants, next.value));
-      }
+      const onCpu = (grid: GridChunk) => {
+        const evaluated = toFloat32(evaluateChunkOnCpu(formula, constants, grid));
+        return selection ? selectOnCpu(evaluated, selection) : evaluated;
+      };
+      for (const grid of rest) yield onCpu(grid);
+      for (let next = iterator.next(); !next.done; next = iterator.next()) yield onCpu(next.value);
     }
   }
 
@@ -241,13 +326,39 @@ export class GpuEngine implements Engine {
       slot.results.destroy();
       slot.staging.destroy();
       slot.params.destroy();
+      slot.counter.destroy();
+      slot.counterStaging.destroy();
     }
     this.slots = [];
     this.constantsBuffer?.destroy();
     this.constantsBuffer = undefined;
+    this.thresholdsBuffer?.destroy();
+    this.thresholdsBuffer = undefined;
     this.pipelines.clear();
     this.gpu.destroy();
   }
+}
+
+/**
+ * Survivors of a selecting dispatch arrive in atomic-counter order; sorting them by their chunk-local row index
+ * restores grid order, so both engines return the same rows in the same order.
+ */
+function compacted(grid: GridChunk, columns: Float32Array[], outputs: number): EvaluatedChunk {
+  const n = columns[outputs].length;
+  const local = new Uint32Array(columns[outputs].buffer, columns[outputs].byteOffset, n);
+  const byRow = new Uint32Array(n);
+  for (let k = 0; k < n; k++) byRow[k] = k;
+  byRow.sort((a, b) => local[a] - local[b]);
+  const computed = columns.slice(0, outputs).map((column) => {
+    const out = new Float32Array(n);
+    for (let k = 0; k < n; k++) out[k] = column[byRow[k]];
+    return out;
+  });
+  const order = new Uint32Array(n);
+  for (let k = 0; k < n; k++) order[k] = local[byRow[k]];
+  // Grid columns and row ids of the survivors, gathered from the chunk still held on the CPU.
+  const gathered = gatherRows({ grid, computed: [] }, order);
+  return { grid: gathered.grid, computed, rowIds: gathered.rowIds };
 }
 
 function toFloat32(chunk: EvaluatedChunk): EvaluatedChunk {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../config/load.js';
 import type { Formula } from '../../formulas/types.js';
+import type { EngineSelection } from '../selection.js';
 
 export const SHADER_DIR = join(PACKAGE_ROOT, 'shaders');
 
@@ -40,8 +41,10 @@ export function modelSource(): string {
 /**
  * The complete shader for one formula: model.wgsl followed by evaluate.wgsl with its slots filled. Checks that
  * the WGSL structs list the same names in the same order as the TypeScript formula, so the two cannot drift.
+ * With a selection, rows that fail it return early and survivors are compacted through an atomic counter, each
+ * with its chunk-local row index after the output columns (as the bits of an f32).
  */
-export function buildShader(formula: Formula): string {
+export function buildShader(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection): string {
   const { model, entry } = sources();
   const names = wgslNames(formula);
   const constantFields = wgslStructFields(model, names.constants);
@@ -53,17 +56,48 @@ export function buildShader(formula: Formula): string {
   if (!same(outputFields, formula.outputs)) {
     throw new Error(`shaders/model.wgsl ${names.outputs} does not match ${formula.name}'s outputs in src/model.ts`);
   }
-  const reads = formula.inputs.map((_, k) => `  let in${k} = grid[${k}u * params.stride + i];`).join('\n');
+  const gridAt = (k: number) => `grid[${k}u * params.stride + i]`;
+  const reads = formula.inputs
+    .map((name, k) => {
+      const index = gridColumns.indexOf(name);
+      if (index < 0) throw new Error(`formula ${formula.name} reads grid column ${name}, which the grid lacks`);
+      return `  let in${k} = ${gridAt(index)};`;
+    })
+    .join('\n');
   const args = formula.inputs.map((_, k) => `in${k}`).join(', ');
-  const writes = formula.outputs.map((name, j) => `  results[${j}u * params.stride + i] = r.${name};`).join('\n');
+  let bindings = '';
+  let select = '';
+  let slot = 'i';
+  if (selection) {
+    bindings = [
+      '@group(0) @binding(4) var<storage, read_write> counter: array<atomic<u32>>;',
+      '@group(0) @binding(5) var<storage, read> thresholds: array<f32>;',
+    ].join('\n');
+    const conditions: string[] = [];
+    if (selection.where) conditions.push(selection.where.wgsl(gridAt, (name) => `r.${name}`));
+    if (selection.top) {
+      const by = `r.${formula.outputs[selection.top.byIndex]}`;
+      const group = selection.top.perGridIndex < 0 ? '0' : `u32(${gridAt(selection.top.perGridIndex)})`;
+      conditions.push(`${by} ${selection.top.descending ? '>=' : '<='} thresholds[${group}]`);
+    }
+    select = [
+      ...conditions.map((condition) => `  if (!(${condition})) {\n    return;\n  }`),
+      '  let slot = atomicAdd(&counter[0], 1u);',
+      `  results[${formula.outputs.length}u * params.stride + slot] = bitcast<f32>(i);`,
+    ].join('\n');
+    slot = 'slot';
+  }
+  const writes = formula.outputs.map((name, j) => `  results[${j}u * params.stride + ${slot}] = r.${name};`).join('\n');
   return (
     model +
     '\n' +
     entry
       .replace('{{CONSTANTS_STRUCT}}', names.constants)
+      .replace('{{SELECTION_BINDINGS}}', bindings)
       .replace('{{READ_INPUTS}}', reads)
       .replace('{{FUNCTION}}', formula.wgslFunction)
       .replace('{{ARGUMENTS}}', args)
+      .replace('{{SELECT}}', select)
       .replace('{{WRITE_OUTPUTS}}', writes)
   );
 }
