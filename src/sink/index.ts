@@ -3,6 +3,7 @@ import type { Schema } from 'apache-arrow';
 import { InputError } from '../errors.js';
 import { ArrowSink } from './arrow.js';
 import { CsvSink } from './csv.js';
+import { ParquetSink } from './parquet.js';
 import type { Sink } from './types.js';
 
 export type { Sink } from './types.js';
@@ -13,6 +14,7 @@ const FORMATS: Record<string, (path: string, schema: Schema) => Promise<Sink>> =
   '.ipc': (path, schema) => ArrowSink.open(path, schema),
   '.arrows': (path, schema) => ArrowSink.open(path, schema, true),
   '.csv': (path, schema) => CsvSink.open(path, schema),
+  '.parquet': (path, schema) => ParquetSink.open(path, schema),
 };
 
 export const OUTPUT_EXTENSIONS = Object.keys(FORMATS);

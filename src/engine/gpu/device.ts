@@ -43,22 +43,34 @@ function dawnOptions(options: GpuDeviceOptions): string[] {
   return out;
 }
 
-/**
- * Finds an adapter and opens a device. Returns undefined when there is no adapter at all (a machine without any
- * GPU or software rasteriser); throws EngineError when there is one but it cannot be used.
- */
-export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevice | undefined> {
-  let gpu: GPU | undefined;
+async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdapter } | undefined> {
+  let gpu: GPU;
   try {
-    gpu = loadWebGpu().create(dawnOptions(options));
+    gpu = loadWebGpu().create(dawn);
   } catch (error) {
     // Dawn throws here for an unknown backend or adapter name, listing the available ones.
     throw new EngineError(`cannot start WebGPU: ${(error as Error).message.split('\n').join(' ')}`);
   }
   // Compatibility mode runs on GL ES and software Vulkan alike, and its limits are all this engine needs.
-  let adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
-  adapter ??= await gpu.requestAdapter();
-  if (!adapter) return undefined;
+  const adapter =
+    (await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)) ?? (await gpu.requestAdapter());
+  return adapter ? { gpu, adapter } : undefined;
+}
+
+/**
+ * Finds an adapter and opens a device. Returns undefined when there is no adapter at all (a machine without any
+ * GPU or software rasteriser); throws EngineError when there is one but it cannot be used.
+ */
+export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevice | undefined> {
+  let found = await findAdapter(dawnOptions(options));
+  // Without a backend named, Dawn looks at Vulkan (and Metal/D3D) only; a machine whose only adapter is Mesa's
+  // llvmpipe behind OpenGL ES still has one.
+  if (!found && !options.backend && !process.env.PARASWEEP_GPU_BACKEND) {
+    found = await findAdapter(dawnOptions({ ...options, backend: 'opengles' }));
+  }
+  if (!found) return undefined;
+  let gpu: GPU | undefined = found.gpu;
+  const { adapter } = found;
   if (options.maxBufferBytes > adapter.limits.maxStorageBufferBindingSize) {
     throw new EngineError(
       `--max-buffer-mib: the adapter binds at most ${adapter.limits.maxStorageBufferBindingSize} bytes per storage buffer`,
@@ -91,6 +103,7 @@ export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevic
       device.destroy();
       // dawn.node keeps the process alive while the GPU object is referenced; dropping it lets Node exit.
       gpu = undefined;
+      void gpu;
     },
   };
 }

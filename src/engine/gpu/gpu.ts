@@ -273,6 +273,8 @@ export class GpuEngine implements Engine {
   ): AsyncGenerator<EvaluatedChunk> {
     const pending: Pending[] = [];
     const iterator = chunks[Symbol.iterator]();
+    // A chunk taken from the iterator but not yet submitted: on a failure it must not be lost either.
+    let taken: GridChunk | undefined;
     try {
       this.ensureSlots();
       this.writeConstants(constants);
@@ -280,6 +282,7 @@ export class GpuEngine implements Engine {
       let pipeline: GPUComputePipeline | undefined;
       let submitted = 0;
       for (let next = iterator.next(); !next.done; next = iterator.next()) {
+        taken = next.value;
         if (pending.length === IN_FLIGHT) {
           const oldest = pending[0];
           const evaluated = await oldest.done;
@@ -294,6 +297,7 @@ export class GpuEngine implements Engine {
         // Awaited in order below; this only keeps a second failure from surfacing as an unhandled rejection.
         done.catch(() => undefined);
         pending.push({ grid: next.value, done });
+        taken = undefined;
       }
       while (pending.length > 0) {
         const evaluated = await pending[0].done;
@@ -306,6 +310,7 @@ export class GpuEngine implements Engine {
       // of the sweep does not change midway.
       this.options.notice?.(`GPU failed (${(error as Error).message}); continuing on the CPU`);
       const rest: GridChunk[] = pending.map((p) => p.grid);
+      if (taken) rest.push(taken);
       pending.length = 0;
       const onCpu = (grid: GridChunk) => {
         const evaluated = toFloat32(evaluateChunkOnCpu(formula, constants, grid));

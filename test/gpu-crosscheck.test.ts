@@ -1,0 +1,33 @@
+/**
+ * `parasweep check` on every bundled model's default grid with the default (full) formula, and on the PoC's own
+ * files with --formula poc: the WGSL model and the TypeScript model agree within the f32 tolerance everywhere.
+ */
+import { describe, expect, it } from 'vitest';
+import { checkEngines, DEFAULT_RTOL } from '../src/check.js';
+import { listBundled } from '../src/config/load.js';
+import { gpuAvailable } from './gpu-support.js';
+import { fixture, POC_YAMLS } from './helpers.js';
+
+const available = await gpuAvailable();
+
+describe.runIf(available)('cross-check of the GPU engine against the CPU reference', () => {
+  for (const model of listBundled('models')) {
+    it(`agrees on ${model}'s default grid (full formula)`, async () => {
+      const report = await checkEngines({ model });
+      const failing = report.columns.filter((column) => !column.ok).map((column) => column.column);
+      expect(failing).toEqual([]);
+      expect(report.gridColumnsIdentical).toBe(true);
+      expect(report.rtol).toBe(DEFAULT_RTOL);
+      // Decision-boundary rows are excused from comparison, but they must stay rare.
+      expect(report.ties).toBeLessThan(report.rows * 1e-3);
+      expect(report.rows).toBeGreaterThan(1000);
+    });
+  }
+  for (const file of POC_YAMLS) {
+    it(`agrees on the PoC's ${file} with --formula poc`, async () => {
+      const report = await checkEngines({ model: fixture(file), formula: 'poc' });
+      expect(report.ok).toBe(true);
+      expect(report.ties).toBe(0);
+    });
+  }
+});
