@@ -48,6 +48,7 @@ export class ParquetSink implements Sink {
     private readonly wasm: ParquetWasm,
     private readonly file: AtomicFile,
     private readonly schema: Schema,
+    rowGroupRows: number,
   ) {
     const input = new ReadableStream<unknown>(
       {
@@ -60,7 +61,7 @@ export class ParquetSink implements Sink {
     );
     const properties = new wasm.WriterPropertiesBuilder()
       .setCompression(wasm.Compression.ZSTD)
-      .setMaxRowGroupSize(PARQUET_ROW_GROUP_ROWS)
+      .setMaxRowGroupSize(rowGroupRows)
       .setCreatedBy('parasweep')
       .build();
     // Resolves once the writer has read the first batch (it needs the schema), so it is awaited in `write`.
@@ -71,9 +72,9 @@ export class ParquetSink implements Sink {
     return this.file.path;
   }
 
-  static async open(path: string, schema: Schema): Promise<ParquetSink> {
+  static async open(path: string, schema: Schema, rowGroupRows = PARQUET_ROW_GROUP_ROWS): Promise<ParquetSink> {
     const wasm = await loadParquetWasm();
-    return new ParquetSink(wasm, await AtomicFile.open(path, '--out'), schema);
+    return new ParquetSink(wasm, await AtomicFile.open(path, '--out'), schema, rowGroupRows);
   }
 
   private async drain(output: ReadableStream<Uint8Array>): Promise<void> {
