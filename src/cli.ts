@@ -5,7 +5,11 @@ import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
 import { EngineError, InputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
-import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, SweepOptions, sweepToFiles } from './sweep.js';
+import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
+import { loadSweepFile } from './config/sweepfile.js';
+import { Progress } from './progress.js';
+import { BestConfigs, formatBest } from './rank.js';
+import { checkOutputPaths, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
 
@@ -23,14 +27,23 @@ function withSweepOptions<T>(args: Argv<T>) {
       array: true,
     })
     .option('model', { alias: ['m', 'config-name'], type: 'string', describe: 'bundled model name or model YAML path' })
+    .option('sweep', { type: 'string', describe: 'a sweep file (bundled name or YAML path); flags and overrides adjust it' })
     .option('formula', {
       type: 'string',
-      default: DEFAULT_FORMULA,
       choices: Object.keys(FORMULAS),
-      describe: "cost formula: full (memory by component, every dimension) or poc (the PoC's estimate and columns)",
+      describe: `cost formula: full (memory and time, every dimension) or poc (the PoC's estimate and columns) [default: ${DEFAULT_FORMULA}]`,
     })
-    .option('hardware', { type: 'string', default: DEFAULT_HARDWARE, describe: 'bundled hardware name or YAML path' })
-    .option('headroom', { type: 'number', default: DEFAULT_HEADROOM, describe: 'memory kept free: fits when total x (1 + headroom) <= memory' })
+    .option('hardware', { type: 'string', describe: `bundled hardware name or YAML path [default: ${DEFAULT_HARDWARE}]` })
+    .option('headroom', {
+      type: 'number',
+      describe: `memory kept free: fits when total x (1 + headroom) <= memory [default: ${DEFAULT_HEADROOM}]`,
+    })
+    .option('where', { type: 'string', describe: "keep rows matching a condition, e.g. 'total_gib < 70 and mfu > 0.4'" })
+    .option('fits-only', { type: 'boolean', describe: 'keep only configs that fit in memory' })
+    .option('top', { type: 'number', describe: 'keep the best K rows by --by (per --per group)' })
+    .option('by', { type: 'string', describe: 'column ranked by --top [default: tokens_per_s]' })
+    .option('per', { type: 'string', describe: 'grid column grouping --top, e.g. ngpus' })
+    .option('order', { type: 'string', choices: ['asc', 'desc'], describe: 'ranking direction [default: desc, asc for *_s, *_gib, *_bytes]' })
     .option('engine', {
       type: 'string',
       default: 'auto',
@@ -44,7 +57,7 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('out', { alias: 'o', type: 'string', array: true, describe: 'output file(s); format by extension: .arrow, .arrows, .csv' })
     .option('csv', { type: 'string', describe: 'CSV output path (the PoC\'s columns with --formula poc)' })
     .option('chunk-rows', { type: 'number', describe: 'rows per evaluation chunk (default: what the engine prefers)' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' });
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' });
   for (const [key, spec] of Object.entries(SEARCH_KEYS)) {
     out = out.option(spec.flag, {
       type: 'string',
@@ -65,7 +78,8 @@ function searchFromFlags(argv: Record<string, unknown>): Partial<Record<SearchKe
 
 type SweepArgs = ReturnType<typeof withSweepOptions> extends Argv<infer T> ? T : never;
 
-function sweepOptions(args: SweepArgs): SweepOptions {
+/** The runs a sweep command describes: one, or one per hardware of a sweep file, with flags applied on top. */
+function sweepRuns(args: SweepArgs): SweepOptions[] {
   const mib = args['max-buffer-mib'];
   if (!(mib > 0 && mib <= 1024)) throw new InputError('--max-buffer-mib', `must be between 0 and 1024, got ${mib}`);
   const workgroupSize = args['workgroup-size'];
@@ -76,21 +90,40 @@ function sweepOptions(args: SweepArgs): SweepOptions {
   if (chunkRows !== undefined && !(Number.isInteger(chunkRows) && chunkRows >= 1)) {
     throw new InputError('--chunk-rows', `must be a positive integer, got ${chunkRows}`);
   }
-  return {
-    model: requireModel(args),
-    overrides: args.overrides ?? [],
-    search: searchFromFlags(args as Record<string, unknown>),
-    formula: args.formula,
-    hardware: args.hardware,
-    headroom: args.headroom,
+  const file = args.sweep ? loadSweepFile(args.sweep) : undefined;
+  if (!file) requireModel(args);
+  if ((args.by !== undefined || args.per !== undefined || args.order !== undefined) && args.top === undefined && !file?.top) {
+    throw new InputError('--by', '--by, --per and --order go with --top K');
+  }
+  const top =
+    args.top !== undefined
+      ? { k: args.top, by: args.by ?? file?.top?.by ?? 'tokens_per_s', per: args.per ?? file?.top?.per, order: args.order as 'asc' | 'desc' | undefined }
+      : file?.top
+        ? { k: file.top.k, by: args.by ?? file.top.by, per: args.per ?? file.top.per, order: (args.order as 'asc' | 'desc' | undefined) ?? (file.top.ascending ? 'asc' : undefined) }
+        : undefined;
+  const hardware = args.hardware !== undefined ? [args.hardware] : (file?.hardware ?? [DEFAULT_HARDWARE]);
+  return hardware.map((name) => ({
+    model: args.model ?? file!.model,
+    overrides: [...(file?.overrides ?? []), ...(args.overrides ?? [])],
+    search: { ...(file?.search ?? {}), ...searchFromFlags(args as Record<string, unknown>) },
+    formula: args.formula ?? file?.formula,
+    hardware: name,
+    headroom: args.headroom ?? file?.headroom,
+    where: args.where ?? file?.where,
+    fitsOnly: args['fits-only'],
+    top,
     engine: args.engine as SweepOptions['engine'],
     backend: args.backend,
     adapter: args.adapter,
     maxBufferBytes: Math.floor(mib * 1024 * 1024),
     workgroupSize,
     chunkRows,
-    notice: (line) => process.stderr.write(`parasweep: ${line}\n`),
-  };
+    notice: (line: string) => process.stderr.write(`parasweep: ${line}\n`),
+  }));
+}
+
+function sweepOptions(args: SweepArgs): SweepOptions {
+  return sweepRuns(args)[0];
 }
 
 function requireModel(argv: { model?: string }): string {
@@ -133,12 +166,48 @@ export async function main(argv: string[]): Promise<number> {
       async (args) => {
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
         if (outputs.length === 0) outputs.push(DEFAULT_POC_OUTPUT);
-        const options = sweepOptions(args);
-        const stats = await sweepToFiles(options, outputs);
+        const runs = sweepRuns(args);
+        const progress = new Progress({ label: 'sweep', enabled: !args.quiet });
+        for (const run of runs) run.onProgress = (evaluated) => progress.tick(evaluated);
+        const stats = await sweepToFiles(runs, outputs);
+        progress.finish();
+        if (!args.quiet) {
+          const kept = stats.rows === stats.evaluated ? '' : ` (${stats.evaluated} evaluated)`;
+          process.stderr.write(
+            `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
+              ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
+          );
+        }
+      },
+    )
+    .command(
+      'best [overrides..]',
+      'the fastest configs that fit, per GPU count, with the Pareto front of memory against step time',
+      (args) => withSweepOptions(args),
+      async (args) => {
+        const k = args.top ?? 5;
+        if (!Number.isInteger(k) || k < 1) throw new InputError('--top', `must be a positive integer, got ${k}`);
+        if (args.formula === 'poc') throw new InputError('--formula', 'best ranks by the time model of --formula full');
+        const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
+        checkOutputPaths(outputs);
+        const run = { ...sweepOptions({ ...args, top: undefined, by: undefined, per: undefined, order: undefined }), fitsOnly: true };
+        const progress = new Progress({ label: 'best', enabled: !args.quiet });
+        run.onProgress = (evaluated) => progress.tick(evaluated);
+        const best = new BestConfigs(k);
+        const { table, stats } = await sweep(run);
+        for (const batch of table.batches) best.add(batch);
+        progress.finish();
+        const results = best.results();
+        const { context } = prepareSweep({ ...run, fitsOnly: false });
+        process.stdout.write(formatBest(results, { model: context.config.model.name, hardware: context.hardware.name }));
+        if (results.length === 0) process.stdout.write('no config fits: try more GPUs, recompute, ZeRO or offload\n');
+        if (outputs.length > 0) {
+          // The ranked rows, with the same sinks as sweep.
+          await writeRows(table.schema, results.flatMap((group) => group.top.map((row) => row.values)), outputs);
+        }
         if (!args.quiet) {
           process.stderr.write(
-            `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written in ${stats.seconds.toFixed(2)} s` +
-              ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
+            `parasweep: ${stats.candidates} configs considered, ${stats.evaluated} evaluated, ${stats.rows} fit, in ${stats.seconds.toFixed(2)} s (${stats.engine})\n`,
           );
         }
       },
@@ -179,6 +248,10 @@ export async function main(argv: string[]): Promise<number> {
     .example('$0 sweep --model llama3.1-405b --ngpus 8,128,1024,10240 --out results.arrow --csv results.csv', 'sweep and write Arrow and CSV')
     .example('$0 sweep --config-name llama3.1-405b.yaml +ngpus_range="[8, 128, 1024, 10240]" --formula poc --csv memory_estimation.csv', "the PoC's command, same CSV")
     .example('$0 sweep --model mixtral-8x7b --tp 1..8:*2 --ngpus 8..1024:8 model.seq_length=4096 -o mixtral.arrow', 'ranges and overrides')
+    .example('$0 sweep --model llama3.1-405b --ngpus 1..10240 --fits-only --top 3 --per ngpus -o top.parquet', 'the 3 fastest fitting configs for every GPU count')
+    .example("$0 sweep --sweep mixtral-wide --where 'total_gib < 70 and mfu > 0.3' -o mixtral.arrow", 'a sweep file, filtered')
+    .example('$0 best --model llama3.1-405b --hardware h100-sxm-80gb --ngpus 1024,8192', 'what to run on 1024 and 8192 GPUs')
+    .example('$0 check --model deepseek-v3', 'GPU against CPU, column by column')
     .example('$0 models', 'the bundled models')
     .demandCommand(1, 'name a command: sweep or models')
     .recommendCommands()

@@ -7,7 +7,6 @@ import {
   Float32,
   Float64,
   Int32,
-  Int8,
   makeData,
   RecordBatch,
   Schema,
@@ -40,7 +39,20 @@ export class ResultAssembler {
   private readonly gridIndex: Map<string, number>;
   private readonly dictionaries = new Map<string, Vector<Utf8>>();
 
-  constructor(formula: Formula, columns: ResultColumn[], gridColumns: GridColumnSpec[], computedType: 'f64' | 'f32') {
+  /** Index of each constant string column's value in its dictionary. */
+  private readonly constantCodes = new Map<string, number>();
+
+  /**
+   * `constantLabels` lists, for a constant string column, every value it takes across the runs that share one
+   * output (a sweep over several hardware files), so that all batches share one dictionary.
+   */
+  constructor(
+    formula: Formula,
+    columns: ResultColumn[],
+    gridColumns: GridColumnSpec[],
+    computedType: 'f64' | 'f32',
+    constantLabels: ReadonlyMap<string, readonly string[]> = new Map(),
+  ) {
     this.columns = columns;
     this.gridIndex = new Map(gridColumns.map((column, i) => [column.name, i]));
     let dictionaryId = 0;
@@ -62,8 +74,11 @@ export class ResultAssembler {
         }
         case 'constant': {
           if (typeof column.value === 'string') {
-            this.dictionaries.set(column.name, vectorFromArray([column.value], new Utf8()));
-            return new Field(column.name, new Dictionary(new Utf8(), new Int8(), dictionaryId++), false);
+            const labels = constantLabels.get(column.name) ?? [column.value];
+            if (!labels.includes(column.value)) throw new Error(`${column.name}: ${column.value} missing from its labels`);
+            this.constantCodes.set(column.name, labels.indexOf(column.value));
+            this.dictionaries.set(column.name, vectorFromArray([...labels], new Utf8()));
+            return new Field(column.name, new Dictionary(new Utf8(), new Int32(), dictionaryId++), false);
           }
           return new Field(column.name, new Float64(), false, new Map([[PY_TYPE_KEY, 'float']]));
         }
@@ -95,7 +110,8 @@ export class ResultAssembler {
         case 'constant': {
           const dictionary = this.dictionaries.get(column.name);
           if (dictionary) {
-            return makeData({ type: type as Dictionary, length, data: new Int8Array(length), dictionary });
+            const codes = new Int32Array(length).fill(this.constantCodes.get(column.name)!);
+            return makeData({ type: type as Dictionary, length, data: codes, dictionary });
           }
           return makeData({ type: type as Float64, length, data: new Float64Array(length).fill(column.value as number) });
         }

@@ -1,26 +1,28 @@
 import { RecordBatch, Table } from 'apache-arrow';
+import { loadHardware } from './config/hardware.js';
 import { LoadedConfig, loadConfig, parseOverride } from './config/load.js';
 import { ParsedDimension, resolveSearchSpace, SearchKeyName } from './config/space.js';
 import { createEngine, Engine, EngineOptions } from './engine/index.js';
+import type { EvaluatedChunk } from './engine/types.js';
 import { InputError } from './errors.js';
 import { DEFAULT_FORMULA, Formula, getFormula } from './formulas/index.js';
-import type { SweepContext } from './formulas/types.js';
-import { loadHardware } from './config/hardware.js';
+import type { ResultColumn, SweepContext } from './formulas/types.js';
+import { GridChunk, GridPlan } from './grid/grid.js';
+import { ResultAssembler } from './result.js';
+import { SelectionOptions, Selector } from './select.js';
+import { checkOutputPaths, openSink, Sink } from './sink/index.js';
 
 export const DEFAULT_HARDWARE = 'h100-sxm-80gb';
 export const DEFAULT_HEADROOM = 0.1;
-import { GridPlan } from './grid/grid.js';
-import { ResultAssembler } from './result.js';
-import { checkOutputPaths, openSink, Sink } from './sink/index.js';
 
-export interface SweepOptions extends EngineOptions {
+export interface SweepOptions extends EngineOptions, SelectionOptions {
   /** A bundled model name (see `parasweep models`) or a path to a model YAML (the PoC's schema works as is). */
   model: string;
   /** Hydra-style overrides: `model.seq_length=4096`, `+ngpus_range=[8, 128]`, `tp_range=1..8:*2`. */
   overrides?: string[];
   /** Search ranges from flags; they win over the config file and the overrides. */
   search?: Partial<Record<SearchKeyName, unknown>>;
-  /** Cost formula: `full` (default: memory, by component, every dimension) or `poc` (the PoC's estimate). */
+  /** Cost formula: `full` (default: memory and time, every dimension) or `poc` (the PoC's estimate). */
   formula?: string;
   /** Bundled hardware name or YAML path (default h100-sxm-80gb). */
   hardware?: string;
@@ -28,6 +30,8 @@ export interface SweepOptions extends EngineOptions {
   headroom?: number;
   /** Rows per chunk; defaults to what the engine prefers. */
   chunkRows?: number;
+  /** Called after each chunk with the rows evaluated so far (for a progress bar). */
+  onProgress?: (evaluated: number) => void;
 }
 
 /** A validated sweep, ready to run: nothing has been evaluated or written yet. */
@@ -38,12 +42,16 @@ export interface PreparedSweep {
   constants: Float64Array;
   space: Map<SearchKeyName, ParsedDimension>;
   grid: GridPlan;
+  columns: ResultColumn[];
+  selector?: Selector;
 }
 
 export interface SweepStats {
   /** Size of the cross product of the search ranges. */
   candidates: number;
-  /** Valid configs evaluated and written. */
+  /** Valid configs evaluated by the engine. */
+  evaluated: number;
+  /** Rows kept and written (after --where, --fits-only, --top). */
   rows: number;
   seconds: number;
   engine: string;
@@ -61,12 +69,15 @@ export function prepareSweep(options: SweepOptions): PreparedSweep {
   const space = resolveSearchSpace(formula.name, formula.searchDefaults(context), config.search, options.search ?? {});
   const constants = formula.packConstants(context);
   const grid = formula.buildGrid(context, space);
-  return { context, config, formula, constants, space, grid };
+  const columns = formula.resultColumns(context);
+  const selecting = options.where !== undefined || options.fitsOnly || options.top !== undefined;
+  const selector = selecting ? new Selector(formula, columns, grid, options) : undefined;
+  return { context, config, formula, constants, space, grid, columns, selector };
 }
 
 function emptyGridError(prepared: PreparedSweep): InputError {
   const ranges = [...prepared.space.values()]
-    .map((dimension) => `${dimension.key}=[${dimension.values.map((v, i) => dimension.labels?.[v] ?? v ?? i).join(', ')}]`)
+    .map((dimension) => `${dimension.key}=[${dimension.values.map((v) => dimension.labels?.[v] ?? v).join(', ')}]`)
     .join(' ');
   return new InputError(
     'search space',
@@ -74,37 +85,62 @@ function emptyGridError(prepared: PreparedSweep): InputError {
   );
 }
 
+/** Counts the rows the grid hands to the engine. */
+function* counted(chunks: Iterable<GridChunk>, stats: SweepStats, onProgress?: (n: number) => void): Generator<GridChunk> {
+  for (const chunk of chunks) {
+    stats.evaluated += chunk.length;
+    yield chunk;
+    onProgress?.(stats.evaluated);
+  }
+}
+
 /**
- * Evaluates the grid chunk by chunk and yields Arrow record batches. Throws InputError before yielding anything
- * if the grid is empty.
+ * Evaluates the grid chunk by chunk and yields Arrow record batches of the selected rows. Throws InputError
+ * before yielding anything if no config is valid; yields one empty batch if configs were valid but none was kept,
+ * so that outputs still get their header.
  */
 export async function* sweepBatches(
   prepared: PreparedSweep,
   engine: Engine,
   stats: SweepStats,
-  chunkRows?: number,
+  options: {
+    chunkRows?: number;
+    onProgress?: (evaluated: number) => void;
+    constantLabels?: ReadonlyMap<string, readonly string[]>;
+  } = {},
 ): AsyncGenerator<RecordBatch> {
-  const { formula, grid, context, constants } = prepared;
-  const assembler = new ResultAssembler(
-    formula,
-    formula.resultColumns(context),
-    grid.columns,
-    engine.kind === 'cpu' ? 'f64' : 'f32',
-  );
-  stats.candidates = grid.candidateCount();
-  const rows = chunkRows ?? engine.chunkRows(formula, grid.columns.length);
-  for await (const chunk of engine.evaluate(formula, constants, grid.chunks(rows))) {
-    stats.rows += chunk.grid.length;
-    yield assembler.batch(chunk);
+  const { formula, grid, constants, selector } = prepared;
+  const computedType = engine.kind === 'cpu' ? 'f64' : 'f32';
+  const assembler = new ResultAssembler(formula, prepared.columns, grid.columns, computedType, options.constantLabels);
+  stats.candidates += grid.candidateCount();
+  const rows = options.chunkRows ?? engine.chunkRows(formula, grid.columns.length);
+  let last: EvaluatedChunk | undefined;
+  const evaluatedBefore = stats.evaluated;
+  const rowsBefore = stats.rows;
+  const chunks = counted(grid.chunks(rows), stats, options.onProgress);
+  for await (const chunk of engine.evaluate(formula, constants, chunks, selector?.engineSelection)) {
+    last = chunk;
+    const kept = selector ? selector.accept(chunk) : chunk;
+    if (kept && kept.grid.length > 0) {
+      stats.rows += kept.grid.length;
+      yield assembler.batch(kept);
+    }
   }
-  if (stats.rows === 0) throw emptyGridError(prepared);
+  if (stats.evaluated === evaluatedBefore) throw emptyGridError(prepared);
+  const winners = selector?.finish();
+  if (winners && winners.grid.length > 0) {
+    stats.rows += winners.grid.length;
+    yield assembler.batch(winners);
+  } else if (stats.rows === rowsBefore && last) {
+    yield assembler.batch({ grid: { ...last.grid, length: 0, columns: last.grid.columns.map((c) => c.subarray(0, 0)) }, computed: last.computed.map((c) => c.subarray(0, 0)) as EvaluatedChunk['computed'] });
+  }
 }
 
 function newStats(engine: Engine): SweepStats {
-  return { candidates: 0, rows: 0, seconds: 0, engine: engine.description };
+  return { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description };
 }
 
-/** Runs a sweep and returns the whole result as an Arrow table. For huge grids prefer `sweepToFiles`. */
+/** Runs a sweep and returns the whole (selected) result as an Arrow table. For huge grids prefer `sweepToFiles`. */
 export async function sweep(options: SweepOptions): Promise<{ table: Table; stats: SweepStats }> {
   const prepared = prepareSweep(options);
   const engine = await createEngine(options, prepared.formula);
@@ -112,7 +148,7 @@ export async function sweep(options: SweepOptions): Promise<{ table: Table; stat
   const stats = newStats(engine);
   try {
     const batches: RecordBatch[] = [];
-    for await (const batch of sweepBatches(prepared, engine, stats, options.chunkRows)) batches.push(batch);
+    for await (const batch of sweepBatches(prepared, engine, stats, options)) batches.push(batch);
     stats.seconds = (performance.now() - started) / 1000;
     return { table: new Table(batches), stats };
   } finally {
@@ -130,26 +166,32 @@ export function abortOpenSinks(): void {
 }
 
 /**
- * Runs a sweep and streams it into one or more files (format by extension). Files appear only when complete: an
- * error or an interrupt leaves none behind.
+ * Runs a sweep, or several sharing one output (one per hardware of a sweep file), and streams it into one or more
+ * files (format by extension). Files appear only when complete: an error or an interrupt leaves none behind.
+ * Everything is validated before the first row is evaluated.
  */
-export async function sweepToFiles(options: SweepOptions, paths: string[]): Promise<SweepStats> {
+export async function sweepToFiles(runs: SweepOptions | SweepOptions[], paths: string[]): Promise<SweepStats> {
   checkOutputPaths(paths);
-  const prepared = prepareSweep(options);
-  const engine = await createEngine(options, prepared.formula);
+  const all = Array.isArray(runs) ? runs : [runs];
+  const prepared = all.map(prepareSweep);
+  const constantLabels = sharedConstantLabels(prepared);
+  const engine = await createEngine(all[0], prepared[0].formula);
   const started = performance.now();
   const stats = newStats(engine);
   const sinks: Sink[] = [];
   try {
-    for await (const batch of sweepBatches(prepared, engine, stats, options.chunkRows)) {
-      if (sinks.length === 0) {
-        for (const path of paths) {
-          const sink = await openSink(path, batch.schema);
-          sinks.push(sink);
-          openSinks.add(sink);
+    for (let r = 0; r < prepared.length; r++) {
+      const options = { ...all[r], constantLabels };
+      for await (const batch of sweepBatches(prepared[r], engine, stats, options)) {
+        if (sinks.length === 0) {
+          for (const path of paths) {
+            const sink = await openSink(path, batch.schema);
+            sinks.push(sink);
+            openSinks.add(sink);
+          }
         }
+        for (const sink of sinks) await sink.write(batch);
       }
-      for (const sink of sinks) await sink.write(batch);
     }
     for (const sink of sinks) {
       await sink.commit();
@@ -166,4 +208,21 @@ export async function sweepToFiles(options: SweepOptions, paths: string[]): Prom
   } finally {
     await engine.dispose();
   }
+}
+
+/** Every value each constant string column takes across runs (model and hardware names). */
+export function sharedConstantLabels(prepared: PreparedSweep[]): Map<string, string[]> {
+  const labels = new Map<string, string[]>();
+  for (const run of prepared) {
+    if (run.formula !== prepared[0].formula) {
+      throw new InputError('--formula', 'all runs sharing an output must use the same formula');
+    }
+    for (const column of run.columns) {
+      if (column.from !== 'constant' || typeof column.value !== 'string') continue;
+      const list = labels.get(column.name) ?? [];
+      if (!list.includes(column.value)) list.push(column.value);
+      labels.set(column.name, list);
+    }
+  }
+  return labels;
 }

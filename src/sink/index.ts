@@ -1,5 +1,5 @@
 import { extname } from 'node:path';
-import type { Schema } from 'apache-arrow';
+import { makeData, RecordBatch, Schema, Struct, vectorFromArray } from 'apache-arrow';
 import { InputError } from '../errors.js';
 import { ArrowSink } from './arrow.js';
 import { CsvSink } from './csv.js';
@@ -33,4 +33,19 @@ export function checkOutputPaths(paths: string[], field = '--out'): void {
 
 export async function openSink(path: string, schema: Schema): Promise<Sink> {
   return FORMATS[extname(path).toLowerCase()](path, schema);
+}
+
+/** Writes rows (as column-name → value records) with `schema` to every path, atomically. */
+export async function writeRows(schema: Schema, rows: Array<Record<string, unknown>>, paths: string[]): Promise<void> {
+  const children = schema.fields.map((field) => vectorFromArray(rows.map((row) => row[field.name]), field.type).data[0]);
+  const batch = new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: rows.length, nullCount: 0, children }));
+  const sinks: Sink[] = [];
+  try {
+    for (const path of paths) sinks.push(await openSink(path, schema));
+    for (const sink of sinks) await sink.write(batch);
+    for (const sink of sinks) await sink.commit();
+  } catch (error) {
+    for (const sink of sinks) sink.abortSync();
+    throw error;
+  }
 }

@@ -185,10 +185,8 @@ export class GpuEngine implements Engine {
         { binding: 2, resource: { buffer: slot.grid } },
         { binding: 3, resource: { buffer: slot.results } },
       ];
-      if (selection) {
-        entries.push({ binding: 4, resource: { buffer: slot.counter } });
-        entries.push({ binding: 5, resource: { buffer: this.thresholdsBuffer! } });
-      }
+      if (selection) entries.push({ binding: 4, resource: { buffer: slot.counter } });
+      if (selection?.top) entries.push({ binding: 5, resource: { buffer: this.thresholdsBuffer! } });
       slot.bindGroup = this.gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
       slot.bindGroupKey = key;
     }
@@ -242,6 +240,7 @@ export class GpuEngine implements Engine {
     return slot.counterStaging.mapAsync(GPUMapMode.READ, 0, 16).then(() => {
       const survivors = new Uint32Array(slot.counterStaging.getMappedRange(0, 16).slice(0))[0];
       slot.counterStaging.unmap();
+      this.throwIfFailed();
       const copy = device.createCommandEncoder();
       for (let j = 0; j <= outputs && survivors > 0; j++) {
         copy.copyBufferToBuffer(slot.results, j * stride * 4, slot.staging, j * survivors * 4, survivors * 4);
@@ -251,16 +250,27 @@ export class GpuEngine implements Engine {
     });
   }
 
+  /** Validation errors and device loss arrive asynchronously; every readback checks for them. */
+  private throwIfFailed(): void {
+    const failure = this.gpu.failure();
+    if (failure) throw failure;
+  }
+
   /** Maps `columns` packed columns of `rows` f32 each; one bulk copy out of the mapped range, columns are views. */
   private readBack(slot: Slot, columns: number, rows: number): Promise<Float32Array[]> {
     const bytes = columns * rows * 4;
-    if (bytes === 0) return Promise.resolve(Array.from({ length: columns }, () => new Float32Array(0)));
+    if (bytes === 0) {
+      // Nothing to map, but the work that produced nothing must still have succeeded.
+      return this.gpu.device.queue.onSubmittedWorkDone().then(() => {
+        this.throwIfFailed();
+        return Array.from({ length: columns }, () => new Float32Array(0));
+      });
+    }
     return slot.staging.mapAsync(GPUMapMode.READ, 0, bytes).then(() => {
       // The mapped range is invalid after unmap, hence the one copy.
       const copy = slot.staging.getMappedRange(0, bytes).slice(0);
       slot.staging.unmap();
-      const failure = this.gpu.failure();
-      if (failure) throw failure;
+      this.throwIfFailed();
       return Array.from({ length: columns }, (_, j) => new Float32Array(copy, j * rows * 4, rows));
     });
   }

@@ -69,10 +69,8 @@ export function buildShader(formula: Formula, gridColumns: readonly string[], se
   let select = '';
   let slot = 'i';
   if (selection) {
-    bindings = [
-      '@group(0) @binding(4) var<storage, read_write> counter: array<atomic<u32>>;',
-      '@group(0) @binding(5) var<storage, read> thresholds: array<f32>;',
-    ].join('\n');
+    bindings = '@group(0) @binding(4) var<storage, read_write> counter: array<atomic<u32>>;';
+    if (selection.top) bindings += '\n@group(0) @binding(5) var<storage, read> thresholds: array<f32>;';
     const conditions: string[] = [];
     if (selection.where) conditions.push(selection.where.wgsl(gridAt, (name) => `r.${name}`));
     if (selection.top) {
