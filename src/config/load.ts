@@ -14,7 +14,7 @@ export const BUNDLED_CONFIG_DIR = join(PACKAGE_ROOT, 'configs');
 /** YAML 1.1, as Hydra/OmegaConf read it (so `yes`/`no`/`on`/`off` and `1.` mean what PoC users expect). */
 export function parseYamlText(text: string, source: string): unknown {
   try {
-    return parseYaml(text, { version: '1.1', uniqueKeys: true, prettyErrors: false });
+    return parseYaml(text, { version: '1.1', uniqueKeys: true, prettyErrors: true });
   } catch (error) {
     if (error instanceof YAMLParseError) {
       const where = error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
