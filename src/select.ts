@@ -28,8 +28,8 @@ export function filterColumns(formula: Formula, columns: ResultColumn[], grid: G
   for (const column of columns) {
     if (column.from === 'grid') {
       const index = grid.columnIndex(column.column);
-      const labels = grid.columns[index].labels;
-      refs.push({ name: column.name, source: 'grid', index, kind: labels ? 'category' : 'int', labels });
+      const { labels, flag } = grid.columns[index];
+      refs.push({ name: column.name, source: 'grid', index, kind: labels ? 'category' : flag ? 'bool' : 'int', labels });
     } else if (column.from === 'computed') {
       refs.push({ name: column.name, source: 'computed', index: column.index, kind: column.kind ?? 'float' });
     }

@@ -171,7 +171,7 @@ const GRID_COLUMNS = [
   { name: 'dp' },
   { name: 'edp' },
   { name: 'zero' },
-  { name: 'sp' },
+  { name: 'sp', flag: true },
   { name: 'recompute', labels: RECOMPUTE_MODES },
   { name: 'offload', labels: OFFLOAD_MODES },
   { name: 'mbs' },
@@ -248,7 +248,12 @@ export const fullFormula: Formula = {
           row[ngpus] % (row[tp] * row[pp] * row[cp]) === 0 &&
           (row[cp] === 1 ? true : row[seq_length] % (2 * row[cp]) === 0),
       },
-      { column: dp, derive: (row) => row[ngpus] / (row[tp] * row[pp] * row[cp]) },
+      {
+        // Pruned here rather than at mbs: no micro-batch size can divide a batch that dp does not.
+        column: dp,
+        derive: (row) => row[ngpus] / (row[tp] * row[pp] * row[cp]),
+        accept: (row) => row[global_batch_size] % row[dp] === 0,
+      },
       {
         column: ep,
         values: values('ep_range'),
@@ -264,16 +269,6 @@ export const fullFormula: Formula = {
       },
       { column: edp, derive: (row) => row[ngpus] / (row[pp] * row[etp] * row[ep]) },
       {
-        // ZeRO-2/3 shard gradients/weights that pipeline stages need whole between micro-batches: DeepSpeed and
-        // Megatron do not combine them with PP, so neither do we.
-        column: zero,
-        values: values('shard_strategys'),
-        accept: (row) => row[pp] === 1 || row[zero] <= 1,
-      },
-      { column: sp, values: values('sp_range'), accept: (row) => row[tp] > 1 || row[sp] === 0 },
-      { column: recompute, values: values('recompute_range') },
-      { column: offload, values: values('offload_range') },
-      {
         column: mbs,
         values: values('mbs_range'),
         accept: (row) => row[global_batch_size] % (row[dp] * row[mbs]) === 0,
@@ -284,6 +279,17 @@ export const fullFormula: Formula = {
         derive: (row) => row[global_batch_size] / (row[dp] * row[mbs]),
         accept: (row) => row[schedule] !== SCHEDULE_INTERLEAVED || row[num_microbatches] % row[pp] === 0,
       },
+      // The dimensions no divisibility rule involves come last, so that the rules prune before they multiply.
+      {
+        // ZeRO-2/3 shard gradients/weights that pipeline stages need whole between micro-batches: DeepSpeed and
+        // Megatron do not combine them with PP, so neither do we.
+        column: zero,
+        values: values('shard_strategys'),
+        accept: (row) => row[pp] === 1 || row[zero] <= 1,
+      },
+      { column: sp, values: values('sp_range'), accept: (row) => row[tp] > 1 || row[sp] === 0 },
+      { column: recompute, values: values('recompute_range') },
+      { column: offload, values: values('offload_range') },
     ]);
   },
 

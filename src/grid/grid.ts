@@ -8,6 +8,8 @@ export interface GridColumnSpec {
   name: string;
   /** Dictionary labels for a categorical column; the column holds indices into them. */
   labels?: readonly string[];
+  /** A 0/1 flag: usable as a condition in --where (`sp`, `not sp`). */
+  flag?: boolean;
 }
 
 /**
