@@ -376,7 +376,7 @@ fn layer_activation_bytes(c: FullConstants, moe_layer: i32, s: f32, s_kv: f32, b
     let routed_tokens = (s * b * c.moe_k * c.capacity_factor) / t_rep;
     let router_probs = (4.0 * s * b * c.num_experts) / t_rep;
     let f_e = c.moe_ffn_hidden_size;
-    let experts = routed_tokens * (2.0 * h + (2.0 * act_width * f_e) / etp + (2.0 * f_e) / etp + 2.0 * h);
+    let experts = routed_tokens * etp * (2.0 * h + (2.0 * act_width * f_e) / etp + (2.0 * f_e) / etp + 2.0 * h);
     let f_s = c.shared_expert_ffn_hidden_size * c.num_shared_experts;
     let shared_experts = (s * b * (2.0 * act_width * f_s + 2.0 * f_s)) / tp;
     mlp = mlp_norm_input + fc1_input + router_probs + experts + shared_experts + mlp_dropout_mask;

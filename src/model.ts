@@ -431,7 +431,8 @@ export function layer_activation_bytes(
     const routed_tokens = (s * b * c.moe_k * c.capacity_factor) / t_rep;
     const router_probs = (4 * s * b * c.num_experts) / t_rep;
     const f_e = c.moe_ffn_hidden_size;
-    const experts = routed_tokens * (2 * h + (2 * act_width * f_e) / etp + (2 * f_e) / etp + 2 * h);
+    // Expert-TP gathers the routed tokens of its etp ranks, each computing 1/etp of the expert's width.
+    const experts = routed_tokens * etp * (2 * h + (2 * act_width * f_e) / etp + (2 * f_e) / etp + 2 * h);
     const f_s = c.shared_expert_ffn_hidden_size * c.num_shared_experts;
     const shared_experts = (s * b * (2 * act_width * f_s + 2 * f_s)) / tp;
     mlp = mlp_norm_input + fc1_input + router_probs + experts + shared_experts + mlp_dropout_mask;
@@ -648,7 +649,10 @@ export function gather_s(c: FullConstants, bytes: number, n: number, in_node: nu
   return ((n - 1) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + (n - 1) * link_latency_s(c, in_node);
 }
 
-/** Fraction of dense peak the GEMMs reach, saturating in the per-GPU inner dimension (hidden / TP). */
+/**
+ * Fraction of dense peak the GEMMs reach, saturating in the hidden size: Narayanan et al. 2021 Table 1 rises with h
+ * at fixed TP (docs/time-model.md), and h / TP fitted worse.
+ */
 export function gemm_efficiency(c: FullConstants, inner_dim: number): number {
   return (c.gemm_efficiency_max * inner_dim) / (inner_dim + c.gemm_efficiency_half_dim);
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// npm run bench [-- --quick] [-- --workloads a,b] [-- --engines cpu,gpu] [-- --timeout S]
+// Runs each workload on each engine, each measurement in a fresh process, and prints one Markdown table:
+// rows, configs/s and peak RSS for grid enumeration, evaluation alone, and end to end into Arrow, CSV and Parquet.
+import { spawnSync } from 'node:child_process';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { WORKLOADS } from './workloads.mjs';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+const workloads = option('--workloads', Object.keys(WORKLOADS).join(',')).split(',');
+const engines = option('--engines', 'cpu,gpu').split(',');
+const timeoutS = Number(option('--timeout', '300'));
+const sinks = args.includes('--quick') ? ['arrow'] : ['arrow', 'csv', 'parquet'];
+const dir = mkdtempSync(join(tmpdir(), 'parasweep-bench-'));
+
+function measure(workload, engine, mode, out) {
+  const result = spawnSync(process.execPath, ['bench/measure.mjs', workload, engine, mode, ...(out ? [out] : [])], {
+    encoding: 'utf8',
+    timeout: timeoutS * 1000,
+    env: { ...process.env, EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless' },
+  });
+  if (result.error || result.status !== 0) {
+    const why = result.error?.code === 'ETIMEDOUT' ? `timeout > ${timeoutS} s` : `exit ${result.status} ${result.signal ?? ''}`;
+    return { failed: why, tail: (result.stderr ?? '').trim().split('\n').slice(-3).join(' | ') };
+  }
+  const line = result.stdout.trim().split('\n').pop();
+  const parsed = JSON.parse(line);
+  if (out) parsed.bytes = statSync(out).size;
+  return parsed;
+}
+
+const fmtRate = (m) => (m.failed ? m.failed : `${(m.rows / m.seconds / 1e6).toFixed(2)} M/s (${m.seconds.toFixed(2)} s)`);
+const rows = [];
+const adapters = new Set();
+for (const workload of workloads) {
+  const enumerate = measure(workload, 'cpu', 'enumerate');
+  for (const engine of engines) {
+    const evaluate = measure(workload, engine, 'evaluate');
+    if (evaluate.description) adapters.add(evaluate.description);
+    const written = Object.fromEntries(sinks.map((sink) => [sink, measure(workload, engine, 'write', join(dir, `${workload}-${engine}.${sink}`))]));
+    rows.push({ workload, engine, enumerate, evaluate, written });
+    process.stderr.write(`bench: ${workload} on ${engine} done\n`);
+  }
+}
+rmSync(dir, { recursive: true, force: true });
+
+const header = ['workload', 'engine', 'valid configs', 'enumerate', 'evaluate', ...sinks.map((s) => `end to end .${s}`), 'peak RSS (MB)'];
+const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+for (const r of rows) {
+  const rss = Math.max(r.evaluate.rss_mb ?? 0, ...sinks.map((s) => r.written[s].rss_mb ?? 0));
+  lines.push(
+    `| ${r.workload} | ${r.engine} | ${r.enumerate.rows ?? '?'} | ${fmtRate(r.enumerate)} | ${fmtRate(r.evaluate)} | ${sinks.map((s) => fmtRate(r.written[s])).join(' | ')} | ${rss.toFixed(0)} |`,
+  );
+}
+console.log(`Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+console.log(`Engines: ${[...adapters].join('; ')}`);
+console.log('Rates are valid configs per second; each cell is a fresh process.\n');
+console.log(lines.join('\n'));
+for (const r of rows) for (const [s, m] of Object.entries(r.written)) if (m.failed) console.log(`note: ${r.workload}/${r.engine}/.${s}: ${m.failed} ${m.tail ?? ''}`);

@@ -1,0 +1,21 @@
+// The benchmark's fixed workloads. Each is a sweep the CLI can run too (the comment gives the command).
+export const WORKLOADS = {
+  // parasweep sweep --sweep poc-405b (the PoC's default grid for its 405B file, --formula poc)
+  'poc-405b': {
+    describe: "PoC default grid, LLaMA 405B, --formula poc",
+    options: { model: 'test/fixtures/poc/llama3.1-405b.yaml', formula: 'poc' },
+  },
+  // parasweep sweep --model llama3.1-405b --ngpus 1..10240 --gbs 1024..4096:64
+  'llama405b-1..10240': {
+    describe: 'LLaMA 3.1 405B, every GPU count 1..10240, GBS 1024..4096 step 64, full model',
+    options: { model: 'llama3.1-405b', search: { ngpus_range: '1..10240', gbs_range: '1024..4096:64' } },
+  },
+  // parasweep sweep --model mixtral-8x7b --ngpus 8..1024:8 --seq 4096,8192,32768 --ep 1,2,4,8 --etp 1,2,4,8
+  'mixtral-wide': {
+    describe: 'Mixtral 8x7B, GPU counts 8..1024 step 8, seq 4K/8K/32K, every EP and expert-TP',
+    options: {
+      model: 'mixtral-8x7b',
+      search: { ngpus_range: '8..1024:8', seq_range: [4096, 8192, 32768], ep_range: [1, 2, 4, 8], etp_range: [1, 2, 4, 8] },
+    },
+  },
+};
