@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   Bool,
@@ -20,9 +21,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ParquetSink } from '../src/sink/parquet.js';
 import { openSink } from '../src/sink/index.js';
 import { sweepToFiles } from '../src/sweep.js';
-import { cleanupTempDirs, makeTempDir } from './helpers.js';
 
-afterAll(cleanupTempDirs);
+const tempDirs: string[] = [];
+function makeTempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'parasweep-test-'));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 const fields = [
   new Field('ngpus', new Int32(), false),

@@ -1,12 +1,25 @@
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listBundled } from '../src/config/load.js';
 import { loadSweepFile } from '../src/config/sweepfile.js';
 import { prepareSweep } from '../src/sweep.js';
-import { cleanupTempDirs, makeTempDir, writeTempYaml } from './helpers.js';
 
-afterAll(cleanupTempDirs);
+const tempDirs: string[] = [];
+function makeTempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'parasweep-test-'));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+function writeTempYaml(text: string, name: string): string {
+  const path = join(makeTempDir(), name);
+  writeFileSync(path, text);
+  return path;
+}
 
 function loadText(text: string): ReturnType<typeof loadSweepFile> {
   return loadSweepFile(writeTempYaml(text, 'sweep.yaml'));
