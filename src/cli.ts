@@ -54,7 +54,7 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('adapter', { type: 'string', describe: 'Dawn adapter name, e.g. SwiftShader or llvmpipe' })
     .option('max-buffer-mib', { type: 'number', default: 8, describe: 'bound on each GPU buffer, MiB' })
     .option('workgroup-size', { type: 'number', default: 64, describe: 'GPU workgroup size (1-128)' })
-    .option('out', { alias: 'o', type: 'string', array: true, describe: 'output file(s); format by extension: .arrow, .arrows, .csv' })
+    .option('out', { alias: 'o', type: 'string', array: true, describe: 'output file(s); format by extension: .arrow, .arrows, .csv, .parquet' })
     .option('csv', { type: 'string', describe: 'CSV output path (the PoC\'s columns with --formula poc)' })
     .option('chunk-rows', { type: 'number', describe: 'rows per evaluation chunk (default: what the engine prefers)' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' });

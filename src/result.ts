@@ -37,7 +37,7 @@ export class ResultAssembler {
   readonly schema: Schema;
   private readonly columns: ResultColumn[];
   private readonly gridIndex: Map<string, number>;
-  private readonly dictionaries = new Map<string, Vector<Utf8>>();
+  private readonly dictionaries: Map<string, Vector<Utf8>>;
 
   /** Index of each constant string column's value in its dictionary. */
   private readonly constantCodes = new Map<string, number>();
@@ -52,7 +52,18 @@ export class ResultAssembler {
     gridColumns: GridColumnSpec[],
     computedType: 'f64' | 'f32',
     constantLabels: ReadonlyMap<string, readonly string[]> = new Map(),
+    /**
+     * Dictionaries shared with other assemblers writing to the same output: an Arrow IPC file allows one
+     * dictionary per column, so runs over several hardware must hand the writer the very same vectors.
+     */
+    sharedDictionaries: Map<string, Vector<Utf8>> = new Map(),
   ) {
+    this.dictionaries = sharedDictionaries;
+    const dictionary = (name: string, labels: readonly string[]) => {
+      const existing = this.dictionaries.get(name);
+      if (existing && existing.length === labels.length && labels.every((label, i) => existing.get(i) === label)) return;
+      this.dictionaries.set(name, vectorFromArray([...labels], new Utf8()));
+    };
     this.columns = columns;
     this.gridIndex = new Map(gridColumns.map((column, i) => [column.name, i]));
     let dictionaryId = 0;
@@ -61,7 +72,7 @@ export class ResultAssembler {
         case 'grid': {
           const spec = gridColumns[this.gridIndex.get(column.column)!];
           if (spec.labels) {
-            this.dictionaries.set(column.name, vectorFromArray([...spec.labels], new Utf8()));
+            dictionary(column.name, spec.labels);
             return new Field(column.name, new Dictionary(new Utf8(), new Int32(), dictionaryId++), false);
           }
           return new Field(column.name, new Int32(), false);
@@ -77,7 +88,7 @@ export class ResultAssembler {
             const labels = constantLabels.get(column.name) ?? [column.value];
             if (!labels.includes(column.value)) throw new Error(`${column.name}: ${column.value} missing from its labels`);
             this.constantCodes.set(column.name, labels.indexOf(column.value));
-            this.dictionaries.set(column.name, vectorFromArray([...labels], new Utf8()));
+            dictionary(column.name, labels);
             return new Field(column.name, new Dictionary(new Utf8(), new Int32(), dictionaryId++), false);
           }
           return new Field(column.name, new Float64(), false, new Map([[PY_TYPE_KEY, 'float']]));

@@ -17,8 +17,8 @@ export interface SelectionOptions {
   top?: { k: number; by: string; per?: string; order?: 'asc' | 'desc' };
 }
 
-/** Columns where smaller is better: times, memory, traffic. */
-const LOWER_IS_BETTER = /(_s|_gib|_gb|_bytes|_rate)$/;
+/** Columns where smaller is better: times (but not rates per second), memory, traffic, bubble rates. */
+const LOWER_IS_BETTER = /((?<!per)_s|_gib|_gb|_bytes|_rate)$/;
 /** Largest group id a --per column may have: thresholds are an array indexed by it. */
 const MAX_GROUP_ID = 1 << 20;
 

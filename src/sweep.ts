@@ -1,4 +1,4 @@
-import { RecordBatch, Table } from 'apache-arrow';
+import { RecordBatch, Table, Utf8, Vector } from 'apache-arrow';
 import { loadHardware } from './config/hardware.js';
 import { LoadedConfig, loadConfig, parseOverride } from './config/load.js';
 import { ParsedDimension, resolveSearchSpace, SearchKeyName } from './config/space.js';
@@ -107,11 +107,19 @@ export async function* sweepBatches(
     chunkRows?: number;
     onProgress?: (evaluated: number) => void;
     constantLabels?: ReadonlyMap<string, readonly string[]>;
+    dictionaries?: Map<string, Vector<Utf8>>;
   } = {},
 ): AsyncGenerator<RecordBatch> {
   const { formula, grid, constants, selector } = prepared;
   const computedType = engine.kind === 'cpu' ? 'f64' : 'f32';
-  const assembler = new ResultAssembler(formula, prepared.columns, grid.columns, computedType, options.constantLabels);
+  const assembler = new ResultAssembler(
+    formula,
+    prepared.columns,
+    grid.columns,
+    computedType,
+    options.constantLabels,
+    options.dictionaries,
+  );
   stats.candidates += grid.candidateCount();
   const rows = options.chunkRows ?? engine.chunkRows(formula, grid.columns.length);
   let last: EvaluatedChunk | undefined;
@@ -175,13 +183,14 @@ export async function sweepToFiles(runs: SweepOptions | SweepOptions[], paths: s
   const all = Array.isArray(runs) ? runs : [runs];
   const prepared = all.map(prepareSweep);
   const constantLabels = sharedConstantLabels(prepared);
+  const dictionaries = new Map<string, Vector<Utf8>>();
   const engine = await createEngine(all[0], prepared[0].formula);
   const started = performance.now();
   const stats = newStats(engine);
   const sinks: Sink[] = [];
   try {
     for (let r = 0; r < prepared.length; r++) {
-      const options = { ...all[r], constantLabels };
+      const options = { ...all[r], constantLabels, dictionaries };
       for await (const batch of sweepBatches(prepared[r], engine, stats, options)) {
         if (sinks.length === 0) {
           for (const path of paths) {
