@@ -122,6 +122,12 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
   }));
 }
 
+/** Valid configs of all runs, for the progress bar's percentage and ETA: counted only when a bar is drawn. */
+function progressTotal(runs: SweepOptions[], quiet: boolean): number | undefined {
+  if (quiet || !process.stderr.isTTY) return undefined;
+  return runs.reduce((sum, run) => sum + prepareSweep({ ...run, where: undefined, fitsOnly: false, top: undefined }).grid.count(), 0);
+}
+
 function sweepOptions(args: SweepArgs): SweepOptions {
   return sweepRuns(args)[0];
 }
@@ -167,7 +173,8 @@ export async function main(argv: string[]): Promise<number> {
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
         if (outputs.length === 0) outputs.push(DEFAULT_POC_OUTPUT);
         const runs = sweepRuns(args);
-        const progress = new Progress({ label: 'sweep', enabled: !args.quiet });
+        const progress = new Progress({ label: 'sweep', enabled: !args.quiet, total: progressTotal(runs, args.quiet) });
+        // Each run's stats start where the previous run's ended (sweepToFiles shares one SweepStats).
         for (const run of runs) run.onProgress = (evaluated) => progress.tick(evaluated);
         const stats = await sweepToFiles(runs, outputs);
         progress.finish();
@@ -191,7 +198,7 @@ export async function main(argv: string[]): Promise<number> {
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
         checkOutputPaths(outputs);
         const run = { ...sweepOptions({ ...args, top: undefined, by: undefined, per: undefined, order: undefined }), fitsOnly: true };
-        const progress = new Progress({ label: 'best', enabled: !args.quiet });
+        const progress = new Progress({ label: 'best', enabled: !args.quiet, total: progressTotal([run], args.quiet) });
         run.onProgress = (evaluated) => progress.tick(evaluated);
         const best = new BestConfigs(k);
         const { table, stats } = await sweep(run);
