@@ -1,0 +1,237 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { tableFromIPC } from 'apache-arrow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listBundled } from '../src/index.js';
+import { cleanupTempDirs, fixture, fixtureCsv, listDir, makeTempDir, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
+
+const BIN = join(REPO_ROOT, 'bin', 'parasweep.js');
+const DIST_CLI = join(REPO_ROOT, 'dist', 'cli.js');
+
+/** Newest modification time of any file under `dir`. */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+beforeAll(() => {
+  // The bin runs dist/: compile it when it is missing or older than the sources.
+  if (existsSync(DIST_CLI) && statSync(DIST_CLI).mtimeMs >= newestMtime(join(REPO_ROOT, 'src'))) return;
+  const tsc = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+  });
+  expect(tsc.stdout + tsc.stderr, 'tsc output').toBe('');
+  expect(tsc.status).toBe(0);
+}, 120_000);
+
+afterAll(cleanupTempDirs);
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function parasweep(...args: string[]): Run {
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** stderr's non-empty lines. */
+function lines(text: string): string[] {
+  return text.split('\n').filter((line) => line.trim() !== '');
+}
+
+describe('informational commands', () => {
+  it('--version prints the package version', () => {
+    const run = parasweep('--version');
+    expect(run.status).toBe(0);
+    const version = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version;
+    expect(run.stdout.trim()).toBe(version);
+  });
+
+  it('--help lists the commands and has examples', () => {
+    const run = parasweep('--help');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/parasweep sweep/);
+    expect(run.stdout).toMatch(/parasweep models/);
+    expect(run.stdout).toContain('Examples:');
+    expect(run.stdout).toContain('--config-name');
+  });
+
+  it('sweep --help lists the search flags', () => {
+    const run = parasweep('sweep', '--help');
+    expect(run.status).toBe(0);
+    for (const flag of ['--model', '--ngpus', '--tp', '--pp', '--out', '--csv', '--formula']) expect(run.stdout).toContain(flag);
+  });
+
+  it('models prints one line per bundled model', () => {
+    const run = parasweep('models');
+    expect(run.status).toBe(0);
+    const out = lines(run.stdout);
+    const bundled = listBundled('models');
+    expect(bundled.length).toBeGreaterThanOrEqual(7);
+    expect(out.length).toBe(bundled.length);
+    out.forEach((line, i) => expect(line.startsWith(bundled[i])).toBe(true));
+    expect(run.stdout).toMatch(/llama3\.1-405b\s+LLaMA-3\.1 405B: 126 layers/);
+  });
+
+  it('no command is an error with exit code 2', () => {
+    const run = parasweep();
+    expect(run.status).toBe(2);
+  });
+});
+
+describe('sweeps', () => {
+  it("the PoC's own command writes the PoC's CSV", () => {
+    const dir = makeTempDir();
+    const csv = join(dir, 'memory_estimation.csv');
+    const run = parasweep(
+      'sweep',
+      '--config-name',
+      fixture('llama3.1-405b.yaml'),
+      '+ngpus_range=[8, 128, 1024, 10240]',
+      '--formula',
+      'poc',
+      '--csv',
+      csv,
+    );
+    expect(run.stderr).not.toContain('error');
+    expect(run.status).toBe(0);
+    expect(readFileSync(csv, 'utf8') === fixtureCsv('405b-ngpus.csv.gz'), 'CSV equals the PoC output').toBe(true);
+    expect(listDir(dir)).toEqual(['memory_estimation.csv']);
+    const summary = lines(run.stderr).at(-1)!;
+    expect(summary).toMatch(/\b960 rows\b/);
+    expect(summary).toContain(csv);
+  });
+
+  it('--model with --ngpus writes Arrow and CSV at once', () => {
+    const dir = makeTempDir();
+    const arrow = join(dir, 'x.arrow');
+    const csv = join(dir, 'x.csv');
+    const run = parasweep('sweep', '--model', 'llama3.1-405b', '--ngpus', '8,128,1024,10240', '--out', arrow, '--csv', csv);
+    expect(run.status).toBe(0);
+    expect(listDir(dir)).toEqual(['x.arrow', 'x.csv']);
+    const table = tableFromIPC(readFileSync(arrow));
+    const csvLines = readFileSync(csv, 'utf8').split('\r\n').filter((line) => line !== '');
+    expect(table.numRows).toBeGreaterThan(0);
+    expect(csvLines.length - 1).toBe(table.numRows);
+    expect(csvLines[0].split(',')).toEqual(table.schema.fields.map((field) => field.name));
+    const ngpus = new Set(csvLines.slice(1).map((line) => line.split(',')[table.schema.fields.findIndex((f) => f.name === 'ngpus')]));
+    for (const n of ngpus) expect(['8', '128', '1024', '10240']).toContain(n);
+    const summary = lines(run.stderr).at(-1)!;
+    expect(summary).toContain(`${table.numRows} rows`);
+    expect(summary).toContain(arrow);
+    expect(summary).toContain(csv);
+  }, 60_000);
+});
+
+describe('bad input: exit 2, one line on stderr naming the field, no output file', () => {
+  const missingModel = join(makeTempDir(), 'no-such-model.yaml');
+  const badYaml = writeTempYaml('model:\n  name: x\n  num_layers: [1, 2\n', 'bad.yaml');
+  const unknownKey = writeTempYaml(SMALL_MODEL_YAML.replace('  hidden_size:', '  hiden_size:'), 'unknown.yaml');
+
+  const cases: Array<{ what: string; args: (out: string) => string[]; message: RegExp }> = [
+    {
+      what: 'a missing model file',
+      args: (out) => ['sweep', '--model', missingModel, '--csv', join(out, 'o.csv')],
+      message: /^parasweep: --model: .*no-such-model\.yaml/,
+    },
+    {
+      what: 'bad YAML (an unclosed bracket)',
+      args: (out) => ['sweep', '--model', badYaml, '--csv', join(out, 'o.csv')],
+      message: /^parasweep: .*bad\.yaml.*invalid YAML/,
+    },
+    {
+      what: 'an unknown key',
+      args: (out) => ['sweep', '--model', unknownKey, '--csv', join(out, 'o.csv')],
+      message: /^parasweep: model\.hiden_size: unknown key.*hidden_size/,
+    },
+    {
+      what: 'an unknown override key',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', 'model.seq_lenght=4096', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: model\.seq_lenght: .*seq_length/,
+    },
+    {
+      what: 'a bad range (--tp 8..2)',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--tp', '8..2', '--out', join(out, 'o.arrow'), '--csv', join(out, 'o.csv')],
+      message: /^parasweep: (--tp|tp_range)\b.*8\.\.2/,
+    },
+    {
+      what: 'a bad list (--ngpus 8,x)',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--ngpus', '8,x', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: (--ngpus|ngpus_range)\b/,
+    },
+    {
+      what: 'divisibility leaving no valid config (--formula poc)',
+      args: (out) => [
+        'sweep',
+        '--model',
+        'llama3.1-405b',
+        '--formula',
+        'poc',
+        '--ngpus',
+        '3',
+        '--tp',
+        '2',
+        '--out',
+        join(out, 'o.arrow'),
+        '--csv',
+        join(out, 'o.csv'),
+      ],
+      message: /^parasweep: search space: no valid config/,
+    },
+    {
+      what: 'divisibility leaving no valid config (default formula and engine)',
+      args: (out) => ['sweep', '--model', 'llama3.1-405b', '--ngpus', '3', '--tp', '2', '--out', join(out, 'o.arrow'), '--csv', join(out, 'o.csv')],
+      message: /^parasweep: search space: no valid config/,
+    },
+    {
+      what: 'an unknown output extension',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--out', join(out, 'o.xyz')],
+      message: /^parasweep: --out: .*o\.xyz/,
+    },
+    {
+      what: 'missing --model',
+      args: (out) => ['sweep', '--ngpus', '8', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: --model: required/,
+    },
+    {
+      what: 'an unknown formula',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--formula', 'nope', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: .*formula/,
+    },
+    {
+      what: 'an unknown flag',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--tpp', '2', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: .*tpp/,
+    },
+    {
+      what: 'a CSV path in a missing directory, after an Arrow output',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--formula', 'poc', '--out', join(out, 'o.arrow'), '--csv', join(out, 'missing', 'o.csv')],
+      message: /^parasweep: --csv: .*missing/,
+    },
+    {
+      what: 'a CSV path in a missing directory, after a Parquet output',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--formula', 'poc', '--out', join(out, 'o.parquet'), '--csv', join(out, 'missing', 'o.csv')],
+      message: /^parasweep: --csv: .*missing/,
+    },
+  ];
+
+  for (const { what, args, message } of cases) {
+    it(what, () => {
+      const out = makeTempDir();
+      const run = parasweep(...args(out));
+      expect(run.stderr).toMatch(message);
+      expect(lines(run.stderr), 'stderr').toHaveLength(1);
+      expect(run.status).toBe(2);
+      expect(listDir(out), 'output directory').toEqual([]);
+    }, 30_000);
+  }
+});
