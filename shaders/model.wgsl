@@ -523,12 +523,12 @@ fn link_latency_s(c: FullConstants, in_node: f32) -> f32 {
 }
 
 fn allreduce_s(c: FullConstants, bytes: f32, n: f32, in_node: f32) -> f32 {
-  if (n <= 1.0) { return 0.0; }
+  if (n <= 1.0 || bytes == 0.0) { return 0.0; }
   return ((2.0 * (n - 1.0)) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + 2.0 * (n - 1.0) * link_latency_s(c, in_node);
 }
 
 fn gather_s(c: FullConstants, bytes: f32, n: f32, in_node: f32) -> f32 {
-  if (n <= 1.0) { return 0.0; }
+  if (n <= 1.0 || bytes == 0.0) { return 0.0; }
   return ((n - 1.0) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + (n - 1.0) * link_latency_s(c, in_node);
 }
 

@@ -639,13 +639,14 @@ function link_latency_s(c: FullConstants, in_node: number): number {
 
 /** Ring all-reduce of `bytes` over `n` ranks: 2(n-1)/n of the buffer crosses each link, 2(n-1) steps. */
 export function allreduce_s(c: FullConstants, bytes: number, n: number, in_node: number): number {
-  if (n <= 1) return 0;
+  // No collective is launched for an empty buffer (a dense stage's expert gradients).
+  if (n <= 1 || bytes === 0) return 0;
   return ((2 * (n - 1)) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + 2 * (n - 1) * link_latency_s(c, in_node);
 }
 
 /** Reduce-scatter, all-gather or all-to-all of `bytes` per rank over `n` ranks: (n-1)/n crosses each link. */
 export function gather_s(c: FullConstants, bytes: number, n: number, in_node: number): number {
-  if (n <= 1) return 0;
+  if (n <= 1 || bytes === 0) return 0;
   return ((n - 1) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + (n - 1) * link_latency_s(c, in_node);
 }
 
