@@ -149,6 +149,20 @@ function describeModels(): string[] {
   });
 }
 
+/** yargs' own messages as one line that names the flag: `--formula: invalid value "nope" (choices: full, poc)`. */
+function yargsError(message: string): InputError {
+  const invalid = /Argument: ([\w-]+), Given: ("[^"]*"|\S+), Choices: (.*)$/m.exec(message);
+  if (invalid) return new InputError(`--${invalid[1]}`, `invalid value ${invalid[2]} (choices: ${invalid[3].replace(/"/g, '')})`);
+  const unknown = /Unknown arguments?: (.*)$/m.exec(message);
+  if (unknown) {
+    const names = unknown[1].split(', ').map((name) => (name.startsWith('-') ? name : `--${name}`));
+    return new InputError('arguments', `unknown option ${names.join(', ')} (see --help)`);
+  }
+  const missing = /Not enough arguments following: ([\w-]+)/.exec(message);
+  if (missing) return new InputError(`--${missing[1]}`, 'needs a value');
+  return new InputError('arguments', message.replace(/\s*\n\s*/g, '; '));
+}
+
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 bad input. */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -263,7 +277,7 @@ export async function main(argv: string[]): Promise<number> {
     .demandCommand(1, 'name a command: sweep or models')
     .recommendCommands()
     .fail((message, error) => {
-      throw error ?? new InputError('arguments', message);
+      throw error ?? yargsError(message);
     })
     .help();
 

@@ -72,7 +72,10 @@ export function prepareSweep(options: SweepOptions): PreparedSweep {
   const columns = formula.resultColumns(context);
   const selecting = options.where !== undefined || options.fitsOnly || options.top !== undefined;
   const selector = selecting ? new Selector(formula, columns, grid, options) : undefined;
-  return { context, config, formula, constants, space, grid, columns, selector };
+  const prepared = { context, config, formula, constants, space, grid, columns, selector };
+  // Found before any engine starts or file opens: one valid row is enough to know the sweep is not empty.
+  if (grid.chunks(1).next().done) throw emptyGridError(prepared);
+  return prepared;
 }
 
 function emptyGridError(prepared: PreparedSweep): InputError {

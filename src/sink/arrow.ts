@@ -47,6 +47,8 @@ export class ArrowSink implements Sink {
   }
 
   abortSync(): void {
+    // The drain loop's pending write fails once the file is gone; nobody is left to hear it.
+    this.drained.catch(() => undefined);
     this.writer.abort();
     this.file.abortSync();
   }

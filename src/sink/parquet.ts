@@ -120,7 +120,9 @@ export class ParquetSink implements Sink {
 
   abortSync(): void {
     this.aborted = true;
-    this.drained?.catch(() => {}); // erroring the input fails the writer; nobody is left to hear it
+    // Erroring the input fails the writer (and, before any batch, the stream's creation); nobody is left to hear it.
+    this.drained?.catch(() => {});
+    this.output.catch(() => {});
     try {
       this.controller.error(new Error('aborted'));
     } catch {
