@@ -11,7 +11,8 @@ import type { Formula } from '../src/formulas/types.js';
 import type { GridChunk } from '../src/grid/grid.js';
 import { prepareSweep, PreparedSweep } from '../src/sweep.js';
 import { gpuAvailable, openGpu } from './gpu-support.js';
-import { fixture } from './helpers.js';
+import { fixture, REPO_ROOT } from './helpers.js';
+import { spawnSync } from 'node:child_process';
 
 const available = await gpuAvailable();
 
@@ -185,6 +186,31 @@ describe.runIf(available)('GPU engine on a real adapter', () => {
     const strict = await checkEngines({ model: fixture('llama3.1-405b.yaml'), formula: 'poc', rtol: 1e-12 });
     expect(strict.ok).toBe(false);
     expect(strict.columns.some((column) => !column.ok)).toBe(true);
+  });
+
+  it('survives garbage collection between chunks (the GPU instance is held until its device is destroyed)', () => {
+    // A collected create() result made dawn.node poll a freed instance: segfaults and mutex aborts. Forcing GC
+    // after every chunk reproduced it every time.
+    const script = `
+      const { GpuEngine } = await import('./dist/engine/gpu/gpu.js');
+      const { prepareSweep } = await import('./dist/sweep.js');
+      const p = prepareSweep({ model: 'llama3.1-70b', search: { ngpus_range: [64, 512, 4096] } });
+      const engine = await GpuEngine.create({ maxBufferBytes: 256 * 1024 });
+      let rows = 0;
+      for await (const c of engine.evaluate(p.formula, p.constants, p.grid.chunks(engine.chunkRows(p.formula, p.grid.columns.length)))) {
+        rows += c.grid.length;
+        globalThis.gc();
+      }
+      await engine.dispose();
+      console.log('rows=' + rows);`;
+    const built = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(built.status).toBe(0);
+    for (let run = 0; run < 3; run++) {
+      const result = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8' });
+      expect(result.signal).toBeNull();
+      expect(result.status).toBe(0);
+      expect(result.stdout).toMatch(/rows=\d+/);
+    }
   });
 
   it('check rejects a tolerance outside (0, 1)', async () => {

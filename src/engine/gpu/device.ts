@@ -22,6 +22,15 @@ type WebGpuModule = { create(options: string[]): GPU; globals: Record<string, un
 
 let webgpu: WebGpuModule | undefined;
 
+/**
+ * Every GPU object `create()` returned, held strongly until its device is destroyed. dawn.node keeps polling the
+ * instance behind it (to resolve mapAsync and onSubmittedWorkDone); if V8 collects the object while a device is in
+ * use, that poll runs on a freed instance and the process segfaults or aborts in pthread_mutex_lock. Holding the
+ * adapter or the device does not keep it alive, and a local variable that is never read again does not either.
+ * Large host buffers trigger GC sooner, which is why the crashes seemed tied to buffer size (docs/gpu-backends.md).
+ */
+const liveInstances = new Set<GPU>();
+
 function loadWebGpu(): WebGpuModule {
   if (!webgpu) {
     const require = createRequire(import.meta.url);
@@ -47,6 +56,7 @@ async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdap
   let gpu: GPU;
   try {
     gpu = loadWebGpu().create(dawn);
+    liveInstances.add(gpu);
   } catch (error) {
     // Dawn throws here for an unknown backend or adapter name, listing the available ones.
     throw new EngineError(`cannot start WebGPU: ${(error as Error).message.split('\n').join(' ')}`);
@@ -54,7 +64,11 @@ async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdap
   // Compatibility mode runs on GL ES and software Vulkan alike, and its limits are all this engine needs.
   const adapter =
     (await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)) ?? (await gpu.requestAdapter());
-  return adapter ? { gpu, adapter } : undefined;
+  if (!adapter) {
+    liveInstances.delete(gpu);
+    return undefined;
+  }
+  return { gpu, adapter };
 }
 
 /**
@@ -69,8 +83,7 @@ export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevic
     found = await findAdapter(dawnOptions({ ...options, backend: 'opengles' }));
   }
   if (!found) return undefined;
-  let gpu: GPU | undefined = found.gpu;
-  const { adapter } = found;
+  const { gpu, adapter } = found;
   if (options.maxBufferBytes > adapter.limits.maxStorageBufferBindingSize) {
     throw new EngineError(
       `--max-buffer-mib: the adapter binds at most ${adapter.limits.maxStorageBufferBindingSize} bytes per storage buffer`,
@@ -101,9 +114,8 @@ export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevic
     destroy() {
       destroyed = true;
       device.destroy();
-      // dawn.node keeps the process alive while the GPU object is referenced; dropping it lets Node exit.
-      gpu = undefined;
-      void gpu;
+      // Only now may the instance go: dawn.node keeps the process alive while it is referenced.
+      liveInstances.delete(gpu);
     },
   };
 }
