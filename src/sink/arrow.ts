@@ -6,10 +6,26 @@ import type { Sink } from './types.js';
  * Arrow IPC, file format (`.arrow`, readable by polars, DuckDB, pandas/pyarrow) or stream format (`.arrows`).
  * Batches are encoded as they arrive and their bytes drained to disk, so memory stays bounded.
  */
+/** Encoded bytes allowed to wait for the disk before `write` stops accepting batches. */
+const MAX_PENDING_BYTES = 64 << 20;
+
+/** Bytes of a batch's buffers (what its IPC encoding roughly weighs, dictionaries aside). */
+function batchBytes(batch: RecordBatch): number {
+  let bytes = 0;
+  for (const child of batch.data.children) {
+    bytes += (child.values?.byteLength ?? 0) + (child.nullBitmap?.byteLength ?? 0);
+  }
+  return bytes;
+}
+
 export class ArrowSink implements Sink {
   readonly format: string;
   private readonly writer: RecordBatchFileWriter | RecordBatchStreamWriter;
   private readonly drained: Promise<void>;
+  /** Bytes handed to the encoder and bytes written to the file: their difference is what waits in memory. */
+  private accepted = 0;
+  private written = 0;
+  private wake?: () => void;
 
   private constructor(
     private readonly file: AtomicFile,
@@ -31,13 +47,21 @@ export class ArrowSink implements Sink {
   }
 
   private async drain(): Promise<void> {
-    for await (const bytes of this.writer) await this.file.write(bytes);
+    for await (const bytes of this.writer) {
+      await this.file.write(bytes);
+      this.written += bytes.byteLength;
+      this.wake?.();
+    }
   }
 
   async write(batch: RecordBatch): Promise<void> {
     this.writer.write(batch);
-    // Let the drain loop move this batch's bytes to the file before encoding the next one.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.accepted += batchBytes(batch);
+    // Back-pressure: the encoder queues without limit, so wait for the disk to catch up.
+    while (this.accepted - this.written > MAX_PENDING_BYTES) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+    this.wake = undefined;
   }
 
   async commit(): Promise<void> {

@@ -5,7 +5,7 @@ import type { Sink } from './types.js';
 type ParquetWasm = typeof import('parquet-wasm');
 
 /** Rows per Parquet row group: batches are encoded as they arrive and a row group is flushed once it holds this many. */
-export const PARQUET_ROW_GROUP_ROWS = 1 << 20;
+export const PARQUET_ROW_GROUP_ROWS = 1 << 18;
 
 /** A zero-row batch of `schema` (dictionary columns get empty dictionaries). */
 function emptyBatch(schema: Schema): RecordBatch {

@@ -4,6 +4,13 @@
  * (`512.0`), and otherwise as `1e-05` or `1.5e+16`.
  */
 export function pyFloatRepr(value: number): string {
+  // Fast path: JavaScript prints the same shortest digits in fixed notation for 1e-4 <= |x| < 1e16, where Python
+  // does too; only a missing fractional part differs (Python writes `512.0`).
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1e-4 && magnitude < 1e16) {
+    const text = String(value);
+    return text.includes('.') ? text : `${text}.0`;
+  }
   if (Number.isNaN(value)) return 'nan';
   if (!Number.isFinite(value)) return value > 0 ? 'inf' : '-inf';
   if (value === 0) return Object.is(value, -0) ? '-0.0' : '0.0';
@@ -26,7 +33,8 @@ export function pyFloatRepr(value: number): string {
 /** The shortest decimal that reads back as the same f32, so GPU results print as what was computed. */
 export function shortestFloat32(value: number): number {
   if (!Number.isFinite(value) || value === 0) return value;
-  for (let precision = 1; precision <= 9; precision++) {
+  // Six significant digits already round-trip most f32 values' short forms (trailing zeros vanish in Number()).
+  for (let precision = 6; precision <= 9; precision++) {
     const candidate = Number(value.toPrecision(precision));
     if (Math.fround(candidate) === value) return candidate;
   }
