@@ -387,6 +387,20 @@ fn layer_activation_bytes(c: FullConstants, moe_layer: i32, s: f32, s_kv: f32, b
   return attention + mlp;
 }
 
+struct StageLayerCounts {
+  layers: f32,
+  moe: f32,
+  dense: f32,
+  mtp: f32,
+}
+
+fn stage_layer_counts(c: FullConstants, pp: f32, i: f32) -> StageLayerCounts {
+  let first_layer = stage_first_layer(c, pp, i);
+  let layers = stage_layers(c, pp, i);
+  let moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
+  return StageLayerCounts(layers, moe, layers - moe, select(0.0, c.mtp_num_layers, i == pp - 1.0));
+}
+
 fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let h = c.hidden_size;
   let tp = r.tp;
@@ -396,11 +410,11 @@ fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let is_first = select(0.0, 1.0, i == 0.0);
   let is_last = select(0.0, 1.0, i == pp - 1.0);
 
-  let first_layer = stage_first_layer(c, pp, i);
-  let layers = stage_layers(c, pp, i);
-  let moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  let dense = layers - moe;
-  let mtp = is_last * c.mtp_num_layers;
+  let counts = stage_layer_counts(c, pp, i);
+  let layers = counts.layers;
+  let moe = counts.moe;
+  let dense = counts.dense;
+  let mtp = counts.mtp;
 
   let norm = c.norm_params * h;
   let attention_gpu = attention_params(c) / tp;
@@ -442,11 +456,11 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
   let is_first = select(0.0, 1.0, i == 0.0);
   let is_last = select(0.0, 1.0, i == pp - 1.0);
-  let first_layer = stage_first_layer(c, pp, i);
-  let layers = stage_layers(c, pp, i);
-  let moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  let dense = layers - moe;
-  let mtp = is_last * c.mtp_num_layers;
+  let counts = stage_layer_counts(c, pp, i);
+  let layers = counts.layers;
+  let moe = counts.moe;
+  let dense = counts.dense;
+  let mtp = counts.mtp;
   let params = stage_params(c, r, i);
   let dense_params = params.x;
   let expert_params = params.y;
@@ -598,11 +612,11 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let pp = r.pp;
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
   let is_last = select(0.0, 1.0, i == pp - 1.0);
-  let first_layer = stage_first_layer(c, pp, i);
-  let layers = stage_layers(c, pp, i);
-  let moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  let dense = layers - moe;
-  let mtp = is_last * c.mtp_num_layers;
+  let counts = stage_layer_counts(c, pp, i);
+  let layers = counts.layers;
+  let moe = counts.moe;
+  let dense = counts.dense;
+  let mtp = counts.mtp;
   let all_layers = layers + mtp;
   let moe_like = moe + mtp * has_moe;
 

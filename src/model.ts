@@ -478,6 +478,14 @@ export interface FullRow {
   num_microbatches: number;
 }
 
+/** Transformer layers of stage `i`: all, MoE, dense, and the MTP modules the last stage adds. */
+export function stage_layer_counts(c: FullConstants, pp: number, i: number): { layers: number; moe: number; dense: number; mtp: number } {
+  const first_layer = stage_first_layer(c, pp, i);
+  const layers = stage_layers(c, pp, i);
+  const moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
+  return { layers, moe, dense: layers - moe, mtp: i === pp - 1 ? c.mtp_num_layers : 0 };
+}
+
 /** Parameters on one GPU of pipeline stage `i`: [dense (sharded by TP), expert (sharded by EP and expert-TP)]. */
 export function stage_params(c: FullConstants, r: FullRow, i: number): [dense: number, expert: number] {
   const h = c.hidden_size;
@@ -489,11 +497,7 @@ export function stage_params(c: FullConstants, r: FullRow, i: number): [dense: n
   const is_last = i === pp - 1 ? 1 : 0;
 
   // Layers of this stage, and how many of them are MoE layers.
-  const first_layer = stage_first_layer(c, pp, i);
-  const layers = stage_layers(c, pp, i);
-  const moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  const dense = layers - moe;
-  const mtp = is_last * c.mtp_num_layers;
+  const { layers, moe, dense, mtp } = stage_layer_counts(c, pp, i);
 
   // Matrices sharded by TP (experts by EP and expert-TP), norms and router replicated.
   const norm = c.norm_params * h;
@@ -539,11 +543,7 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   const has_moe = c.num_experts > 0 ? 1 : 0;
   const is_first = i === 0 ? 1 : 0;
   const is_last = i === pp - 1 ? 1 : 0;
-  const first_layer = stage_first_layer(c, pp, i);
-  const layers = stage_layers(c, pp, i);
-  const moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  const dense = layers - moe;
-  const mtp = is_last * c.mtp_num_layers;
+  const { layers, moe, dense, mtp } = stage_layer_counts(c, pp, i);
   const [dense_params, expert_params] = stage_params(c, r, i);
 
   // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP.
@@ -726,11 +726,7 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   const pp = r.pp;
   const has_moe = c.num_experts > 0 ? 1 : 0;
   const is_last = i === pp - 1 ? 1 : 0;
-  const first_layer = stage_first_layer(c, pp, i);
-  const layers = stage_layers(c, pp, i);
-  const moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  const dense = layers - moe;
-  const mtp = is_last * c.mtp_num_layers;
+  const { layers, moe, dense, mtp } = stage_layer_counts(c, pp, i);
   const all_layers = layers + mtp;
   const moe_like = moe + mtp * has_moe;
 
