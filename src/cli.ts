@@ -40,6 +40,12 @@ function withSweepOptions<T>(args: Argv<T>) {
     })
     .option('where', { type: 'string', describe: "keep rows matching a condition, e.g. 'total_gib < 70 and mfu > 0.4'" })
     .option('fits-only', { type: 'boolean', describe: 'keep only configs that fit in memory' })
+    .option('param-dtype', { type: 'string', describe: 'parameter dtype: bf16, fp16, fp32, fp8 (trainer.param_dtype)' })
+    .option('grad-dtype', { type: 'string', describe: 'gradient dtype (trainer.grad_dtype)' })
+    .option('optimizer-dtype', { type: 'string', describe: 'Adam state dtype (trainer.optimizer_state_dtype)' })
+    .option('master-dtype', { type: 'string', describe: 'master weights dtype, e.g. bf16 with fp8 parameters (trainer.master_dtype)' })
+    .option('master-weights', { type: 'boolean', describe: 'keep master weights (trainer.master_weights)' })
+    .option('flash-attention', { type: 'boolean', describe: 'flash attention: no s x s scores stored (trainer.flash_attention)' })
     .option('top', { type: 'number', describe: 'keep the best K rows by --by (per --per group)' })
     .option('by', { type: 'string', describe: 'column ranked by --top [default: tokens_per_s]' })
     .option('per', { type: 'string', describe: 'grid column grouping --top, e.g. ngpus' })
@@ -102,9 +108,19 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
         ? { k: file.top.k, by: args.by ?? file.top.by, per: args.per ?? file.top.per, order: (args.order as 'asc' | 'desc' | undefined) ?? (file.top.ascending ? 'asc' : undefined) }
         : undefined;
   const hardware = args.hardware !== undefined ? [args.hardware] : (file?.hardware ?? [DEFAULT_HARDWARE]);
+  // Precision flags are trainer overrides, applied after the file's and the positional ones.
+  const trainerFlags: Array<[string, unknown]> = [
+    ['param_dtype', args['param-dtype']],
+    ['grad_dtype', args['grad-dtype']],
+    ['optimizer_state_dtype', args['optimizer-dtype']],
+    ['master_dtype', args['master-dtype']],
+    ['master_weights', args['master-weights']],
+    ['flash_attention', args['flash-attention']],
+  ];
+  const precision = trainerFlags.filter(([, value]) => value !== undefined).map(([key, value]) => `trainer.${key}=${String(value)}`);
   return hardware.map((name) => ({
     model: args.model ?? file!.model,
-    overrides: [...(file?.overrides ?? []), ...(args.overrides ?? [])],
+    overrides: [...(file?.overrides ?? []), ...(args.overrides ?? []), ...precision],
     search: { ...(file?.search ?? {}), ...searchFromFlags(args as Record<string, unknown>) },
     formula: args.formula ?? file?.formula,
     hardware: name,

@@ -2,7 +2,7 @@
  * Filtering and ranking: --where, --fits-only and --top give the same rows on both engines (the GPU filters and
  * ranks before readback), sweep files with several hardware share one output, and `best` answers.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
@@ -127,6 +127,27 @@ describe('sweep files and best from the CLI', () => {
     expect(csv).toHaveLength(1 + 10);
     const fits = csv[0].split(',').indexOf('fits');
     expect(csv.slice(1).every((line) => line.split(',')[fits] === 'True')).toBe(true);
+  });
+
+  it('Ctrl-C during a long sweep exits 130 and leaves no output and no partial file', async () => {
+    const dir = makeTempDir();
+    const outputs = ['big.arrow', 'big.csv', 'big.parquet'].map((name) => join(dir, name));
+    const child = spawn('node', ['bin/parasweep.js', 'sweep', '--model', 'deepseek-v3', '--engine', 'cpu', ...outputs.flatMap((out) => ['-o', out])], {
+      cwd: REPO_ROOT,
+    });
+    let stderr = '';
+    child.stderr.on('data', (data) => (stderr += String(data)));
+    // Interrupt once the files are being written (their temporary names exist).
+    const deadline = Date.now() + 60_000;
+    while (!readdirSync(dir).some((name) => name.endsWith('.partial')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(readdirSync(dir).some((name) => name.endsWith('.partial'))).toBe(true);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (exitCode) => resolve(exitCode)));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted by SIGINT; no output written/);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('a filter that keeps nothing still writes a complete file with a header', async () => {
