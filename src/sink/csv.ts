@@ -1,6 +1,6 @@
-import { DataType, Dictionary, Float32, RecordBatch, Schema, Type } from 'apache-arrow';
+import { DataType, Dictionary, RecordBatch, Schema, Type } from 'apache-arrow';
 import { AtomicFile } from './atomic.js';
-import { pyFloatRepr, shortestFloat32 } from './pyrepr.js';
+import { pyFloatRepr } from './pyrepr.js';
 import type { Sink } from './types.js';
 
 /** Quotes a field as Python's csv module does by default (QUOTE_MINIMAL). */
@@ -27,10 +27,11 @@ function formatterFor(type: DataType): Formatter {
     };
   }
   if (type.typeId === Type.Float) {
-    const f32 = type instanceof Float32 || (type as { precision?: number }).precision === 1;
+    // f32 results (GPU) print as the exact double they widen to: shortest-f32 printing needs toPrecision, which
+    // made CSV twice as slow, and the value read back is the same either way.
     return (batch, column) => {
       const values = batch.data.children[column].values as Float64Array | Float32Array;
-      return f32 ? (row) => pyFloatRepr(shortestFloat32(values[row])) : (row) => pyFloatRepr(values[row]);
+      return (row) => pyFloatRepr(values[row]);
     };
   }
   return (batch, column) => {

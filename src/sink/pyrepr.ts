@@ -29,14 +29,3 @@ export function pyFloatRepr(value: number): string {
   if (digits.length <= integerDigits) return `${sign}${digits}${'0'.repeat(integerDigits - digits.length)}.0`;
   return `${sign}${digits.slice(0, integerDigits)}.${digits.slice(integerDigits)}`;
 }
-
-/** The shortest decimal that reads back as the same f32, so GPU results print as what was computed. */
-export function shortestFloat32(value: number): number {
-  if (!Number.isFinite(value) || value === 0) return value;
-  // Six significant digits already round-trip most f32 values' short forms (trailing zeros vanish in Number()).
-  for (let precision = 6; precision <= 9; precision++) {
-    const candidate = Number(value.toPrecision(precision));
-    if (Math.fround(candidate) === value) return candidate;
-  }
-  return value;
-}
