@@ -213,6 +213,25 @@ describe.runIf(available)('GPU engine on a real adapter', () => {
     }
   });
 
+  it('the check command exits 0 within tolerance, 1 beyond it, 2 on a bad tolerance', () => {
+    const built = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(built.status).toBe(0);
+    const check = (...args: string[]) =>
+      spawnSync('node', ['bin/parasweep.js', 'check', '--model', fixture('llama3.1-405b.yaml'), '--formula', 'poc', ...args], {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+      });
+    const ok = check();
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/check passed/);
+    const strict = check('--rtol', '1e-12');
+    expect(strict.status).toBe(1);
+    expect(strict.stdout).toMatch(/FAIL/);
+    const bad = check('--rtol', '0');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--rtol: must be between 0 and 1/);
+  });
+
   it('check rejects a tolerance outside (0, 1)', async () => {
     await expect(checkEngines({ model: 'llama3.1-8b', rtol: 0 })).rejects.toThrow(/--rtol/);
     await expect(checkEngines({ model: 'llama3.1-8b', rtol: 2 })).rejects.toThrow(/--rtol/);
