@@ -10,6 +10,7 @@ import type { ResultColumn, SweepContext } from './formulas/types.js';
 import { GridChunk, GridPlan } from './grid/grid.js';
 import { ResultAssembler } from './result.js';
 import { SelectionOptions, Selector } from './select.js';
+import { AtomicFile } from './sink/atomic.js';
 import { checkOutputPaths, openSink, Sink } from './sink/index.js';
 
 export const DEFAULT_HARDWARE = 'h100-sxm-80gb';
@@ -174,6 +175,8 @@ const openSinks = new Set<Sink>();
 export function abortOpenSinks(): void {
   for (const sink of openSinks) sink.abortSync();
   openSinks.clear();
+  // A file still being opened is not a sink yet, but its temporary file exists.
+  AtomicFile.abortAll();
 }
 
 /**

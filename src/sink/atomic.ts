@@ -8,6 +8,14 @@ import { InputError } from '../errors.js';
  * directory (so the rename is atomic), which `commit` renames and `abort` removes.
  */
 export class AtomicFile {
+  /** Every temporary file not yet committed or removed, so an interrupt can remove even one still opening. */
+  private static readonly live = new Set<AtomicFile>();
+
+  /** Removes every partial file of this process; for signal handlers and fatal errors. */
+  static abortAll(): void {
+    for (const file of [...AtomicFile.live]) file.abortSync();
+  }
+
   readonly path: string;
   readonly tempPath: string;
   readonly stream: WriteStream;
@@ -18,6 +26,7 @@ export class AtomicFile {
     this.path = path;
     this.tempPath = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
     this.stream = createWriteStream(this.tempPath);
+    AtomicFile.live.add(this);
     this.stream.on('error', (error) => {
       this.failure = error;
     });
@@ -47,6 +56,7 @@ export class AtomicFile {
     await once(this.stream, 'finish');
     if (this.failure) throw this.failure;
     renameSync(this.tempPath, this.path);
+    AtomicFile.live.delete(this);
   }
 
   /** Removes the partial file. Synchronous so that it also runs from a signal handler or at exit. */
@@ -56,5 +66,6 @@ export class AtomicFile {
       this.stream.destroy();
     }
     rmSync(this.tempPath, { force: true });
+    AtomicFile.live.delete(this);
   }
 }
