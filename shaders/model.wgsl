@@ -401,6 +401,25 @@ fn stage_layer_counts(c: FullConstants, pp: f32, i: f32) -> StageLayerCounts {
   return StageLayerCounts(layers, moe, layers - moe, select(0.0, c.mtp_num_layers, i == pp - 1.0));
 }
 
+struct LayerParams {
+  dense_layer: f32,
+  moe_layer_dense: f32,
+  expert_layer: f32,
+}
+
+fn layer_params_gpu(c: FullConstants, r: FullRow) -> LayerParams {
+  let norm = c.norm_params * c.hidden_size;
+  let attention_gpu = attention_params(c) / r.tp;
+  return LayerParams(
+    attention_gpu + mlp_params(c, c.ffn_hidden_size) / r.tp + 2.0 * norm,
+    attention_gpu +
+      2.0 * norm +
+      c.hidden_size * c.num_experts +
+      (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / r.tp,
+    ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp,
+  );
+}
+
 fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let h = c.hidden_size;
   let tp = r.tp;
@@ -409,43 +428,28 @@ fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
   let is_first = select(0.0, 1.0, i == 0.0);
   let is_last = select(0.0, 1.0, i == pp - 1.0);
-
   let counts = stage_layer_counts(c, pp, i);
-  let layers = counts.layers;
   let moe = counts.moe;
   let dense = counts.dense;
   let mtp = counts.mtp;
-
+  let layer = layer_params_gpu(c, r);
   let norm = c.norm_params * h;
-  let attention_gpu = attention_params(c) / tp;
-  let dense_layer_gpu = attention_gpu + mlp_params(c, c.ffn_hidden_size) / tp + 2.0 * norm;
-  let moe_layer_dense_gpu =
-    attention_gpu + 2.0 * norm + h * c.num_experts + (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / tp;
-  let expert_layer_gpu = ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp;
   let embedding_gpu = (vocab * h) / tp + c.learned_positions * r.seq_length * h;
   let output_gpu = select(0.0, (vocab * h) / tp, c.untied_embeddings == 1.0 || pp > 1.0);
-  let mtp_dense_gpu = select(dense_layer_gpu, moe_layer_dense_gpu, has_moe == 1.0) + (2.0 * h * h) / tp + 2.0 * norm;
+  let mtp_dense_gpu = select(layer.dense_layer, layer.moe_layer_dense, has_moe == 1.0) + (2.0 * h * h) / tp + 2.0 * norm;
   let dense_params =
-    dense * dense_layer_gpu +
-    moe * moe_layer_dense_gpu +
+    dense * layer.dense_layer +
+    moe * layer.moe_layer_dense +
     is_first * embedding_gpu +
     is_last * (norm + output_gpu) +
     mtp * mtp_dense_gpu;
-  let expert_params = (moe + mtp * has_moe) * expert_layer_gpu;
+  let expert_params = (moe + mtp * has_moe) * layer.expert_layer;
   return vec2<f32>(dense_params, expert_params);
 }
 
 fn largest_layer_params(c: FullConstants, r: FullRow) -> f32 {
-  let norm = c.norm_params * c.hidden_size;
-  let attention_gpu = attention_params(c) / r.tp;
-  let dense_layer_gpu = attention_gpu + mlp_params(c, c.ffn_hidden_size) / r.tp + 2.0 * norm;
-  let moe_layer_gpu =
-    attention_gpu +
-    2.0 * norm +
-    c.hidden_size * c.num_experts +
-    (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / r.tp +
-    ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp;
-  return max(dense_layer_gpu, select(0.0, moe_layer_gpu, c.num_experts > 0.0));
+  let layer = layer_params_gpu(c, r);
+  return max(layer.dense_layer, select(0.0, layer.moe_layer_dense + layer.expert_layer, c.num_experts > 0.0));
 }
 
 fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {

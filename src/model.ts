@@ -486,6 +486,30 @@ export function stage_layer_counts(c: FullConstants, pp: number, i: number): { l
   return { layers, moe, dense: layers - moe, mtp: i === pp - 1 ? c.mtp_num_layers : 0 };
 }
 
+/**
+ * Parameters of one layer on one GPU: a dense layer, the non-expert part of an MoE layer, and its local experts.
+ * Matrices are sharded by TP (experts by EP and expert-TP); norms and the router are replicated.
+ */
+export interface LayerParams {
+  dense_layer: number;
+  moe_layer_dense: number;
+  expert_layer: number;
+}
+
+export function layer_params_gpu(c: FullConstants, r: FullRow): LayerParams {
+  const norm = c.norm_params * c.hidden_size;
+  const attention_gpu = attention_params(c) / r.tp;
+  return {
+    dense_layer: attention_gpu + mlp_params(c, c.ffn_hidden_size) / r.tp + 2 * norm,
+    moe_layer_dense:
+      attention_gpu +
+      2 * norm +
+      c.hidden_size * c.num_experts +
+      (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / r.tp,
+    expert_layer: ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp,
+  };
+}
+
 /** Parameters on one GPU of pipeline stage `i`: [dense (sharded by TP), expert (sharded by EP and expert-TP)]. */
 export function stage_params(c: FullConstants, r: FullRow, i: number): [dense: number, expert: number] {
   const h = c.hidden_size;
@@ -495,43 +519,27 @@ export function stage_params(c: FullConstants, r: FullRow, i: number): [dense: n
   const has_moe = c.num_experts > 0 ? 1 : 0;
   const is_first = i === 0 ? 1 : 0;
   const is_last = i === pp - 1 ? 1 : 0;
-
-  // Layers of this stage, and how many of them are MoE layers.
-  const { layers, moe, dense, mtp } = stage_layer_counts(c, pp, i);
-
-  // Matrices sharded by TP (experts by EP and expert-TP), norms and router replicated.
+  const { moe, dense, mtp } = stage_layer_counts(c, pp, i);
+  const layer = layer_params_gpu(c, r);
   const norm = c.norm_params * h;
-  const attention_gpu = attention_params(c) / tp;
-  const dense_layer_gpu = attention_gpu + mlp_params(c, c.ffn_hidden_size) / tp + 2 * norm;
-  const moe_layer_dense_gpu =
-    attention_gpu + 2 * norm + h * c.num_experts + (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / tp;
-  const expert_layer_gpu = ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp;
   const embedding_gpu = (vocab * h) / tp + c.learned_positions * r.seq_length * h;
   // The last stage holds the output layer: its own matrix when untied, a synchronised copy when tied and pp > 1.
   const output_gpu = c.untied_embeddings === 1 || pp > 1 ? (vocab * h) / tp : 0;
-  const mtp_dense_gpu = (has_moe === 1 ? moe_layer_dense_gpu : dense_layer_gpu) + (2 * h * h) / tp + 2 * norm;
+  const mtp_dense_gpu = (has_moe === 1 ? layer.moe_layer_dense : layer.dense_layer) + (2 * h * h) / tp + 2 * norm;
   const dense_params =
-    dense * dense_layer_gpu +
-    moe * moe_layer_dense_gpu +
+    dense * layer.dense_layer +
+    moe * layer.moe_layer_dense +
     is_first * embedding_gpu +
     is_last * (norm + output_gpu) +
     mtp * mtp_dense_gpu;
-  const expert_params = (moe + mtp * has_moe) * expert_layer_gpu;
+  const expert_params = (moe + mtp * has_moe) * layer.expert_layer;
   return [dense_params, expert_params];
 }
 
 /** The largest layer on one GPU (dense or MoE), parameters: what ZeRO-3 gathers at once. */
 export function largest_layer_params(c: FullConstants, r: FullRow): number {
-  const norm = c.norm_params * c.hidden_size;
-  const attention_gpu = attention_params(c) / r.tp;
-  const dense_layer_gpu = attention_gpu + mlp_params(c, c.ffn_hidden_size) / r.tp + 2 * norm;
-  const moe_layer_gpu =
-    attention_gpu +
-    2 * norm +
-    c.hidden_size * c.num_experts +
-    (c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size)) / r.tp +
-    ((c.num_experts / r.ep) * mlp_params(c, c.moe_ffn_hidden_size)) / r.etp;
-  return Math.max(dense_layer_gpu, c.num_experts > 0 ? moe_layer_gpu : 0);
+  const layer = layer_params_gpu(c, r);
+  return Math.max(layer.dense_layer, c.num_experts > 0 ? layer.moe_layer_dense + layer.expert_layer : 0);
 }
 
 /** Memory on a GPU of pipeline stage `i`. */
