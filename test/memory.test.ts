@@ -12,15 +12,11 @@ import { loadConfig } from '../src/config/load.js';
 import { fullFormula } from '../src/formulas/full.js';
 import {
   FULL_CONSTANTS,
-  FULL_OUTPUTS,
   FullConstants,
-  FullRow,
-  full_estimate,
   inflight_microbatches,
   largest_layer_params,
   layer_activation_bytes,
   model_params,
-  OFFLOAD_NONE,
   OFFLOAD_OPTIMIZER,
   OFFLOAD_OPTIMIZER_CPU_STEP,
   RECOMPUTE_FULL,
@@ -35,6 +31,7 @@ import {
   stage_params,
 } from '../src/model.js';
 import { sweep } from '../src/sweep.js';
+import { estimate, row } from './model-rows.js';
 
 const GIB = 2 ** 30;
 
@@ -107,68 +104,6 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     cpu_optimizer_params_s: 1e9,
   };
   return { ...c, ...over };
-}
-
-interface Layout {
-  ngpus: number;
-  seq_length: number;
-  global_batch_size: number;
-  tp?: number;
-  pp?: number;
-  vpp?: number;
-  schedule?: number;
-  cp?: number;
-  ep?: number;
-  etp?: number;
-  zero?: number;
-  sp?: number;
-  recompute?: number;
-  offload?: number;
-  mbs?: number;
-}
-
-/** A grid row with dp, edp and m derived as buildGrid derives them. */
-function row(l: Layout): FullRow {
-  const tp = l.tp ?? 1;
-  const pp = l.pp ?? 1;
-  const cp = l.cp ?? 1;
-  const ep = l.ep ?? 1;
-  const etp = l.etp ?? 1;
-  const mbs = l.mbs ?? 1;
-  const dp = l.ngpus / (tp * pp * cp);
-  const edp = l.ngpus / (pp * etp * ep);
-  const m = l.global_batch_size / (dp * mbs);
-  for (const [name, v] of [['dp', dp], ['edp', edp], ['m', m]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`bad test layout: ${name} = ${v}`);
-  }
-  return {
-    ngpus: l.ngpus,
-    seq_length: l.seq_length,
-    global_batch_size: l.global_batch_size,
-    tp,
-    pp,
-    vpp: l.vpp ?? 1,
-    schedule: l.schedule ?? SCHEDULE_1F1B,
-    cp,
-    ep,
-    etp,
-    dp,
-    edp,
-    zero: l.zero ?? 1,
-    sp: l.sp ?? 0,
-    recompute: l.recompute ?? RECOMPUTE_NONE,
-    offload: l.offload ?? OFFLOAD_NONE,
-    mbs,
-    num_microbatches: m,
-  };
-}
-
-type Outputs = Record<(typeof FULL_OUTPUTS)[number], number>;
-
-function estimate(c: FullConstants, r: FullRow): Outputs {
-  const out = new Float64Array(FULL_OUTPUTS.length);
-  full_estimate(c, r, out);
-  return Object.fromEntries(FULL_OUTPUTS.map((name, i) => [name, out[i]])) as Outputs;
 }
 
 describe('test constants', () => {

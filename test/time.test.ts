@@ -11,14 +11,11 @@ import { fullFormula } from '../src/formulas/full.js';
 import {
   allreduce_s,
   FULL_CONSTANTS,
-  FULL_OUTPUTS,
   FullConstants,
   FullRow,
-  full_estimate,
   gather_s,
   gemm_efficiency,
   group_in_node,
-  OFFLOAD_NONE,
   OFFLOAD_OPTIMIZER,
   OFFLOAD_OPTIMIZER_CPU_STEP,
   RECOMPUTE_FULL,
@@ -31,6 +28,7 @@ import {
   stage_time,
   StageTime,
 } from '../src/model.js';
+import { estimate, row } from './model-rows.js';
 
 /** |actual/expected - 1| <= rel (exact equality when expected is 0). */
 function expectRel(actual: number, expected: number, rel = 1e-9): void {
@@ -110,68 +108,6 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     cpu_optimizer_params_s: CPU_ADAM,
   };
   return { ...c, ...over };
-}
-
-interface Layout {
-  ngpus: number;
-  seq_length: number;
-  global_batch_size: number;
-  tp?: number;
-  pp?: number;
-  vpp?: number;
-  schedule?: number;
-  cp?: number;
-  ep?: number;
-  etp?: number;
-  zero?: number;
-  sp?: number;
-  recompute?: number;
-  offload?: number;
-  mbs?: number;
-}
-
-/** A grid row with dp, edp and m derived as buildGrid derives them. */
-function row(l: Layout): FullRow {
-  const tp = l.tp ?? 1;
-  const pp = l.pp ?? 1;
-  const cp = l.cp ?? 1;
-  const ep = l.ep ?? 1;
-  const etp = l.etp ?? 1;
-  const mbs = l.mbs ?? 1;
-  const dp = l.ngpus / (tp * pp * cp);
-  const edp = l.ngpus / (pp * etp * ep);
-  const m = l.global_batch_size / (dp * mbs);
-  for (const [name, v] of [['dp', dp], ['edp', edp], ['m', m]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`bad test layout: ${name} = ${v}`);
-  }
-  return {
-    ngpus: l.ngpus,
-    seq_length: l.seq_length,
-    global_batch_size: l.global_batch_size,
-    tp,
-    pp,
-    vpp: l.vpp ?? 1,
-    schedule: l.schedule ?? SCHEDULE_1F1B,
-    cp,
-    ep,
-    etp,
-    dp,
-    edp,
-    zero: l.zero ?? 1,
-    sp: l.sp ?? 0,
-    recompute: l.recompute ?? RECOMPUTE_NONE,
-    offload: l.offload ?? OFFLOAD_NONE,
-    mbs,
-    num_microbatches: m,
-  };
-}
-
-type Outputs = Record<(typeof FULL_OUTPUTS)[number], number>;
-
-function estimate(c: FullConstants, r: FullRow): Outputs {
-  const out = new Float64Array(FULL_OUTPUTS.length);
-  full_estimate(c, r, out);
-  return Object.fromEntries(FULL_OUTPUTS.map((name, i) => [name, out[i]])) as Outputs;
 }
 
 /** Documented collective costs (docs/time-model.md section 3), written out independently of the code. */

@@ -1,0 +1,67 @@
+/**
+ * Grid rows and full-formula outputs for the model's unit tests (memory and time): dp, edp and the micro-batch
+ * count are derived as buildGrid derives them, so a test states only the layout it is about.
+ */
+import { FULL_OUTPUTS, full_estimate, FullConstants, FullRow, OFFLOAD_NONE, RECOMPUTE_NONE, SCHEDULE_1F1B } from '../src/model.js';
+
+export interface Layout {
+  ngpus: number;
+  seq_length: number;
+  global_batch_size: number;
+  tp?: number;
+  pp?: number;
+  vpp?: number;
+  schedule?: number;
+  cp?: number;
+  ep?: number;
+  etp?: number;
+  zero?: number;
+  sp?: number;
+  recompute?: number;
+  offload?: number;
+  mbs?: number;
+}
+
+/** A grid row with dp, edp and m derived as buildGrid derives them. */
+export function row(l: Layout): FullRow {
+  const tp = l.tp ?? 1;
+  const pp = l.pp ?? 1;
+  const cp = l.cp ?? 1;
+  const ep = l.ep ?? 1;
+  const etp = l.etp ?? 1;
+  const mbs = l.mbs ?? 1;
+  const dp = l.ngpus / (tp * pp * cp);
+  const edp = l.ngpus / (pp * etp * ep);
+  const m = l.global_batch_size / (dp * mbs);
+  for (const [name, v] of [['dp', dp], ['edp', edp], ['m', m]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`bad test layout: ${name} = ${v}`);
+  }
+  return {
+    ngpus: l.ngpus,
+    seq_length: l.seq_length,
+    global_batch_size: l.global_batch_size,
+    tp,
+    pp,
+    vpp: l.vpp ?? 1,
+    schedule: l.schedule ?? SCHEDULE_1F1B,
+    cp,
+    ep,
+    etp,
+    dp,
+    edp,
+    zero: l.zero ?? 1,
+    sp: l.sp ?? 0,
+    recompute: l.recompute ?? RECOMPUTE_NONE,
+    offload: l.offload ?? OFFLOAD_NONE,
+    mbs,
+    num_microbatches: m,
+  };
+}
+
+export type Outputs = Record<(typeof FULL_OUTPUTS)[number], number>;
+
+export function estimate(c: FullConstants, r: FullRow): Outputs {
+  const out = new Float64Array(FULL_OUTPUTS.length);
+  full_estimate(c, r, out);
+  return Object.fromEntries(FULL_OUTPUTS.map((name, i) => [name, out[i]])) as Outputs;
+}
