@@ -16,7 +16,7 @@ import {
   Vector,
 } from 'apache-arrow';
 import type { EvaluatedChunk } from './engine/types.js';
-import type { Formula, ResultColumn } from './formulas/types.js';
+import type { ResultColumn } from './formulas/types.js';
 import type { GridColumnSpec } from './grid/grid.js';
 
 /** Metadata key on float fields whose values the PoC printed as Python floats (so CSV writes `512.0`). */
@@ -47,7 +47,6 @@ export class ResultAssembler {
    * output (a sweep over several hardware files), so that all batches share one dictionary.
    */
   constructor(
-    formula: Formula,
     columns: ResultColumn[],
     gridColumns: GridColumnSpec[],
     computedType: 'f64' | 'f32',
@@ -95,7 +94,6 @@ export class ResultAssembler {
         }
       }
     });
-    void formula;
     this.schema = new Schema(fields);
   }
 

@@ -23,7 +23,7 @@ const LOWER_IS_BETTER = /((?<!per)_s|_gib|_gb|_bytes|_rate)$/;
 const MAX_GROUP_ID = 1 << 20;
 
 /** The columns a --where expression may name: every grid column and every computed column. */
-export function filterColumns(formula: Formula, columns: ResultColumn[], grid: GridPlan): ColumnRef[] {
+export function filterColumns(columns: ResultColumn[], grid: GridPlan): ColumnRef[] {
   const refs: ColumnRef[] = [];
   for (const column of columns) {
     if (column.from === 'grid') {
@@ -34,7 +34,6 @@ export function filterColumns(formula: Formula, columns: ResultColumn[], grid: G
       refs.push({ name: column.name, source: 'computed', index: column.index, kind: column.kind ?? 'float' });
     }
   }
-  void formula;
   return refs;
 }
 
@@ -64,7 +63,7 @@ export class Selector {
   private template?: EvaluatedChunk;
 
   constructor(formula: Formula, columns: ResultColumn[], grid: GridPlan, options: SelectionOptions) {
-    const refs = filterColumns(formula, columns, grid);
+    const refs = filterColumns(columns, grid);
     const conditions: string[] = [];
     if (options.fitsOnly) {
       if (!refs.some((ref) => ref.name === 'fits')) {

@@ -117,7 +117,6 @@ export async function* sweepBatches(
   const { formula, grid, constants, selector } = prepared;
   const computedType = engine.kind === 'cpu' ? 'f64' : 'f32';
   const assembler = new ResultAssembler(
-    formula,
     prepared.columns,
     grid.columns,
     computedType,
