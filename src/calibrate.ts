@@ -1,6 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Calibration, CALIBRATION_PATH, loadCalibration } from './config/calibration.js';
+import { Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration } from './config/calibration.js';
 import { loadHardware } from './config/hardware.js';
 import { BUNDLED_CONFIG_DIR, loadConfig, LoadedConfig, readYamlFile } from './config/load.js';
 import { validateModel, validateTrainer } from './config/model.js';
@@ -9,14 +9,21 @@ import { InputError } from './errors.js';
 import { fullFormula } from './formulas/full.js';
 import { FULL_OUTPUTS, full_estimate, FullConstants, FullRow, FULL_CONSTANTS } from './model.js';
 
+/** What a source reports. Every metric is turned into a throughput error: (predicted - published) / published. */
+export type Metric = 'hardware_tflops_per_gpu' | 'model_tflops_per_gpu' | 'mfu' | 'tokens_per_s_per_gpu' | 'step_time_s';
+
 /** One published measurement: a training run's shape, layout and what the source reports. */
 export interface Measurement {
   name: string;
+  /** The publication; leave-one-source-out holds out all of a source's rows at once. */
   source: string;
+  citation: string;
+  regime: string;
   hardware: string;
+  family: string;
   config: LoadedConfig;
   row: FullRow;
-  metric: 'hardware_tflops_per_gpu' | 'model_tflops_per_gpu' | 'mfu';
+  metric: Metric;
   value: number;
   assumed?: string;
 }
@@ -24,47 +31,54 @@ export interface Measurement {
 export interface Prediction {
   measurement: Measurement;
   predicted: number;
-  /** (predicted - published) / published */
+  /** Throughput error: (predicted - published) / published, inverted for step times. */
   error: number;
 }
 
-const CALIBRATION_DIR = join(BUNDLED_CONFIG_DIR, 'calibration');
+export const CALIBRATION_DIR = join(BUNDLED_CONFIG_DIR, 'calibration');
 
-/** A GPT-style model (GeLU, 4h MLP, LayerNorm, learned positions, tied embeddings, biases, dropout). */
-function gptConfig(name: string, heads: number, hidden: number, layers: number, seq: number, vocab: number, gbs: number): LoadedConfig {
-  const model = validateModel({
-    name,
-    global_batch_size: gbs,
-    micro_batch_size: 1,
-    vocab_size: vocab,
-    num_layers: layers,
-    hidden_size: hidden,
-    ffn_hidden_size: 4 * hidden,
-    num_attention_heads: heads,
-    seq_length: seq,
+/** Model shapes of the architectures the sources describe by their dimensions alone. */
+const ARCHITECTURES: Record<string, Record<string, unknown>> = {
+  // Megatron-LM's GPT: GeLU, 4h MLP, LayerNorm, learned positions, tied embeddings, biases, dropout.
+  gpt: {
     activation: 'gelu',
     normalization: 'layernorm',
     position_embedding_type: 'learned_absolute',
     add_bias_linear: true,
     share_embeddings_and_output_weights: true,
-  });
-  return { source: name, model, trainer: validateTrainer({ param_dtype: 'bfloat16', grad_dtype: 'float32' }), search: {} };
-}
+    dropout: true,
+  },
+  // MosaicML MPT (llm-foundry scripts/train/yamls/pretrain/mpt-*.yaml): GeLU, 4h, LayerNorm, ALiBi, no biases,
+  // tied embeddings, no dropout.
+  mpt: {
+    activation: 'gelu',
+    normalization: 'layernorm',
+    position_embedding_type: 'rope',
+    add_bias_linear: false,
+    share_embeddings_and_output_weights: true,
+    dropout: false,
+  },
+};
 
 interface RawRun {
   name: string;
-  source?: string;
-  hardware: string;
+  regime?: string;
+  hardware?: string;
   model?: string;
+  arch?: string;
   heads?: number;
+  kv_heads?: number;
   hidden?: number;
+  ffn?: number;
   layers?: number;
-  seq_length: number;
   vocab_size?: number;
+  seq_length: number;
   ngpus: number;
   tp: number;
   pp: number;
   cp?: number;
+  ep?: number;
+  etp?: number;
   vpp?: number;
   gbs: number;
   mbs: number;
@@ -72,19 +86,48 @@ interface RawRun {
   sp: boolean;
   schedule: string;
   zero?: number;
-  metric: Measurement['metric'];
+  trainer?: Record<string, unknown>;
+  model_overrides?: Record<string, unknown>;
+  metric: Metric;
   value: number;
   assumed?: string;
 }
 
-function measurementOf(run: RawRun, field: string): Measurement {
-  const config = run.model
-    ? loadConfig(run.model)
-    : gptConfig(run.name, run.heads!, run.hidden!, run.layers!, run.seq_length, run.vocab_size!, run.gbs);
+function configOf(run: RawRun, field: string): LoadedConfig {
+  const trainerRaw = { param_dtype: 'bfloat16', grad_dtype: 'float32', ...(run.trainer ?? {}) };
+  if (run.model) {
+    const loaded = loadConfig(run.model);
+    const model = validateModel({ ...loaded.model, ...(run.model_overrides ?? {}), seq_length: run.seq_length, global_batch_size: run.gbs });
+    return { ...loaded, model, trainer: validateTrainer({ ...loaded.trainer, ...trainerRaw }) };
+  }
+  const arch = ARCHITECTURES[run.arch ?? 'gpt'];
+  if (!arch) throw new InputError(field, `${run.name}: unknown arch "${run.arch}" (${Object.keys(ARCHITECTURES).join(', ')})`);
+  const model = validateModel({
+    ...arch,
+    name: run.name,
+    global_batch_size: run.gbs,
+    micro_batch_size: run.mbs,
+    vocab_size: run.vocab_size,
+    num_layers: run.layers,
+    hidden_size: run.hidden,
+    ffn_hidden_size: run.ffn ?? 4 * run.hidden!,
+    num_attention_heads: run.heads,
+    num_key_value_heads: run.kv_heads,
+    seq_length: run.seq_length,
+    ...(run.model_overrides ?? {}),
+  });
+  return { source: run.name, model, trainer: validateTrainer(trainerRaw), search: {} };
+}
+
+function measurementOf(run: RawRun, file: SourceFile, field: string): Measurement {
+  const config = configOf(run, field);
   const cp = run.cp ?? 1;
+  const ep = run.ep ?? 1;
+  const etp = run.etp ?? 1;
   const dp = run.ngpus / (run.tp * run.pp * cp);
   const m = run.gbs / (dp * run.mbs);
-  if (!Number.isInteger(dp) || !Number.isInteger(m)) {
+  const edp = run.ngpus / (run.pp * ep * etp);
+  if (!Number.isInteger(dp) || !Number.isInteger(m) || !Number.isInteger(edp)) {
     throw new InputError(field, `${run.name}: ${run.ngpus} GPUs and batch ${run.gbs} do not divide into tp x pp x cp x dp x mbs`);
   }
   const schedule = SCHEDULES.indexOf(run.schedule as never);
@@ -99,10 +142,10 @@ function measurementOf(run: RawRun, field: string): Measurement {
     vpp: run.schedule === 'interleaved' ? (run.vpp ?? 2) : 1,
     schedule,
     cp,
-    ep: 1,
-    etp: 1,
+    ep,
+    etp,
     dp,
-    edp: run.ngpus / run.pp,
+    edp,
     zero: run.zero ?? 1,
     sp: run.sp ? 1 : 0,
     recompute,
@@ -110,58 +153,52 @@ function measurementOf(run: RawRun, field: string): Measurement {
     mbs: run.mbs,
     num_microbatches: m,
   };
+  const hardwareName = run.hardware ?? file.hardware;
+  const hardware = loadHardware(hardwareName, field);
   return {
     name: run.name,
-    source: run.source ?? '',
-    hardware: run.hardware,
+    source: file.source,
+    citation: file.citation,
+    regime: run.regime ?? file.regime,
+    hardware: hardwareName,
+    family: hardware.calibration_family,
     config,
     row,
-    metric: run.metric,
+    metric: run.metric ?? file.metric,
     value: run.value,
     assumed: run.assumed,
   };
 }
 
-/** Narayanan et al. 2021, Table 1: the calibration set. */
-export function calibrationSet(): Measurement[] {
-  const path = join(CALIBRATION_DIR, 'narayanan2021.yaml');
-  const doc = readYamlFile(path, 'calibration set') as {
-    hardware: string;
-    defaults: Record<string, unknown>;
-    metric: Measurement['metric'];
-    rows: Array<[string, number, number, number, number, number, number, number, number]>;
-  };
-  return doc.rows.map(([name, heads, hidden, layers, tp, pp, ngpus, gbs, value]) =>
-    measurementOf(
-      {
-        ...(doc.defaults as Partial<RawRun>),
-        name,
-        source: 'Narayanan 2021, Table 1',
-        hardware: doc.hardware,
-        heads,
-        hidden,
-        layers,
-        tp,
-        pp,
-        ngpus,
-        gbs,
-        metric: doc.metric,
-        value,
-      } as RawRun,
-      path,
-    ),
-  );
+/** One file of configs/calibration/: the rows of one source, as maps or as arrays under `columns`. */
+interface SourceFile {
+  source: string;
+  citation: string;
+  hardware: string;
+  regime: string;
+  metric?: Metric;
+  defaults?: Record<string, unknown>;
+  columns?: string[];
+  rows: Array<Record<string, unknown> | unknown[]>;
 }
 
-export function validationSet(): Measurement[] {
-  const path = join(CALIBRATION_DIR, 'validation.yaml');
-  const doc = readYamlFile(path, 'validation set') as { rows: RawRun[] };
-  return doc.rows.map((run) => measurementOf(run, path));
+/** Every published measurement of configs/calibration/*.yaml. */
+export function measurements(dir = CALIBRATION_DIR): Measurement[] {
+  const out: Measurement[] = [];
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+    const path = join(dir, name);
+    const file = readYamlFile(path, 'calibration set') as SourceFile;
+    for (const raw of file.rows) {
+      const fields = Array.isArray(raw) ? Object.fromEntries((file.columns ?? []).map((column, i) => [column, raw[i]])) : raw;
+      out.push(measurementOf({ metric: file.metric, ...(file.defaults ?? {}), ...fields } as RawRun, file, path));
+    }
+  }
+  return out;
 }
 
 const packed = new Map<Measurement, FullConstants>();
 
-export function predict(measurement: Measurement, calibration: Calibration): Prediction {
+export function predict(measurement: Measurement, family: FamilyCalibration, calibration: Calibration): Prediction {
   let base = packed.get(measurement);
   if (!base) {
     const hardware = loadHardware(measurement.hardware);
@@ -169,86 +206,197 @@ export function predict(measurement: Measurement, calibration: Calibration): Pre
     base = Object.fromEntries(FULL_CONSTANTS.map((name, i) => [name, constants[i]])) as FullConstants;
     packed.set(measurement, base);
   }
-  // Only the fitted constants change between calls; the rest of the packing is reused.
-  const c: FullConstants = {
-    ...base,
-    gemm_efficiency_max: calibration.gemm_efficiency_max,
-    gemm_efficiency_half_dim: calibration.gemm_efficiency_half_dim,
-  };
+  // Only the family's fitted constants change between calls; the rest of the packing is reused.
+  const c: FullConstants = { ...base, ...family };
   const out = new Float64Array(FULL_OUTPUTS.length);
   full_estimate(c, measurement.row, out);
-  const mfu = out[FULL_OUTPUTS.indexOf('mfu')];
-  const hfu = out[FULL_OUTPUTS.indexOf('hfu')];
+  const column = (name: (typeof FULL_OUTPUTS)[number]) => out[FULL_OUTPUTS.indexOf(name)];
   const peak_tflops = c.peak_flops / 1e12;
+  const metric = measurement.metric;
   const predicted =
-    measurement.metric === 'mfu' ? mfu : measurement.metric === 'model_tflops_per_gpu' ? mfu * peak_tflops : hfu * peak_tflops;
-  return { measurement, predicted, error: (predicted - measurement.value) / measurement.value };
+    metric === 'mfu'
+      ? column('mfu')
+      : metric === 'model_tflops_per_gpu'
+        ? column('mfu') * peak_tflops
+        : metric === 'hardware_tflops_per_gpu'
+          ? column('hfu') * peak_tflops
+          : metric === 'tokens_per_s_per_gpu'
+            ? column('tokens_per_s_per_gpu')
+            : column('step_time_s');
+  const error = metric === 'step_time_s' ? measurement.value / predicted - 1 : (predicted - measurement.value) / measurement.value;
+  return { measurement, predicted, error };
 }
 
 export function meanAbsoluteError(predictions: Prediction[]): number {
   return predictions.reduce((sum, p) => sum + Math.abs(p.error), 0) / predictions.length;
 }
 
+/** Mean squared error per source, summed: every publication weighs the same however many rows it has. */
+function loss(set: Measurement[], family: FamilyCalibration, calibration: Calibration): number {
+  const bySource = new Map<string, number[]>();
+  for (const m of set) {
+    const e = predict(m, family, calibration).error;
+    const list = bySource.get(m.source) ?? [];
+    list.push(e * e);
+    bySource.set(m.source, list);
+  }
+  let total = 0;
+  for (const list of bySource.values()) total += list.reduce((a, b) => a + b, 0) / list.length;
+  return total;
+}
+
+/** The constants a family's fit moves; attention_half_seq stays at its published value. */
+export const FITTED = ['gemm_efficiency_max', 'gemm_efficiency_half_dim', 'fp8_efficiency', 'attention_efficiency'] as const;
+const RANGES: Record<(typeof FITTED)[number], [min: number, max: number, step: number]> = {
+  gemm_efficiency_max: [0.4, 1.0, 0.01],
+  gemm_efficiency_half_dim: [0, 2000, 10],
+  fp8_efficiency: [0.3, 1.0, 0.01],
+  attention_efficiency: [0.2, 0.9, 0.01],
+};
+
 /**
- * Fits the GEMM efficiency curve (peak fraction eta_max, half-saturation inner dimension) to the calibration set by
- * a grid search minimising the mean squared relative error. The other constants stay as they are.
+ * Fits a family's GEMM curve (and its FP8 ratio when the set has FP8 runs) by minimising the per-source mean
+ * squared throughput error: a coarse grid over the curve, then coordinate descent on the grid steps.
  */
-export function fit(base: Calibration, set: Measurement[]): Calibration {
-  let best = base;
-  let bestLoss = Infinity;
-  for (let max = 0.5; max <= 1.0001; max += 0.005) {
-    for (let half = 0; half <= 3000; half += 20) {
-      const candidate = { ...base, gemm_efficiency_max: Number(max.toFixed(3)), gemm_efficiency_half_dim: half };
-      const loss = set.reduce((sum, m) => sum + predict(m, candidate).error ** 2, 0);
-      if (loss < bestLoss) {
-        bestLoss = loss;
-        best = candidate;
+export function fitFamily(start: FamilyCalibration, set: Measurement[], calibration: Calibration): FamilyCalibration {
+  const names = FITTED.filter((name) => name !== 'fp8_efficiency' || set.some((m) => m.config.trainer.fp8 || m.config.trainer.param_dtype === 'fp8'));
+  let best = { ...start };
+  let bestLoss = loss(set, best, calibration);
+  for (let max = 0.5; max <= 1.0001; max += 0.05) {
+    for (let half = 0; half <= 2000; half += 100) {
+      const candidate = { ...best, gemm_efficiency_max: Number(max.toFixed(2)), gemm_efficiency_half_dim: half };
+      const value = loss(set, candidate, calibration);
+      if (value < bestLoss) [best, bestLoss] = [candidate, value];
+    }
+  }
+  for (const scale of [8, 4, 2, 1]) {
+    let improved = true;
+    while (improved) {
+      improved = false;
+      for (const name of names) {
+        const [min, max, step] = RANGES[name];
+        for (const direction of [-1, 1]) {
+          const value = Number((best[name] + direction * scale * step).toFixed(4));
+          if (value < min || value > max) continue;
+          const candidate = { ...best, [name]: value };
+          const candidateLoss = loss(set, candidate, calibration);
+          if (candidateLoss < bestLoss - 1e-12) {
+            [best, bestLoss] = [candidate, candidateLoss];
+            improved = true;
+          }
+        }
       }
     }
   }
   return best;
 }
 
-function table(title: string, predictions: Prediction[], withAssumptions: boolean): string {
-  const lines = [
-    `### ${title}`,
-    '',
-    `| run | source | metric | published | predicted | error |${withAssumptions ? ' assumed |' : ''}`,
-    `|---|---|---|---:|---:|---:|${withAssumptions ? '---|' : ''}`,
-  ];
-  const show = (metric: string, v: number) => (metric === 'mfu' ? `${(v * 100).toFixed(1)}%` : v.toFixed(1));
-  for (const p of predictions) {
-    const m = p.measurement;
-    lines.push(
-      `| ${m.name} | ${m.source} | ${m.metric} | ${show(m.metric, m.value)} | ${show(m.metric, p.predicted)} | ${(p.error * 100).toFixed(1)}% |${withAssumptions ? ` ${m.assumed ?? ''} |` : ''}`,
-    );
-  }
-  lines.push('', `Mean absolute error: ${(meanAbsoluteError(predictions) * 100).toFixed(1)}% over ${predictions.length} runs.`);
-  return lines.join('\n');
+export interface FamilyReport {
+  family: string;
+  fitted: FamilyCalibration;
+  /** Every row predicted by the constants fitted on all of the family's sources. */
+  inSample: Prediction[];
+  /** Every row predicted by constants fitted without its own source. */
+  heldOut: Prediction[];
 }
 
-export function calibrationYaml(c: Calibration, previous: string): string {
+/** Fits every family, and refits it once per source without that source (leave-one-source-out). */
+export function calibrateFamilies(calibration: Calibration, set = measurements()): FamilyReport[] {
+  const reports: FamilyReport[] = [];
+  for (const family of [...new Set(set.map((m) => m.family))].sort()) {
+    const rows = set.filter((m) => m.family === family);
+    const start = calibration.families[family];
+    if (!start) throw new InputError('calibration.families', `no starting constants for family "${family}"`);
+    const fitted = fitFamily(start, rows, calibration);
+    const heldOut: Prediction[] = [];
+    const sources = [...new Set(rows.map((m) => m.source))];
+    for (const source of sources) {
+      const training = rows.filter((m) => m.source !== source);
+      const constants = training.length > 0 ? fitFamily(fitted, training, calibration) : fitted;
+      for (const m of rows.filter((r) => r.source === source)) heldOut.push(predict(m, constants, calibration));
+    }
+    heldOut.sort((a, b) => rows.indexOf(a.measurement) - rows.indexOf(b.measurement));
+    reports.push({ family, fitted, inSample: rows.map((m) => predict(m, fitted, calibration)), heldOut });
+  }
+  return reports;
+}
+
+function percent(value: number): string {
+  return `${(value * 100).toFixed(1)}%`;
+}
+
+function show(metric: Metric, value: number): string {
+  if (metric === 'mfu') return percent(value);
+  if (metric === 'step_time_s') return value.toFixed(2);
+  return value.toFixed(metric === 'tokens_per_s_per_gpu' ? 0 : 1);
+}
+
+/** Mean absolute held-out error per regime, over all families. */
+export function regimeErrors(reports: FamilyReport[]): Array<{ regime: string; runs: number; sources: number; inSample: number; heldOut: number; worst: number }> {
+  const byRegime = new Map<string, { inSample: Prediction[]; heldOut: Prediction[] }>();
+  for (const report of reports) {
+    report.heldOut.forEach((p, i) => {
+      const entry = byRegime.get(p.measurement.regime) ?? { inSample: [], heldOut: [] };
+      entry.heldOut.push(p);
+      entry.inSample.push(report.inSample[i]);
+      byRegime.set(p.measurement.regime, entry);
+    });
+  }
+  return [...byRegime.entries()].map(([regime, { inSample, heldOut }]) => ({
+    regime,
+    runs: heldOut.length,
+    sources: new Set(heldOut.map((p) => p.measurement.source)).size,
+    inSample: meanAbsoluteError(inSample),
+    heldOut: meanAbsoluteError(heldOut),
+    worst: Math.max(...heldOut.map((p) => Math.abs(p.error))),
+  }));
+}
+
+export function calibrationYaml(calibration: Calibration, reports: FamilyReport[], previous: string): string {
   let text = previous;
-  text = text.replace(/^gemm_efficiency_max: .*$/m, `gemm_efficiency_max: ${c.gemm_efficiency_max}`);
-  text = text.replace(/^gemm_efficiency_half_dim: .*$/m, `gemm_efficiency_half_dim: ${c.gemm_efficiency_half_dim}`);
+  for (const { family, fitted } of reports) {
+    for (const name of FITTED) {
+      // Replace the value inside this family's block only.
+      const pattern = new RegExp(`(^  ${family}:\\n(?:    .*\\n)*?    ${name}: )[^\\n]*`, 'm');
+      text = text.replace(pattern, `$1${fitted[name]}`);
+    }
+  }
+  void calibration;
   return text;
 }
 
-/** Fits, reports both tables as Markdown, and optionally writes the fitted constants. */
-export function runCalibration(write: boolean): { report: string; calibration: Calibration; validationMae: number } {
-  const current = loadCalibration();
-  const calibrationRuns = calibrationSet();
-  const fitted = fit(current, calibrationRuns);
-  const validation = validationSet().map((m) => predict(m, fitted));
-  if (write) writeFileSync(CALIBRATION_PATH, calibrationYaml(fitted, readFileSync(CALIBRATION_PATH, 'utf8')));
-  const report = [
-    `Fitted: gemm_efficiency_max = ${fitted.gemm_efficiency_max}, gemm_efficiency_half_dim = ${fitted.gemm_efficiency_half_dim}` +
-      ` (fixed: memory_passes ${fitted.memory_passes}, scaleup_efficiency ${fitted.scaleup_efficiency},` +
-      ` scaleout_efficiency ${fitted.scaleout_efficiency})`,
-    '',
-    table('Calibration: Narayanan et al. 2021, Table 1 (A100, full recompute)', calibrationRuns.map((m) => predict(m, fitted)), false),
-    '',
-    table('Validation: published runs outside the calibration set', validation, true),
-  ].join('\n');
-  return { report, calibration: fitted, validationMae: meanAbsoluteError(validation) };
+/** Fits, reports constants, errors per regime and every row as Markdown, and optionally writes the constants. */
+export function runCalibration(write: boolean): { report: string; reports: FamilyReport[] } {
+  const calibration = loadCalibration();
+  const reports = calibrateFamilies(calibration);
+  if (write) writeFileSync(CALIBRATION_PATH, calibrationYaml(calibration, reports, readFileSync(CALIBRATION_PATH, 'utf8')));
+  const lines: string[] = ['### Fitted constants per hardware family', ''];
+  lines.push('| family | gemm_efficiency_max | gemm_efficiency_half_dim | fp8_efficiency | attention_efficiency | attention_half_seq |');
+  lines.push('|---|---:|---:|---:|---:|---:|');
+  for (const { family, fitted } of reports) {
+    lines.push(
+      `| ${family} | ${fitted.gemm_efficiency_max} | ${fitted.gemm_efficiency_half_dim} | ${fitted.fp8_efficiency} | ${fitted.attention_efficiency} | ${fitted.attention_half_seq} |`,
+    );
+  }
+  lines.push('', '### Mean absolute throughput error per regime', '');
+  lines.push('| regime | runs | sources | fitted on all | leave-one-source-out | worst held-out row |');
+  lines.push('|---|---:|---:|---:|---:|---:|');
+  for (const r of regimeErrors(reports)) {
+    lines.push(`| ${r.regime} | ${r.runs} | ${r.sources} | ${percent(r.inSample)} | ${percent(r.heldOut)} | ${percent(r.worst)} |`);
+  }
+  const all = reports.flatMap((r) => r.heldOut);
+  lines.push(`| all | ${all.length} | ${new Set(all.map((p) => p.measurement.source)).size} | ${percent(meanAbsoluteError(reports.flatMap((r) => r.inSample)))} | ${percent(meanAbsoluteError(all))} | ${percent(Math.max(...all.map((p) => Math.abs(p.error))))} |`);
+  for (const report of reports) {
+    lines.push('', `### ${report.family}: every run`, '');
+    lines.push('| run | source | regime | metric | published | fitted on all | error | held out | error | assumed |');
+    lines.push('|---|---|---|---|---:|---:|---:|---:|---:|---|');
+    report.heldOut.forEach((p, i) => {
+      const m = p.measurement;
+      const q = report.inSample[i];
+      lines.push(
+        `| ${m.name} | ${m.source} | ${m.regime} | ${m.metric} | ${show(m.metric, m.value)} | ${show(m.metric, q.predicted)} | ${percent(q.error)} | ${show(m.metric, p.predicted)} | ${percent(p.error)} | ${m.assumed ?? ''} |`,
+      );
+    });
+  }
+  return { report: lines.join('\n'), reports };
 }

@@ -267,7 +267,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'calibrate',
-      'fit the time model\'s GEMM efficiency to Narayanan et al. 2021 and print calibration and validation tables',
+      'fit the time model\'s efficiency constants per hardware family on published runs; print them and the leave-one-source-out error per regime',
       (args) => args.option('write', { type: 'boolean', default: false, describe: 'write the fitted constants to configs/calibration.yaml' }),
       (args) => {
         const { report } = runCalibration(args.write);

@@ -234,6 +234,19 @@ export const FULL_CONSTANTS = [
   'gemm_efficiency_half_dim',
   'memory_passes',
   'cpu_optimizer_params_s',
+  // Time model (docs/time-model.md): FP8 linear layers, flash attention, and how the stack overlaps communication.
+  'fp8_peak_flops',
+  'fp8_linear',
+  'fp8_efficiency',
+  'attention_efficiency',
+  'attention_half_seq',
+  'tp_comm_overlap',
+  'overlap_grad_reduce',
+  'overlap_param_gather',
+  'overlap_p2p_comm',
+  'moe_a2a_overlap',
+  'cp_all_gather',
+  'zero3_reshard_after_forward',
 ] as const;
 
 export type FullConstants = Record<(typeof FULL_CONSTANTS)[number], number>;
@@ -637,8 +650,18 @@ export function group_in_node(c: FullConstants, size: number, stride: number): n
   return size * stride <= c.gpus_per_node ? 1 : 0;
 }
 
-function link_bytes_s(c: FullConstants, in_node: number): number {
-  return in_node === 1 ? c.scaleup_bytes_s : c.scaleout_bytes_s;
+/**
+ * Bandwidth one rank of a group sees. Across nodes, a group with `per_node` ranks in each node runs that many rings
+ * at once, one per NIC (NCCL's channels), so the node's NICs share its traffic: `per_node` times one NIC, at most
+ * what NVLink carries inside the node.
+ */
+function link_bytes_s(c: FullConstants, in_node: number, per_node: number): number {
+  return in_node === 1 ? c.scaleup_bytes_s : Math.min(c.scaleup_bytes_s, per_node * c.scaleout_bytes_s);
+}
+
+/** Ranks of a group of `size` ranks spaced `stride` apart that share one node (1 for a strided group). */
+export function group_per_node(c: FullConstants, size: number, stride: number): number {
+  return Math.max(1, Math.min(size, Math.floor(c.gpus_per_node / stride)));
 }
 
 function link_latency_s(c: FullConstants, in_node: number): number {
@@ -646,24 +669,134 @@ function link_latency_s(c: FullConstants, in_node: number): number {
 }
 
 /** Ring all-reduce of `bytes` over `n` ranks: 2(n-1)/n of the buffer crosses each link, 2(n-1) steps. */
-export function allreduce_s(c: FullConstants, bytes: number, n: number, in_node: number): number {
+export function allreduce_s(c: FullConstants, bytes: number, n: number, in_node: number, per_node: number): number {
   // No collective is launched for an empty buffer (a dense stage's expert gradients).
   if (n <= 1 || bytes === 0) return 0;
-  return ((2 * (n - 1)) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + 2 * (n - 1) * link_latency_s(c, in_node);
+  return ((2 * (n - 1)) / n) * (bytes / link_bytes_s(c, in_node, per_node)) + c.collective_latency_s + 2 * (n - 1) * link_latency_s(c, in_node);
 }
 
 /** Reduce-scatter, all-gather or all-to-all of `bytes` per rank over `n` ranks: (n-1)/n crosses each link. */
-export function gather_s(c: FullConstants, bytes: number, n: number, in_node: number): number {
+export function gather_s(c: FullConstants, bytes: number, n: number, in_node: number, per_node: number): number {
   if (n <= 1 || bytes === 0) return 0;
-  return ((n - 1) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + (n - 1) * link_latency_s(c, in_node);
+  return ((n - 1) / n) * (bytes / link_bytes_s(c, in_node, per_node)) + c.collective_latency_s + (n - 1) * link_latency_s(c, in_node);
 }
 
 /**
- * Fraction of dense peak the GEMMs reach, saturating in the hidden size: Narayanan et al. 2021 Table 1 rises with h
- * at fixed TP (docs/time-model.md), and h / TP fitted worse.
+ * Fraction of the dtype's dense peak a GEMM of shape m x n x k reaches. Small dimensions starve the tensor cores
+ * (tile quantisation, too few waves, short K loops), so the efficiency saturates in the harmonic size
+ * 1/(1/m + 1/n + 1/k), which the smallest dimension dominates: a TP-split projection, an expert's FFN width or a
+ * CP chunk's tokens. The curve's two constants are fitted per hardware family (docs/time-model.md, section 6).
  */
-export function gemm_efficiency(c: FullConstants, inner_dim: number): number {
-  return (c.gemm_efficiency_max * inner_dim) / (inner_dim + c.gemm_efficiency_half_dim);
+export function gemm_efficiency(c: FullConstants, m: number, n: number, k: number): number {
+  const dim = 1 / (1 / m + 1 / n + 1 / k);
+  return (c.gemm_efficiency_max * dim) / (dim + c.gemm_efficiency_half_dim);
+}
+
+/** Bytes of an activation or weight operand of a non-FP8 GEMM: mixed precision runs GEMMs in bf16/fp16. */
+const GEMM_OPERAND_BYTES = 2;
+
+/**
+ * Forward time of one GEMM (m x k by k x n) on one GPU: a roofline, the larger of its FLOPs at the shape's
+ * efficiency and its operands' HBM traffic. FP8 (`fp8` 1) runs at the FP8 peak times `fp8_efficiency` (Transformer
+ * Engine's FP8 GEMMs reach a smaller fraction of their peak than bf16 ones) with 1-byte inputs.
+ */
+export function gemm_s(c: FullConstants, m: number, n: number, k: number, fp8: number): number {
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  const peak = fp8 === 1 ? c.fp8_peak_flops * c.fp8_efficiency : c.peak_flops;
+  const input_bytes = fp8 === 1 ? 1 : GEMM_OPERAND_BYTES;
+  const compute_s = (2 * m * n * k) / (peak * gemm_efficiency(c, m, n, k));
+  const memory_s = (input_bytes * (m * k + k * n) + GEMM_OPERAND_BYTES * m * n) / c.hbm_bytes_s;
+  return Math.max(compute_s, memory_s);
+}
+
+/**
+ * Transformer Engine's FP8 casts around one linear layer, per micro-batch: the input in the forward and the output
+ * gradient in the backward are read in bf16 and written in FP8 twice (row- and column-wise for the two backward
+ * GEMMs): 4 bytes per element, bound by HBM.
+ */
+export function fp8_cast_s(c: FullConstants, m: number, n: number, k: number): number {
+  return c.fp8_linear === 1 ? (4 * (m * k + m * n)) / c.hbm_bytes_s : 0;
+}
+
+/** Forward and backward of one linear layer: 3 GEMMs of the same FLOPs (forward, data and weight gradients). */
+function linear_s(c: FullConstants, m: number, n: number, k: number): number {
+  return 3 * gemm_s(c, m, n, k, c.fp8_linear) + fp8_cast_s(c, m, n, k);
+}
+
+/**
+ * Forward and backward time of the linear layers of one transformer layer for `m` tokens on one GPU. TP splits the
+ * heads and the FFN width; SP gathers the sequence first, so every GEMM sees all m tokens. A routed expert sees the
+ * tokens the all-to-all brings it: m·k·cf/t of this rank's tokens, times the ep ranks sending, over E/ep local
+ * experts, times etp with expert-TP (which splits the expert's width instead).
+ */
+export function layer_linear_s(c: FullConstants, moe_layer: number, m: number, tp: number, ep: number, etp: number): number {
+  const h = c.hidden_size;
+  const a = c.num_attention_heads;
+  const act_width = c.gated_mlp === 1 ? 2 : 1;
+  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  // Every attention projection but the output one reads the hidden state (MLA's low-rank pairs counted as one).
+  const qkv_width = (attention_params(c) - o_dim * h) / h;
+  const attention = linear_s(c, m, qkv_width / tp, h) + linear_s(c, m, h, o_dim / tp);
+  // A dense model has no MoE layer to time (its expert counts are 0).
+  if (moe_layer === 1 && c.num_experts > 0) {
+    const f_e = c.moe_ffn_hidden_size;
+    const local_experts = c.num_experts / ep;
+    const expert_tokens = ((m / tp) * c.moe_k * c.capacity_factor * ep * etp) / c.num_experts;
+    const routed = local_experts * (linear_s(c, expert_tokens, (act_width * f_e) / etp, h) + linear_s(c, expert_tokens, h, f_e / etp));
+    const f_s = c.num_shared_experts * c.shared_expert_ffn_hidden_size;
+    const shared = linear_s(c, m, (act_width * f_s) / tp, h) + linear_s(c, m, h, f_s / tp);
+    // The router's small GEMM stays in bf16.
+    const router = 3 * gemm_s(c, m / tp, c.num_experts, h, 0);
+    return attention + routed + shared + router;
+  }
+  const f = c.ffn_hidden_size;
+  return attention + linear_s(c, m, (act_width * f) / tp, h) + linear_s(c, m, h, f / tp);
+}
+
+/**
+ * Forward time of the attention core for one micro-batch of `b` sequences whose `s` local queries attend to
+ * `s_kv` keys, heads split over TP. With flash attention the kernel skips the masked half (causal) and runs in bf16
+ * at `attention_efficiency`, saturating in the block length (FlashAttention-2 and -3 reach their peak fraction only
+ * for long blocks); without it, QKᵀ and the product with V are batched GEMMs per head over the whole masked square.
+ */
+export function attention_core_fwd_s(c: FullConstants, s: number, s_kv: number, b: number, tp: number): number {
+  const a = c.num_attention_heads;
+  const qk_head = c.mla === 1 ? c.qk_head_dim + c.qk_pos_emb_head_dim : c.kv_channels;
+  const v_head = c.mla === 1 ? c.v_head_dim : c.kv_channels;
+  const heads = (a * b) / tp;
+  if (c.flash_attention === 1) {
+    const flops = heads * 2 * s * (s_kv / 2) * (qk_head + v_head);
+    const block = Math.min(s, s_kv);
+    const efficiency = (c.attention_efficiency * block) / (block + c.attention_half_seq);
+    return flops / (c.peak_flops * efficiency);
+  }
+  return heads * (gemm_s(c, s, s_kv, qk_head, 0) + gemm_s(c, s, v_head, s_kv, 0));
+}
+
+/**
+ * Backward of the attention core relative to its forward: flash attention recomputes the scores, 2.5x the forward
+ * FLOPs (the FlashAttention-2 benchmark's count); plain GEMMs take 2x.
+ */
+export function attention_backward_ratio(c: FullConstants): number {
+  return c.flash_attention === 1 ? 2.5 : 2;
+}
+
+/**
+ * All-to-all of `bytes` per rank over `n` ranks spaced `stride` apart, hierarchically: the ranks inside this node
+ * exchange over NVLink while the rest cross the NICs at the same time, so the slower tier sets the time (as
+ * DeepEP and Megatron's hierarchical dispatchers do). Each tier adds its latency once: the sends run concurrently.
+ */
+export function alltoall_s(c: FullConstants, bytes: number, n: number, stride: number): number {
+  if (n <= 1 || bytes === 0) return 0;
+  const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
+  const in_node_s = (((local - 1) / n) * bytes) / c.scaleup_bytes_s + (local > 1 ? c.scaleup_latency_s : 0);
+  const cross_s = (((n - local) / n) * bytes) / c.scaleout_bytes_s + (n > local ? c.scaleout_latency_s : 0);
+  return Math.max(in_node_s, cross_s) + c.collective_latency_s;
+}
+
+/** One point-to-point send of `bytes` on a tier. */
+function send_s(c: FullConstants, bytes: number, in_node: number): number {
+  return bytes / link_bytes_s(c, in_node, 1) + link_latency_s(c, in_node);
 }
 
 /** Forward FLOPs per token of one layer. `capacity` scales the routed experts' work (1 for model FLOPs). */
@@ -712,20 +845,31 @@ export function model_flops_per_token(c: FullConstants, tp: number, seq_length: 
 /** Time of one micro-batch (forward and backward) on a GPU of stage `i`, by component, and its traffic. */
 export interface StageTime {
   compute_s: number;
+  /** Communication on the critical path of one micro-batch. */
   tp_s: number;
   ep_s: number;
   cp_exposed_s: number;
-  cp_hidden_s: number;
   pp_s: number;
+  /** ZeRO-2's gradient reduce-scatter and ZeRO-3's gathers, which run every micro-batch. */
+  dp_mb_s: number;
+  /** Communication of one micro-batch hidden behind its compute (TP, EP, CP, PP, per-micro-batch DP). */
+  hidden_s: number;
   tp_bytes: number;
   ep_bytes: number;
   cp_bytes: number;
   pp_bytes: number;
-  /** Per step, not per micro-batch: data-parallel gradient/parameter traffic, and the optimizer and offload. */
-  dp_s: number;
+  dp_mb_bytes: number;
+  /** Per step, not per micro-batch: data-parallel traffic at the step's end, and the optimizer and offload. */
+  dp_exposed_s: number;
+  dp_overlapped_s: number;
   dp_bytes: number;
   optimizer_s: number;
   offload_s: number;
+}
+
+/** Whether the schedule keeps a pipeline send in flight while the next model chunk computes. */
+export function schedule_overlaps_p2p(schedule: number): number {
+  return schedule === SCHEDULE_INTERLEAVED ? 1 : 0;
 }
 
 export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
@@ -738,95 +882,148 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   const all_layers = layers + mtp;
   const moe_like = moe + mtp * has_moe;
 
-  // Compute: tokens of this rank's micro-batch (CP splits the sequence), GEMMs split over TP.
+  // Compute, GEMM by GEMM: each sees this rank's b·s/c tokens (CP splits the sequence; SP gathers it over TP).
   const s = r.seq_length / r.cp;
   const b = r.mbs;
-  const tokens = (b * s) / tp;
-  const mtp_layer = layer_flops_per_token(c, has_moe, r.seq_length, c.capacity_factor) + 2 * 2 * h * h;
-  const layer_flops =
-    dense * layer_flops_per_token(c, 0, r.seq_length, c.capacity_factor) +
-    moe * layer_flops_per_token(c, 1, r.seq_length, c.capacity_factor) +
-    mtp * mtp_layer;
-  const logits_flops = is_last * (1 + c.mtp_num_layers) * 2 * h * padded_vocab(c, tp);
-  const repeated =
-    r.recompute === RECOMPUTE_FULL
-      ? layer_flops
-      : r.recompute === RECOMPUTE_SELECTIVE
-        ? all_layers * attention_core_flops_per_token(c, r.seq_length)
-        : 0;
-  const flops = tokens * (3 * (layer_flops + logits_flops) + repeated);
-  const efficiency = gemm_efficiency(c, h);
+  const tokens = b * s;
+  const mtp_projection = 3 * gemm_s(c, tokens, h / tp, 2 * h, c.fp8_linear);
+  const linear =
+    dense * layer_linear_s(c, 0, tokens, tp, r.ep, r.etp) +
+    moe * layer_linear_s(c, 1, tokens, tp, r.ep, r.etp) +
+    mtp * (layer_linear_s(c, has_moe, tokens, tp, r.ep, r.etp) + mtp_projection);
+  // Transformer Engine keeps the output layer in bf16.
+  const logits = is_last * (1 + c.mtp_num_layers) * 3 * gemm_s(c, tokens, padded_vocab(c, tp) / tp, h, 0);
+  const core_fwd = attention_core_fwd_s(c, s, r.seq_length, b, tp);
+  const core = all_layers * core_fwd * (1 + attention_backward_ratio(c));
   // Element-wise work (norms, activations, softmax, dropout) is bound by memory bandwidth, not by FLOPs.
   const act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   const act_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   const memory_bytes = c.memory_passes * (dense * act_dense + moe_like * act_moe + (mtp - mtp * has_moe) * act_dense);
-  const compute_s = flops / (c.peak_flops * efficiency) + memory_bytes / c.hbm_bytes_s;
+  const elementwise = memory_bytes / c.hbm_bytes_s;
+  // Recompute repeats forwards: full the layers' (a third of their linear and element-wise time, the whole core
+  // forward); selective the attention core, with its score tensors' element-wise work when they are not fused.
+  const core_bytes = act_dense - layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_SELECTIVE);
+  const repeated =
+    r.recompute === RECOMPUTE_FULL
+      ? linear / 3 + all_layers * core_fwd + elementwise / 3
+      : r.recompute === RECOMPUTE_SELECTIVE
+        ? all_layers * (core_fwd + (c.memory_passes * core_bytes) / (3 * c.hbm_bytes_s))
+        : 0;
+  const compute_s = linear + logits + core + elementwise + repeated;
 
   // TP: two collectives in the forward and two in the backward of every layer (all-reduce, or reduce-scatter
-  // plus all-gather with SP: the same bytes); full recompute repeats the forward's two.
+  // plus all-gather with SP: the same bytes); full recompute repeats the forward's two. With tp_comm_overlap each
+  // collective is split into tp chunks pipelined with the GEMM next to it: the linear layers hide what they outlast,
+  // except the first chunk, which has nothing to overlap with yet.
   const tp_in_node = group_in_node(c, tp, 1);
   const tp_message = 2 * b * s * h;
   const tp_count = all_layers * (r.recompute === RECOMPUTE_FULL ? 6 : 4);
-  const tp_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node);
+  const tp_total_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1));
+  const tp_linear_s = linear + (r.recompute === RECOMPUTE_FULL ? linear / 3 : 0);
+  const tp_s =
+    c.tp_comm_overlap === 1 && tp > 1 ? Math.min(tp_total_s, Math.max(0, tp_total_s - tp_linear_s) + tp_total_s / tp) : tp_total_s;
   const tp_bytes = tp > 1 ? tp_count * ((2 * (tp - 1)) / tp) * tp_message : 0;
 
-  // EP: dispatch and combine, forward and backward, of the routed tokens' hidden states.
-  const ep_in_node = group_in_node(c, r.ep, r.etp);
+  // EP: dispatch and combine, forward and backward, of the routed tokens' hidden states, hierarchically over
+  // NVLink and the NICs. Expert-TP all-gathers the routed tokens before the experts and reduce-scatters them
+  // after, forward and backward. moe_a2a_overlap hides them behind another micro-batch's compute (DualPipe,
+  // Megatron's overlap_moe_expert_parallel_comm) as far as it lasts.
   const t_rep = r.sp === 1 ? tp : 1;
   const ep_message = (2 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
-  // Expert-TP: the routed tokens are all-gathered over the expert-TP group before the experts and
-  // reduce-scattered after them, in the forward and again in the backward.
   const etp_in_node = group_in_node(c, r.etp, 1);
-  const ep_s =
-    4 * moe_like * gather_s(c, ep_message, r.ep, ep_in_node) + 4 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node);
+  const ep_total_s =
+    4 * moe_like * alltoall_s(c, ep_message, r.ep, r.etp) + 4 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node, group_per_node(c, r.etp, 1));
+  const ep_s = c.moe_a2a_overlap === 1 ? Math.max(0, ep_total_s - compute_s) : ep_total_s;
   const ep_bytes =
     (r.ep > 1 ? 4 * moe_like * ((r.ep - 1) / r.ep) * ep_message : 0) + (r.etp > 1 ? 4 * moe_like * (r.etp - 1) * ep_message : 0);
 
-  // CP: K and V circulate around the ring in the forward, their gradients (twice the bytes) in the backward;
-  // hidden behind the attention core's compute as far as it lasts.
+  // CP: this rank's K and V (kv_chunk bytes) reach the other c - 1 ranks in the forward (again with full
+  // recompute) and their gradients come back in the backward. Ring exchange (Megatron's p2p) sends one chunk per
+  // step while the attention of the previous chunk computes, 1/c of the core each: what a step's send outlasts is
+  // exposed, and it grows as chunks shrink. All-gather (Llama 3) gathers K and V before the core, exposed.
   const a = c.num_attention_heads;
   const kv_dim =
     c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim : 2 * c.num_query_groups * c.kv_channels;
   const cp_in_node = group_in_node(c, r.cp, tp);
-  const cp_bytes = r.cp > 1 ? all_layers * 3 * (r.cp - 1) * ((2 * b * s * kv_dim) / tp) : 0;
-  const cp_total_s = r.cp > 1 ? cp_bytes / link_bytes_s(c, cp_in_node) + all_layers * 3 * (r.cp - 1) * link_latency_s(c, cp_in_node) : 0;
-  const core_s = (tokens * 3 * all_layers * attention_core_flops_per_token(c, r.seq_length)) / (c.peak_flops * efficiency);
-  const cp_exposed_s = Math.max(0, cp_total_s - core_s);
-  const cp_hidden_s = cp_total_s - cp_exposed_s;
+  const cp_per_node = group_per_node(c, r.cp, tp);
+  const kv_chunk = (2 * b * s * kv_dim) / tp;
+  const forward_rings = r.recompute === RECOMPUTE_FULL ? 2 : 1;
+  let cp_total_s = 0;
+  let cp_exposed_s = 0;
+  if (r.cp > 1 && c.cp_all_gather === 1) {
+    cp_total_s =
+      all_layers * (forward_rings * gather_s(c, r.cp * kv_chunk, r.cp, cp_in_node, cp_per_node) + gather_s(c, r.cp * kv_chunk, r.cp, cp_in_node, cp_per_node));
+    cp_exposed_s = cp_total_s;
+  } else if (r.cp > 1) {
+    const step_fwd_s = core_fwd / r.cp;
+    const step_bwd_s = (attention_backward_ratio(c) * core_fwd) / r.cp;
+    const steps = all_layers * (r.cp - 1);
+    cp_total_s = steps * (forward_rings * send_s(c, kv_chunk, cp_in_node) + send_s(c, 2 * kv_chunk, cp_in_node));
+    cp_exposed_s =
+      steps *
+      (forward_rings * Math.max(0, send_s(c, kv_chunk, cp_in_node) - step_fwd_s) +
+        Math.max(0, send_s(c, 2 * kv_chunk, cp_in_node) - step_bwd_s));
+  }
+  const cp_bytes =
+    r.cp > 1 ? all_layers * (r.cp - 1) * (c.cp_all_gather === 1 ? forward_rings + 1 : forward_rings + 2) * kv_chunk : 0;
 
   // PP: each TP rank sends its 1/t of the boundary activations forward and receives their gradients back, once
-  // per virtual stage.
+  // per virtual stage; a schedule that overlaps sends keeps them behind the next chunk's compute.
   const pp_in_node = group_in_node(c, pp, tp * r.cp * r.dp);
   const pp_message = (2 * b * s * h) / tp;
-  const pp_s = pp > 1 ? 2 * r.vpp * (pp_message / link_bytes_s(c, pp_in_node) + link_latency_s(c, pp_in_node)) : 0;
+  const pp_total_s = pp > 1 ? 2 * r.vpp * send_s(c, pp_message, pp_in_node) : 0;
+  const pp_s =
+    c.overlap_p2p_comm === 1 && schedule_overlaps_p2p(r.schedule) === 1 ? Math.max(0, pp_total_s - compute_s) : pp_total_s;
   const pp_bytes = pp > 1 ? 2 * r.vpp * pp_message : 0;
 
-  // DP, once per step: all-reduce of gradients (ZeRO-0), reduce-scatter of gradients plus all-gather of
-  // parameters (ZeRO-1/2: the same 2x), and one more all-gather with ZeRO-3 (3x). Dense parameters sync over
-  // DP x CP, expert parameters over expert-DP.
+  // DP: gradient reduction (all-reduce with ZeRO-0, else reduce-scatter) and the parameter all-gather (ZeRO >= 1)
+  // over DP x CP for dense parameters and expert-DP for experts. The forward is a third of a micro-batch's
+  // compute, the backward two thirds: the windows a gather and a reduction hide behind.
   const [dense_params, expert_params] = stage_params(c, r, i);
   const dense_group = r.dp * r.cp;
   const dense_in_node = group_in_node(c, dense_group, tp);
   const expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
-  const gathers = r.zero >= 3 ? 2 : 1;
-  let dp_s: number;
-  let dp_bytes: number;
-  if (r.zero === 0) {
-    dp_s = allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
-      allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node);
-    dp_bytes =
-      (dense_group > 1 ? ((2 * (dense_group - 1)) / dense_group) * dense_params * c.grad_bytes : 0) +
-      (r.edp > 1 ? ((2 * (r.edp - 1)) / r.edp) * expert_params * c.grad_bytes : 0);
-  } else {
-    dp_s =
-      gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
-      gathers * gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node) +
-      gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node) +
-      gathers * gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node);
-    dp_bytes =
-      (dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params * (c.grad_bytes + gathers * c.param_bytes) : 0) +
-      (r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params * (c.grad_bytes + gathers * c.param_bytes) : 0);
-  }
+  const dense_per_node = group_per_node(c, dense_group, tp);
+  const expert_per_node = group_per_node(c, r.edp, r.etp * r.ep);
+  const grad_reduce_s =
+    r.zero === 0
+      ? allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node, dense_per_node) +
+        allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node, expert_per_node)
+      : gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node, dense_per_node) +
+        gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node, expert_per_node);
+  const param_gather_s =
+    gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node, dense_per_node) +
+    gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node, expert_per_node);
+  const grad_reduce_bytes =
+    r.zero === 0
+      ? (dense_group > 1 ? ((2 * (dense_group - 1)) / dense_group) * dense_params * c.grad_bytes : 0) +
+        (r.edp > 1 ? ((2 * (r.edp - 1)) / r.edp) * expert_params * c.grad_bytes : 0)
+      : (dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params * c.grad_bytes : 0) +
+        (r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params * c.grad_bytes : 0);
+  const param_gather_bytes =
+    (dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params * c.param_bytes : 0) +
+    (r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params * c.param_bytes : 0);
+  const forward_window_s = c.overlap_param_gather === 1 ? compute_s / 3 : 0;
+  const backward_window_s = c.overlap_grad_reduce === 1 ? (2 * compute_s) / 3 : 0;
+  // ZeRO-3 gathers the parameters in every micro-batch's forward, again in its backward unless they stay unsharded
+  // after the forward, and reduce-scatters the gradients in every backward (FSDP, DeepSpeed ZeRO-3); ZeRO-2 keeps
+  // only a shard of the gradients, so it reduce-scatters them every backward too. ZeRO-0/1 (Megatron's DDP and
+  // distributed optimizer) reduce once, in the last micro-batch's backward, and ZeRO-1/2 gather the updated
+  // parameters once, in the next step's first forward.
+  const mb_forward_s = r.zero >= 3 ? param_gather_s : 0;
+  const mb_backward_s = r.zero >= 3 ? c.zero3_reshard_after_forward * param_gather_s + grad_reduce_s : r.zero === 2 ? grad_reduce_s : 0;
+  const dp_mb_s = Math.max(0, mb_forward_s - forward_window_s) + Math.max(0, mb_backward_s - backward_window_s);
+  const dp_mb_bytes =
+    r.zero >= 3
+      ? (1 + c.zero3_reshard_after_forward) * param_gather_bytes + grad_reduce_bytes
+      : r.zero === 2
+        ? grad_reduce_bytes
+        : 0;
+  const step_forward_s = r.zero === 1 || r.zero === 2 ? param_gather_s : 0;
+  const step_backward_s = r.zero <= 1 ? grad_reduce_s : 0;
+  const dp_exposed_s = Math.max(0, step_forward_s - forward_window_s) + Math.max(0, step_backward_s - backward_window_s);
+  const dp_overlapped_s = step_forward_s + step_backward_s - dp_exposed_s;
+  const dp_bytes = (r.zero === 1 || r.zero === 2 ? param_gather_bytes : 0) + (r.zero <= 1 ? grad_reduce_bytes : 0);
 
   // Optimizer step: memory-bound on the GPU (read gradients, read and write master weights and both moments,
   // write parameters) over this rank's shard; on the host with optimizer_cpu_step.
@@ -843,12 +1040,31 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
       : r.offload === OFFLOAD_OPTIMIZER_CPU_STEP
         ? (local_params * (c.grad_bytes + c.param_bytes)) / c.pcie_bytes_s
         : 0;
-  return { compute_s, tp_s, ep_s, cp_exposed_s, cp_hidden_s, pp_s, tp_bytes, ep_bytes, cp_bytes, pp_bytes, dp_s, dp_bytes, optimizer_s, offload_s };
+  const hidden_s = tp_total_s - tp_s + (ep_total_s - ep_s) + (cp_total_s - cp_exposed_s) + (pp_total_s - pp_s) + (mb_forward_s + mb_backward_s - dp_mb_s);
+  return {
+    compute_s,
+    tp_s,
+    ep_s,
+    cp_exposed_s,
+    pp_s,
+    dp_mb_s,
+    hidden_s,
+    tp_bytes,
+    ep_bytes,
+    cp_bytes,
+    pp_bytes,
+    dp_mb_bytes,
+    dp_exposed_s,
+    dp_overlapped_s,
+    dp_bytes,
+    optimizer_s,
+    offload_s,
+  };
 }
 
 /** Micro-batch time of a stage: everything it waits for on the critical path. */
 function microbatch_s(t: StageTime): number {
-  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s;
+  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s + t.dp_mb_s;
 }
 
 /**
@@ -888,8 +1104,8 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): 
   out[11] = heaviest.inflight;
   out[12] = total_gib * (1 + c.headroom) <= c.memory_gib ? 1 : 0;
 
-  // Time: the pipeline moves at the pace of its slowest stage; each stage then finishes its own gradient sync
-  // (overlapped with the backward of its last micro-batch), optimizer step and offload.
+  // Time: the pipeline moves at the pace of its slowest stage; each stage then finishes what it does once per step
+  // (the exposed part of its gradient sync and parameter gather, optimizer step and offload).
   let slowest = stage_time(c, r, 0);
   let tail = stage_tail(slowest);
   if (r.pp > 2) {
@@ -917,17 +1133,17 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): 
   out[18] = m * slowest.compute_s;
   out[19] = m * slowest.tp_s;
   out[20] = m * slowest.pp_s;
-  out[21] = tail.dp_exposed_s;
+  out[21] = m * slowest.dp_mb_s + tail.dp_exposed_s;
   out[22] = m * slowest.ep_s;
   out[23] = m * slowest.cp_exposed_s;
   out[24] = bubble_s;
   out[25] = tail.optimizer_s;
   out[26] = tail.offload_s;
-  out[27] = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s) + tail.dp_exposed_s;
-  out[28] = m * slowest.cp_hidden_s + tail.dp_overlapped_s;
+  out[27] = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s + slowest.dp_mb_s) + tail.dp_exposed_s;
+  out[28] = m * slowest.hidden_s + tail.dp_overlapped_s;
   out[29] = m * slowest.tp_bytes;
   out[30] = m * slowest.pp_bytes;
-  out[31] = tail.dp_bytes;
+  out[31] = m * slowest.dp_mb_bytes + tail.dp_bytes;
   out[32] = m * slowest.ep_bytes;
   out[33] = m * slowest.cp_bytes;
 }
@@ -941,13 +1157,11 @@ export interface StageTail {
   offload_s: number;
 }
 
-/** Gradient sync overlaps the backward of the last micro-batch (Megatron's overlap_grad_reduce) as far as it lasts. */
+/** The step-end part of a stage's time: gradient sync and parameter gather at the step's edges, optimizer, offload. */
 export function stage_tail(t: StageTime): StageTail {
-  const window_s = t.compute_s;
-  const dp_overlapped_s = Math.min(t.dp_s, window_s);
   return {
-    dp_exposed_s: t.dp_s - dp_overlapped_s,
-    dp_overlapped_s,
+    dp_exposed_s: t.dp_exposed_s,
+    dp_overlapped_s: t.dp_overlapped_s,
     dp_bytes: t.dp_bytes,
     optimizer_s: t.optimizer_s,
     offload_s: t.offload_s,

@@ -1,28 +1,49 @@
 import { join } from 'node:path';
+import { InputError } from '../errors.js';
 import { BUNDLED_CONFIG_DIR, readYamlFile } from './load.js';
 import { FieldSpec, validate } from './schema.js';
 
-/** Efficiency constants of the time model: configs/calibration.yaml, refitted by `npm run calibrate`. */
-export interface Calibration {
+/** Efficiency constants of one hardware family, fitted by `npm run calibrate` (docs/time-model.md, section 6). */
+export interface FamilyCalibration {
   gemm_efficiency_max: number;
   gemm_efficiency_half_dim: number;
+  /** FP8 GEMMs' efficiency relative to bf16 ones at the same shape (1 where the family has no FP8). */
+  fp8_efficiency: number;
+  /** Flash attention's fraction of the bf16 peak on long blocks, and the block length where it reaches half of it. */
+  attention_efficiency: number;
+  attention_half_seq: number;
+}
+
+/** Efficiency constants of the time model: configs/calibration.yaml, refitted by `npm run calibrate`. */
+export interface Calibration {
   memory_passes: number;
   scaleup_efficiency: number;
   scaleout_efficiency: number;
   cpu_optimizer_params_s: number;
+  families: Record<string, FamilyCalibration>;
 }
 
 const fraction: FieldSpec = { kind: 'number', exclusiveMin: 0, max: 1 };
 
-export const CALIBRATION_SPEC: FieldSpec = {
+export const FAMILY_SPEC: FieldSpec = {
   kind: 'object',
   fields: {
     gemm_efficiency_max: fraction,
     gemm_efficiency_half_dim: { kind: 'number', min: 0 },
+    fp8_efficiency: fraction,
+    attention_efficiency: fraction,
+    attention_half_seq: { kind: 'number', min: 0 },
+  },
+};
+
+export const CALIBRATION_SPEC: FieldSpec = {
+  kind: 'object',
+  fields: {
     memory_passes: { kind: 'number', min: 0 },
     scaleup_efficiency: fraction,
     scaleout_efficiency: fraction,
     cpu_optimizer_params_s: { kind: 'number', exclusiveMin: 0 },
+    families: { kind: 'any' },
   },
 };
 
@@ -32,7 +53,25 @@ let cached: Calibration | undefined;
 
 export function loadCalibration(path = CALIBRATION_PATH): Calibration {
   if (path === CALIBRATION_PATH && cached) return cached;
-  const calibration = validate(CALIBRATION_SPEC, readYamlFile(path, '--calibration'), 'calibration') as unknown as Calibration;
+  const raw = readYamlFile(path, '--calibration') as Record<string, unknown> | null;
+  const { families, ...shared } = (raw ?? {}) as { families?: unknown };
+  const calibration = validate(CALIBRATION_SPEC, { ...shared, families: {} }, 'calibration') as unknown as Calibration;
+  calibration.families = {};
+  if (!families || typeof families !== 'object' || Array.isArray(families)) {
+    throw new InputError('calibration.families', 'must map each hardware family to its efficiency constants');
+  }
+  for (const [name, family] of Object.entries(families)) {
+    calibration.families[name] = validate(FAMILY_SPEC, family, `calibration.families.${name}`) as unknown as FamilyCalibration;
+  }
   if (path === CALIBRATION_PATH) cached = calibration;
   return calibration;
+}
+
+/** The constants of a hardware family; one without published measurements borrows the family it names. */
+export function familyCalibration(calibration: Calibration, family: string): FamilyCalibration {
+  const constants = calibration.families[family];
+  if (!constants) {
+    throw new InputError('hardware.calibration_family', `no constants for "${family}" in calibration.families (${Object.keys(calibration.families).join(', ')})`);
+  }
+  return constants;
 }

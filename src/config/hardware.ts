@@ -28,6 +28,8 @@ export interface HardwareConfig {
   collective_base_latency_us: number;
   host_memory_gib_per_node?: number;
   tdp_w?: number;
+  /** Which family's fitted efficiency constants apply (configs/calibration.yaml). */
+  calibration_family: string;
 }
 
 const positive: FieldSpec = { kind: 'number', exclusiveMin: 0 };
@@ -65,6 +67,7 @@ export const HARDWARE_SPEC: FieldSpec = {
     collective_base_latency_us: { kind: 'number', min: 0 },
     host_memory_gib_per_node: optionalPositive,
     tdp_w: optionalPositive,
+    calibration_family: { kind: 'string', default: 'h100' },
   },
 };
 

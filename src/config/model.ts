@@ -73,7 +73,19 @@ export interface TrainerConfig {
   /** Master weights' dtype: float32 normally, bfloat16 with fp8 weights. */
   master_dtype: Dtype;
   flash_attention: boolean;
+  /** How the stack runs the step (docs/time-model.md, section 3); defaults are Megatron-Core's on H100. */
+  fp8: boolean;
+  tp_comm_overlap: boolean;
+  overlap_grad_reduce: boolean;
+  overlap_param_gather: boolean;
+  overlap_p2p_comm: boolean;
+  moe_a2a_overlap: boolean;
+  cp_comm_type: CpCommType;
+  reshard_after_forward: boolean;
 }
+
+export const CP_COMM_TYPES = ['p2p', 'all_gather'] as const;
+export type CpCommType = (typeof CP_COMM_TYPES)[number];
 
 const positiveInt = (extra: Partial<{ optional: boolean; default: number }> = {}): FieldSpec => ({
   kind: 'int',
@@ -148,6 +160,18 @@ export const TRAINER_SPEC: FieldSpec = {
     master_weights: { kind: 'bool', default: true },
     master_dtype: dtype('float32'),
     flash_attention: { kind: 'bool', default: true },
+    // Transformer Engine FP8 (--fp8-format hybrid) on the linear layers; fp8 parameters imply it.
+    fp8: { kind: 'bool', default: false },
+    // Megatron-Core's --tp-comm-overlap, --overlap-grad-reduce, --overlap-param-gather, overlap_p2p_comm (on by
+    // default with the interleaved schedule), --overlap-moe-expert-parallel-comm (off) and --cp-comm-type (p2p);
+    // FSDP's reshard_after_forward (on).
+    tp_comm_overlap: { kind: 'bool', default: true },
+    overlap_grad_reduce: { kind: 'bool', default: true },
+    overlap_param_gather: { kind: 'bool', default: true },
+    overlap_p2p_comm: { kind: 'bool', default: true },
+    moe_a2a_overlap: { kind: 'bool', default: false },
+    cp_comm_type: { kind: 'enum', values: CP_COMM_TYPES, default: 'p2p' },
+    reshard_after_forward: { kind: 'bool', default: true },
   },
 };
 

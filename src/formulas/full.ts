@@ -1,4 +1,4 @@
-import { loadCalibration } from '../config/calibration.js';
+import { familyCalibration, loadCalibration } from '../config/calibration.js';
 import { DTYPE_BYTES, ModelConfig } from '../config/model.js';
 import { OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
 import { InputError } from '../errors.js';
@@ -37,25 +37,39 @@ function checkModel(model: ModelConfig): void {
   }
 }
 
-/** Dense peak TFLOP/s of the dtype the GEMMs run in (the parameters' dtype; fp32 runs on TF32 tensor cores). */
+/**
+ * Dense peak TFLOP/s of the dtype the non-FP8 GEMMs run in: the parameters' dtype (fp32 on TF32 tensor cores), bf16
+ * for fp8 parameters, whose attention core, output layer and element-wise work stay in bf16. MFU is against it.
+ */
 function peakFlops({ config, hardware }: SweepContext): number {
   const dtype = config.trainer.param_dtype;
   const peak =
-    dtype === 'fp8'
-      ? hardware.peak_tflops.fp8
-      : dtype === 'float32'
-        ? (hardware.peak_tflops.tf32 ?? hardware.peak_tflops.fp32)
-        : dtype === 'float16'
-          ? hardware.peak_tflops.fp16
-          : hardware.peak_tflops.bf16;
-  if (!peak) throw new InputError('trainer.param_dtype', `${dtype} needs hardware.peak_tflops for it, which ${hardware.name} lacks`);
+    dtype === 'float32'
+      ? (hardware.peak_tflops.tf32 ?? hardware.peak_tflops.fp32)
+      : dtype === 'float16'
+        ? hardware.peak_tflops.fp16
+        : hardware.peak_tflops.bf16;
+  return peak;
+}
+
+/** Whether the linear layers run in FP8, and its peak (TFLOP/s) when they do. */
+function fp8PeakFlops({ config, hardware }: SweepContext): number {
+  const { trainer } = config;
+  if (!trainer.fp8 && trainer.param_dtype !== 'fp8') return 0;
+  const peak = hardware.peak_tflops.fp8;
+  if (!peak) {
+    const field = trainer.param_dtype === 'fp8' ? 'trainer.param_dtype' : 'trainer.fp8';
+    throw new InputError(field, `FP8 needs hardware.peak_tflops.fp8, which ${hardware.name} lacks`);
+  }
   return peak;
 }
 
 function constantsOf(ctx: SweepContext): FullConstants {
   const { config, hardware, headroom } = ctx;
   const calibration = ctx.calibration ?? loadCalibration();
+  const family = familyCalibration(calibration, hardware.calibration_family);
   const { model, trainer } = config;
+  const fp8_peak = fp8PeakFlops(ctx);
   checkModel(model);
   const heads = model.num_attention_heads!;
   const moe = model.moe && model.moe.num_experts > 0 ? model.moe : undefined;
@@ -106,10 +120,22 @@ function constantsOf(ctx: SweepContext): FullConstants {
     scaleout_latency_s: hardware.scaleout_latency_us * 1e-6,
     collective_latency_s: hardware.collective_base_latency_us * 1e-6,
     pcie_bytes_s: hardware.pcie_gb_s * 1e9,
-    gemm_efficiency_max: calibration.gemm_efficiency_max,
-    gemm_efficiency_half_dim: calibration.gemm_efficiency_half_dim,
+    gemm_efficiency_max: family.gemm_efficiency_max,
+    gemm_efficiency_half_dim: family.gemm_efficiency_half_dim,
     memory_passes: calibration.memory_passes,
     cpu_optimizer_params_s: calibration.cpu_optimizer_params_s,
+    fp8_peak_flops: fp8_peak * 1e12,
+    fp8_linear: fp8_peak > 0 ? 1 : 0,
+    fp8_efficiency: family.fp8_efficiency,
+    attention_efficiency: family.attention_efficiency,
+    attention_half_seq: family.attention_half_seq,
+    tp_comm_overlap: trainer.tp_comm_overlap ? 1 : 0,
+    overlap_grad_reduce: trainer.overlap_grad_reduce ? 1 : 0,
+    overlap_param_gather: trainer.overlap_param_gather ? 1 : 0,
+    overlap_p2p_comm: trainer.overlap_p2p_comm ? 1 : 0,
+    moe_a2a_overlap: trainer.moe_a2a_overlap ? 1 : 0,
+    cp_all_gather: trainer.cp_comm_type === 'all_gather' ? 1 : 0,
+    zero3_reshard_after_forward: trainer.reshard_after_forward ? 1 : 0,
   };
   return c;
 }
