@@ -247,6 +247,7 @@ export const FULL_CONSTANTS = [
   'moe_a2a_overlap',
   'cp_all_gather',
   'zero3_reshard_after_forward',
+  'overlap_cost',
 ] as const;
 
 export type FullConstants = Record<(typeof FULL_CONSTANTS)[number], number>;
@@ -754,6 +755,61 @@ export function layer_linear_s(c: FullConstants, moe_layer: number, m: number, t
 }
 
 /**
+ * What one TP collective of `collective_s` (an all-gather or reduce-scatter, half an all-reduce) leaves exposed
+ * next to a GEMM of `window_s` under tp_comm_overlap: split into tp chunks pipelined with the GEMM's chunks, it
+ * hides what the GEMM outlasts, except the first chunk, which has nothing to overlap with yet.
+ */
+function tp_pair_exposed_s(collective_s: number, window_s: number, tp: number): number {
+  return Math.min(collective_s, Math.max(0, collective_s - window_s) + collective_s / tp);
+}
+
+/**
+ * Exposed TP time of one layer with tp_comm_overlap (Megatron/Transformer Engine userbuffers, PyTorch async TP):
+ * each linear layer pairs with one collective in every forward (its forward GEMM is the window) and one in the
+ * backward (its two gradient GEMMs). The output projection is the smallest window and leaves the most exposed.
+ */
+export function layer_tp_exposed_s(
+  c: FullConstants,
+  moe_layer: number,
+  m: number,
+  tp: number,
+  ep: number,
+  etp: number,
+  collective_s: number,
+  forward_passes: number,
+): number {
+  const h = c.hidden_size;
+  const a = c.num_attention_heads;
+  const act_width = c.gated_mlp === 1 ? 2 : 1;
+  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  const qkv_width = (attention_params(c) - o_dim * h) / h;
+  const qkv_s = gemm_s(c, m, qkv_width / tp, h, c.fp8_linear);
+  const proj_s = gemm_s(c, m, h, o_dim / tp, c.fp8_linear);
+  let fc1_s: number;
+  let fc2_s: number;
+  if (moe_layer === 1 && c.num_experts > 0) {
+    // The MoE block's forward GEMMs, half before the experts' activation and half after.
+    const attention = linear_s(c, m, qkv_width / tp, h) + linear_s(c, m, h, o_dim / tp);
+    fc1_s = (layer_linear_s(c, 1, m, tp, ep, etp) - attention) / 6;
+    fc2_s = fc1_s;
+  } else {
+    fc1_s = gemm_s(c, m, (act_width * c.ffn_hidden_size) / tp, h, c.fp8_linear);
+    fc2_s = gemm_s(c, m, h, c.ffn_hidden_size / tp, c.fp8_linear);
+  }
+  return (
+    forward_passes *
+      (tp_pair_exposed_s(collective_s, qkv_s, tp) +
+        tp_pair_exposed_s(collective_s, proj_s, tp) +
+        tp_pair_exposed_s(collective_s, fc1_s, tp) +
+        tp_pair_exposed_s(collective_s, fc2_s, tp)) +
+    tp_pair_exposed_s(collective_s, 2 * qkv_s, tp) +
+    tp_pair_exposed_s(collective_s, 2 * proj_s, tp) +
+    tp_pair_exposed_s(collective_s, 2 * fc1_s, tp) +
+    tp_pair_exposed_s(collective_s, 2 * fc2_s, tp)
+  );
+}
+
+/**
  * Forward time of the attention core for one micro-batch of `b` sequences whose `s` local queries attend to
  * `s_kv` keys, heads split over TP. With flash attention the kernel skips the masked half (causal) and runs in bf16
  * at `attention_efficiency`, saturating in the block length (FlashAttention-2 and -3 reach their peak fraction only
@@ -792,6 +848,14 @@ export function alltoall_s(c: FullConstants, bytes: number, n: number, stride: n
   const in_node_s = (((local - 1) / n) * bytes) / c.scaleup_bytes_s + (local > 1 ? c.scaleup_latency_s : 0);
   const cross_s = (((n - local) / n) * bytes) / c.scaleout_bytes_s + (n > local ? c.scaleout_latency_s : 0);
   return Math.max(in_node_s, cross_s) + c.collective_latency_s;
+}
+
+/**
+ * What overlapped communication costs the critical path: the part its window does not hide, plus `overlap_cost` of
+ * the hidden part (concurrent NCCL kernels take SMs and HBM bandwidth from the compute they hide behind).
+ */
+export function paid_s(c: FullConstants, total_s: number, exposed_s: number): number {
+  return exposed_s + c.overlap_cost * (total_s - exposed_s);
 }
 
 /** One point-to-point send of `bytes` on a tier. */
@@ -913,15 +977,20 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
 
   // TP: two collectives in the forward and two in the backward of every layer (all-reduce, or reduce-scatter
   // plus all-gather with SP: the same bytes); full recompute repeats the forward's two. With tp_comm_overlap each
-  // collective is split into tp chunks pipelined with the GEMM next to it: the linear layers hide what they outlast,
-  // except the first chunk, which has nothing to overlap with yet.
+  // half-collective hides behind the GEMM next to it (layer_tp_exposed_s).
   const tp_in_node = group_in_node(c, tp, 1);
   const tp_message = 2 * b * s * h;
   const tp_count = all_layers * (r.recompute === RECOMPUTE_FULL ? 6 : 4);
   const tp_total_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1));
-  const tp_linear_s = linear + (r.recompute === RECOMPUTE_FULL ? linear / 3 : 0);
-  const tp_s =
-    c.tp_comm_overlap === 1 && tp > 1 ? Math.min(tp_total_s, Math.max(0, tp_total_s - tp_linear_s) + tp_total_s / tp) : tp_total_s;
+  // Each all-reduce is a reduce-scatter plus an all-gather: with the overlap, each half pairs with one GEMM.
+  const tp_collective_s = allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1)) / 2;
+  const forward_passes = r.recompute === RECOMPUTE_FULL ? 2 : 1;
+  const mtp_moe = has_moe === 1 ? 1 : 0;
+  const tp_overlapped_s =
+    dense * layer_tp_exposed_s(c, 0, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
+    moe * layer_tp_exposed_s(c, 1, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
+    mtp * layer_tp_exposed_s(c, mtp_moe, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes);
+  const tp_s = paid_s(c, tp_total_s, c.tp_comm_overlap === 1 && tp > 1 ? Math.min(tp_total_s, tp_overlapped_s) : tp_total_s);
   const tp_bytes = tp > 1 ? tp_count * ((2 * (tp - 1)) / tp) * tp_message : 0;
 
   // EP: dispatch and combine, forward and backward, of the routed tokens' hidden states, hierarchically over
@@ -933,7 +1002,7 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   const etp_in_node = group_in_node(c, r.etp, 1);
   const ep_total_s =
     4 * moe_like * alltoall_s(c, ep_message, r.ep, r.etp) + 4 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node, group_per_node(c, r.etp, 1));
-  const ep_s = c.moe_a2a_overlap === 1 ? Math.max(0, ep_total_s - compute_s) : ep_total_s;
+  const ep_s = paid_s(c, ep_total_s, c.moe_a2a_overlap === 1 ? Math.max(0, ep_total_s - compute_s) : ep_total_s);
   const ep_bytes =
     (r.ep > 1 ? 4 * moe_like * ((r.ep - 1) / r.ep) * ep_message : 0) + (r.etp > 1 ? 4 * moe_like * (r.etp - 1) * ep_message : 0);
 
@@ -959,10 +1028,13 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
     const step_bwd_s = (attention_backward_ratio(c) * core_fwd) / r.cp;
     const steps = all_layers * (r.cp - 1);
     cp_total_s = steps * (forward_rings * send_s(c, kv_chunk, cp_in_node) + send_s(c, 2 * kv_chunk, cp_in_node));
-    cp_exposed_s =
+    cp_exposed_s = paid_s(
+      c,
+      cp_total_s,
       steps *
-      (forward_rings * Math.max(0, send_s(c, kv_chunk, cp_in_node) - step_fwd_s) +
-        Math.max(0, send_s(c, 2 * kv_chunk, cp_in_node) - step_bwd_s));
+        (forward_rings * Math.max(0, send_s(c, kv_chunk, cp_in_node) - step_fwd_s) +
+          Math.max(0, send_s(c, 2 * kv_chunk, cp_in_node) - step_bwd_s)),
+    );
   }
   const cp_bytes =
     r.cp > 1 ? all_layers * (r.cp - 1) * (c.cp_all_gather === 1 ? forward_rings + 1 : forward_rings + 2) * kv_chunk : 0;
@@ -972,8 +1044,11 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   const pp_in_node = group_in_node(c, pp, tp * r.cp * r.dp);
   const pp_message = (2 * b * s * h) / tp;
   const pp_total_s = pp > 1 ? 2 * r.vpp * send_s(c, pp_message, pp_in_node) : 0;
-  const pp_s =
-    c.overlap_p2p_comm === 1 && schedule_overlaps_p2p(r.schedule) === 1 ? Math.max(0, pp_total_s - compute_s) : pp_total_s;
+  const pp_s = paid_s(
+    c,
+    pp_total_s,
+    c.overlap_p2p_comm === 1 && schedule_overlaps_p2p(r.schedule) === 1 ? Math.max(0, pp_total_s - compute_s) : pp_total_s,
+  );
   const pp_bytes = pp > 1 ? 2 * r.vpp * pp_message : 0;
 
   // DP: gradient reduction (all-reduce with ZeRO-0, else reduce-scatter) and the parameter all-gather (ZeRO >= 1)
@@ -1012,7 +1087,11 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   // parameters once, in the next step's first forward.
   const mb_forward_s = r.zero >= 3 ? param_gather_s : 0;
   const mb_backward_s = r.zero >= 3 ? c.zero3_reshard_after_forward * param_gather_s + grad_reduce_s : r.zero === 2 ? grad_reduce_s : 0;
-  const dp_mb_s = Math.max(0, mb_forward_s - forward_window_s) + Math.max(0, mb_backward_s - backward_window_s);
+  const dp_mb_s = paid_s(
+    c,
+    mb_forward_s + mb_backward_s,
+    Math.max(0, mb_forward_s - forward_window_s) + Math.max(0, mb_backward_s - backward_window_s),
+  );
   const dp_mb_bytes =
     r.zero >= 3
       ? (1 + c.zero3_reshard_after_forward) * param_gather_bytes + grad_reduce_bytes
@@ -1021,7 +1100,11 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
         : 0;
   const step_forward_s = r.zero === 1 || r.zero === 2 ? param_gather_s : 0;
   const step_backward_s = r.zero <= 1 ? grad_reduce_s : 0;
-  const dp_exposed_s = Math.max(0, step_forward_s - forward_window_s) + Math.max(0, step_backward_s - backward_window_s);
+  const dp_exposed_s = paid_s(
+    c,
+    step_forward_s + step_backward_s,
+    Math.max(0, step_forward_s - forward_window_s) + Math.max(0, step_backward_s - backward_window_s),
+  );
   const dp_overlapped_s = step_forward_s + step_backward_s - dp_exposed_s;
   const dp_bytes = (r.zero === 1 || r.zero === 2 ? param_gather_bytes : 0) + (r.zero <= 1 ? grad_reduce_bytes : 0);
 

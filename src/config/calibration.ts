@@ -12,11 +12,14 @@ export interface FamilyCalibration {
   /** Flash attention's fraction of the bf16 peak on long blocks, and the block length where it reaches half of it. */
   attention_efficiency: number;
   attention_half_seq: number;
+  /** Passes over each stored activation by element-wise kernels (norms, activations, dropout, softmax), per step. */
+  memory_passes: number;
+  /** Fraction of overlapped communication still paid: NCCL kernels take SMs and HBM bandwidth from the GEMMs. */
+  overlap_cost: number;
 }
 
 /** Efficiency constants of the time model: configs/calibration.yaml, refitted by `npm run calibrate`. */
 export interface Calibration {
-  memory_passes: number;
   scaleup_efficiency: number;
   scaleout_efficiency: number;
   cpu_optimizer_params_s: number;
@@ -33,13 +36,14 @@ export const FAMILY_SPEC: FieldSpec = {
     fp8_efficiency: fraction,
     attention_efficiency: fraction,
     attention_half_seq: { kind: 'number', min: 0 },
+    memory_passes: { kind: 'number', min: 0 },
+    overlap_cost: { kind: 'number', min: 0, max: 1 },
   },
 };
 
 export const CALIBRATION_SPEC: FieldSpec = {
   kind: 'object',
   fields: {
-    memory_passes: { kind: 'number', min: 0 },
     scaleup_efficiency: fraction,
     scaleout_efficiency: fraction,
     cpu_optimizer_params_s: { kind: 'number', exclusiveMin: 0 },
