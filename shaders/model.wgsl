@@ -204,6 +204,19 @@ struct FullConstants {
   gemm_efficiency_half_dim: f32,
   memory_passes: f32,
   cpu_optimizer_params_s: f32,
+  fp8_peak_flops: f32,
+  fp8_linear: f32,
+  fp8_efficiency: f32,
+  attention_efficiency: f32,
+  attention_half_seq: f32,
+  tp_comm_overlap: f32,
+  overlap_grad_reduce: f32,
+  overlap_param_gather: f32,
+  overlap_p2p_comm: f32,
+  moe_a2a_overlap: f32,
+  cp_all_gather: f32,
+  zero3_reshard_after_forward: f32,
+  overlap_cost: f32,
 }
 
 // Same fields, same order as FULL_OUTPUTS in src/model.ts.
@@ -532,26 +545,139 @@ fn group_in_node(c: FullConstants, size: f32, stride: f32) -> f32 {
   return select(0.0, 1.0, size * stride <= c.gpus_per_node);
 }
 
-fn link_bytes_s(c: FullConstants, in_node: f32) -> f32 {
-  return select(c.scaleout_bytes_s, c.scaleup_bytes_s, in_node == 1.0);
+fn link_bytes_s(c: FullConstants, in_node: f32, per_node: f32) -> f32 {
+  return select(min(c.scaleup_bytes_s, per_node * c.scaleout_bytes_s), c.scaleup_bytes_s, in_node == 1.0);
+}
+
+fn group_per_node(c: FullConstants, size: f32, stride: f32) -> f32 {
+  return max(1.0, min(size, floor(c.gpus_per_node / stride)));
 }
 
 fn link_latency_s(c: FullConstants, in_node: f32) -> f32 {
   return select(c.scaleout_latency_s, c.scaleup_latency_s, in_node == 1.0);
 }
 
-fn allreduce_s(c: FullConstants, bytes: f32, n: f32, in_node: f32) -> f32 {
+fn allreduce_s(c: FullConstants, bytes: f32, n: f32, in_node: f32, per_node: f32) -> f32 {
   if (n <= 1.0 || bytes == 0.0) { return 0.0; }
-  return ((2.0 * (n - 1.0)) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + 2.0 * (n - 1.0) * link_latency_s(c, in_node);
+  return ((2.0 * (n - 1.0)) / n) * (bytes / link_bytes_s(c, in_node, per_node)) + c.collective_latency_s + 2.0 * (n - 1.0) * link_latency_s(c, in_node);
 }
 
-fn gather_s(c: FullConstants, bytes: f32, n: f32, in_node: f32) -> f32 {
+fn gather_s(c: FullConstants, bytes: f32, n: f32, in_node: f32, per_node: f32) -> f32 {
   if (n <= 1.0 || bytes == 0.0) { return 0.0; }
-  return ((n - 1.0) / n) * (bytes / link_bytes_s(c, in_node)) + c.collective_latency_s + (n - 1.0) * link_latency_s(c, in_node);
+  return ((n - 1.0) / n) * (bytes / link_bytes_s(c, in_node, per_node)) + c.collective_latency_s + (n - 1.0) * link_latency_s(c, in_node);
 }
 
-fn gemm_efficiency(c: FullConstants, inner_dim: f32) -> f32 {
-  return (c.gemm_efficiency_max * inner_dim) / (inner_dim + c.gemm_efficiency_half_dim);
+fn gemm_efficiency(c: FullConstants, m: f32, n: f32, k: f32) -> f32 {
+  let dim = 1.0 / (1.0 / m + 1.0 / n + 1.0 / k);
+  return (c.gemm_efficiency_max * dim) / (dim + c.gemm_efficiency_half_dim);
+}
+
+const GEMM_OPERAND_BYTES: f32 = 2.0;
+
+fn gemm_s(c: FullConstants, m: f32, n: f32, k: f32, fp8: f32) -> f32 {
+  if (m <= 0.0 || n <= 0.0 || k <= 0.0) { return 0.0; }
+  let peak = select(c.peak_flops, c.fp8_peak_flops * c.fp8_efficiency, fp8 == 1.0);
+  let input_bytes = select(GEMM_OPERAND_BYTES, 1.0, fp8 == 1.0);
+  let compute_s = (2.0 * m * n * k) / (peak * gemm_efficiency(c, m, n, k));
+  let memory_s = (input_bytes * (m * k + k * n) + GEMM_OPERAND_BYTES * m * n) / c.hbm_bytes_s;
+  return max(compute_s, memory_s);
+}
+
+fn fp8_cast_s(c: FullConstants, m: f32, n: f32, k: f32) -> f32 {
+  return select(0.0, (4.0 * (m * k + m * n)) / c.hbm_bytes_s, c.fp8_linear == 1.0);
+}
+
+fn linear_s(c: FullConstants, m: f32, n: f32, k: f32) -> f32 {
+  return 3.0 * gemm_s(c, m, n, k, c.fp8_linear) + fp8_cast_s(c, m, n, k);
+}
+
+fn layer_linear_s(c: FullConstants, moe_layer: i32, m: f32, tp: f32, ep: f32, etp: f32) -> f32 {
+  let h = c.hidden_size;
+  let a = c.num_attention_heads;
+  let act_width = select(1.0, 2.0, c.gated_mlp == 1.0);
+  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let qkv_width = (attention_params(c) - o_dim * h) / h;
+  let attention = linear_s(c, m, qkv_width / tp, h) + linear_s(c, m, h, o_dim / tp);
+  if (moe_layer == 1 && c.num_experts > 0.0) {
+    let f_e = c.moe_ffn_hidden_size;
+    let local_experts = c.num_experts / ep;
+    let expert_tokens = ((m / tp) * c.moe_k * c.capacity_factor * ep * etp) / c.num_experts;
+    let routed = local_experts * (linear_s(c, expert_tokens, (act_width * f_e) / etp, h) + linear_s(c, expert_tokens, h, f_e / etp));
+    let f_s = c.num_shared_experts * c.shared_expert_ffn_hidden_size;
+    let shared_experts = linear_s(c, m, (act_width * f_s) / tp, h) + linear_s(c, m, h, f_s / tp);
+    let router = 3.0 * gemm_s(c, m / tp, c.num_experts, h, 0.0);
+    return attention + routed + shared_experts + router;
+  }
+  let f = c.ffn_hidden_size;
+  return attention + linear_s(c, m, (act_width * f) / tp, h) + linear_s(c, m, h, f / tp);
+}
+
+fn tp_pair_exposed_s(collective_s: f32, window_s: f32, tp: f32) -> f32 {
+  return min(collective_s, max(0.0, collective_s - window_s) + collective_s / tp);
+}
+
+fn layer_tp_exposed_s(c: FullConstants, moe_layer: i32, m: f32, tp: f32, ep: f32, etp: f32, collective_s: f32,
+                      forward_passes: f32) -> f32 {
+  let h = c.hidden_size;
+  let a = c.num_attention_heads;
+  let act_width = select(1.0, 2.0, c.gated_mlp == 1.0);
+  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let qkv_width = (attention_params(c) - o_dim * h) / h;
+  let qkv_s = gemm_s(c, m, qkv_width / tp, h, c.fp8_linear);
+  let proj_s = gemm_s(c, m, h, o_dim / tp, c.fp8_linear);
+  var fc1_s: f32;
+  var fc2_s: f32;
+  if (moe_layer == 1 && c.num_experts > 0.0) {
+    let attention = linear_s(c, m, qkv_width / tp, h) + linear_s(c, m, h, o_dim / tp);
+    fc1_s = (layer_linear_s(c, 1, m, tp, ep, etp) - attention) / 6.0;
+    fc2_s = fc1_s;
+  } else {
+    fc1_s = gemm_s(c, m, (act_width * c.ffn_hidden_size) / tp, h, c.fp8_linear);
+    fc2_s = gemm_s(c, m, h, c.ffn_hidden_size / tp, c.fp8_linear);
+  }
+  return forward_passes *
+      (tp_pair_exposed_s(collective_s, qkv_s, tp) +
+        tp_pair_exposed_s(collective_s, proj_s, tp) +
+        tp_pair_exposed_s(collective_s, fc1_s, tp) +
+        tp_pair_exposed_s(collective_s, fc2_s, tp)) +
+    tp_pair_exposed_s(collective_s, 2.0 * qkv_s, tp) +
+    tp_pair_exposed_s(collective_s, 2.0 * proj_s, tp) +
+    tp_pair_exposed_s(collective_s, 2.0 * fc1_s, tp) +
+    tp_pair_exposed_s(collective_s, 2.0 * fc2_s, tp);
+}
+
+fn attention_core_fwd_s(c: FullConstants, s: f32, s_kv: f32, b: f32, tp: f32) -> f32 {
+  let a = c.num_attention_heads;
+  let qk_head = select(c.kv_channels, c.qk_head_dim + c.qk_pos_emb_head_dim, c.mla == 1.0);
+  let v_head = select(c.kv_channels, c.v_head_dim, c.mla == 1.0);
+  let heads = (a * b) / tp;
+  if (c.flash_attention == 1.0) {
+    let flops = heads * 2.0 * s * (s_kv / 2.0) * (qk_head + v_head);
+    let block = min(s, s_kv);
+    let efficiency = (c.attention_efficiency * block) / (block + c.attention_half_seq);
+    return flops / (c.peak_flops * efficiency);
+  }
+  return heads * (gemm_s(c, s, s_kv, qk_head, 0.0) + gemm_s(c, s, v_head, s_kv, 0.0));
+}
+
+fn attention_backward_ratio(c: FullConstants) -> f32 {
+  return select(2.0, 2.5, c.flash_attention == 1.0);
+}
+
+fn alltoall_s(c: FullConstants, bytes: f32, n: f32, stride: f32) -> f32 {
+  if (n <= 1.0 || bytes == 0.0) { return 0.0; }
+  let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
+  let in_node_s = (((local - 1.0) / n) * bytes) / c.scaleup_bytes_s + select(0.0, c.scaleup_latency_s, local > 1.0);
+  let cross_s = (((n - local) / n) * bytes) / c.scaleout_bytes_s + select(0.0, c.scaleout_latency_s, n > local);
+  return max(in_node_s, cross_s) + c.collective_latency_s;
+}
+
+fn paid_s(c: FullConstants, total_s: f32, exposed_s: f32) -> f32 {
+  return exposed_s + c.overlap_cost * (total_s - exposed_s);
+}
+
+fn send_s(c: FullConstants, bytes: f32, in_node: f32) -> f32 {
+  return bytes / link_bytes_s(c, in_node, 1.0) + link_latency_s(c, in_node);
 }
 
 fn layer_flops_per_token(c: FullConstants, moe_layer: i32, s_kv: f32, capacity: f32) -> f32 {
@@ -598,16 +724,23 @@ struct StageTime {
   tp_s: f32,
   ep_s: f32,
   cp_exposed_s: f32,
-  cp_hidden_s: f32,
   pp_s: f32,
+  dp_mb_s: f32,
+  hidden_s: f32,
   tp_bytes: f32,
   ep_bytes: f32,
   cp_bytes: f32,
   pp_bytes: f32,
-  dp_s: f32,
+  dp_mb_bytes: f32,
+  dp_exposed_s: f32,
+  dp_overlapped_s: f32,
   dp_bytes: f32,
   optimizer_s: f32,
   offload_s: f32,
+}
+
+fn schedule_overlaps_p2p(schedule: i32) -> f32 {
+  return select(0.0, 1.0, schedule == SCHEDULE_INTERLEAVED);
 }
 
 fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
@@ -623,41 +756,52 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let mtp = counts.mtp;
   let all_layers = layers + mtp;
   let moe_like = moe + mtp * has_moe;
+  let mtp_moe = select(0, 1, has_moe == 1.0);
 
   let s = r.seq_length / r.cp;
   let b = r.mbs;
-  let tokens = (b * s) / tp;
-  let mtp_layer = layer_flops_per_token(c, select(0, 1, has_moe == 1.0), r.seq_length, c.capacity_factor) + 2.0 * 2.0 * h * h;
-  let layer_flops =
-    dense * layer_flops_per_token(c, 0, r.seq_length, c.capacity_factor) +
-    moe * layer_flops_per_token(c, 1, r.seq_length, c.capacity_factor) +
-    mtp * mtp_layer;
-  let logits_flops = is_last * (1.0 + c.mtp_num_layers) * 2.0 * h * padded_vocab(c, tp);
-  var repeated = 0.0;
-  if (r.recompute == RECOMPUTE_FULL) {
-    repeated = layer_flops;
-  } else if (r.recompute == RECOMPUTE_SELECTIVE) {
-    repeated = all_layers * attention_core_flops_per_token(c, r.seq_length);
-  }
-  let flops = tokens * (3.0 * (layer_flops + logits_flops) + repeated);
-  let efficiency = gemm_efficiency(c, h);
+  let tokens = b * s;
+  let mtp_projection = 3.0 * gemm_s(c, tokens, h / tp, 2.0 * h, c.fp8_linear);
+  let linear =
+    dense * layer_linear_s(c, 0, tokens, tp, r.ep, r.etp) +
+    moe * layer_linear_s(c, 1, tokens, tp, r.ep, r.etp) +
+    mtp * (layer_linear_s(c, mtp_moe, tokens, tp, r.ep, r.etp) + mtp_projection);
+  let logits = is_last * (1.0 + c.mtp_num_layers) * 3.0 * gemm_s(c, tokens, padded_vocab(c, tp) / tp, h, 0.0);
+  let core_fwd = attention_core_fwd_s(c, s, r.seq_length, b, tp);
+  let core = all_layers * core_fwd * (1.0 + attention_backward_ratio(c));
   let act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   let act_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   let memory_bytes = c.memory_passes * (dense * act_dense + moe_like * act_moe + (mtp - mtp * has_moe) * act_dense);
-  let compute_s = flops / (c.peak_flops * efficiency) + memory_bytes / c.hbm_bytes_s;
+  let elementwise = memory_bytes / c.hbm_bytes_s;
+  let core_bytes = act_dense - layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_SELECTIVE);
+  var repeated = 0.0;
+  if (r.recompute == RECOMPUTE_FULL) {
+    repeated = linear / 3.0 + all_layers * core_fwd + elementwise / 3.0;
+  } else if (r.recompute == RECOMPUTE_SELECTIVE) {
+    repeated = all_layers * (core_fwd + (c.memory_passes * core_bytes) / (3.0 * c.hbm_bytes_s));
+  }
+  let compute_s = linear + logits + core + elementwise + repeated;
 
   let tp_in_node = group_in_node(c, tp, 1.0);
   let tp_message = 2.0 * b * s * h;
   let tp_count = all_layers * select(4.0, 6.0, r.recompute == RECOMPUTE_FULL);
-  let tp_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node);
+  let tp_total_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1.0));
+  let tp_collective_s = allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1.0)) / 2.0;
+  let forward_passes = select(1.0, 2.0, r.recompute == RECOMPUTE_FULL);
+  let tp_overlapped_s =
+    dense * layer_tp_exposed_s(c, 0, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
+    moe * layer_tp_exposed_s(c, 1, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
+    mtp * layer_tp_exposed_s(c, mtp_moe, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes);
+  let tp_s = paid_s(c, tp_total_s, select(tp_total_s, min(tp_total_s, tp_overlapped_s), c.tp_comm_overlap == 1.0 && tp > 1.0));
   let tp_bytes = select(0.0, tp_count * ((2.0 * (tp - 1.0)) / tp) * tp_message, tp > 1.0);
 
-  let ep_in_node = group_in_node(c, r.ep, r.etp);
   let t_rep = select(1.0, tp, r.sp == 1);
   let ep_message = (2.0 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
   let etp_in_node = group_in_node(c, r.etp, 1.0);
-  let ep_s =
-    4.0 * moe_like * gather_s(c, ep_message, r.ep, ep_in_node) + 4.0 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node);
+  let ep_total_s =
+    4.0 * moe_like * alltoall_s(c, ep_message, r.ep, r.etp) +
+    4.0 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node, group_per_node(c, r.etp, 1.0));
+  let ep_s = paid_s(c, ep_total_s, select(ep_total_s, max(0.0, ep_total_s - compute_s), c.moe_a2a_overlap == 1.0));
   let ep_bytes =
     select(0.0, 4.0 * moe_like * ((r.ep - 1.0) / r.ep) * ep_message, r.ep > 1.0) +
     select(0.0, 4.0 * moe_like * (r.etp - 1.0) * ep_message, r.etp > 1.0);
@@ -666,16 +810,36 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let kv_dim = select(2.0 * c.num_query_groups * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim,
                       c.mla == 1.0);
   let cp_in_node = group_in_node(c, r.cp, tp);
-  let cp_bytes = select(0.0, all_layers * 3.0 * (r.cp - 1.0) * ((2.0 * b * s * kv_dim) / tp), r.cp > 1.0);
-  let cp_total_s = select(0.0, cp_bytes / link_bytes_s(c, cp_in_node) + all_layers * 3.0 * (r.cp - 1.0) * link_latency_s(c, cp_in_node),
-                          r.cp > 1.0);
-  let core_s = (tokens * 3.0 * all_layers * attention_core_flops_per_token(c, r.seq_length)) / (c.peak_flops * efficiency);
-  let cp_exposed_s = max(0.0, cp_total_s - core_s);
-  let cp_hidden_s = cp_total_s - cp_exposed_s;
+  let cp_per_node = group_per_node(c, r.cp, tp);
+  let kv_chunk = (2.0 * b * s * kv_dim) / tp;
+  let forward_rings = select(1.0, 2.0, r.recompute == RECOMPUTE_FULL);
+  var cp_total_s = 0.0;
+  var cp_exposed_s = 0.0;
+  if (r.cp > 1.0 && c.cp_all_gather == 1.0) {
+    cp_total_s =
+      all_layers * (forward_rings * gather_s(c, r.cp * kv_chunk, r.cp, cp_in_node, cp_per_node) +
+                    gather_s(c, r.cp * kv_chunk, r.cp, cp_in_node, cp_per_node));
+    cp_exposed_s = cp_total_s;
+  } else if (r.cp > 1.0) {
+    let step_fwd_s = core_fwd / r.cp;
+    let step_bwd_s = (attention_backward_ratio(c) * core_fwd) / r.cp;
+    let steps = all_layers * (r.cp - 1.0);
+    cp_total_s = steps * (forward_rings * send_s(c, kv_chunk, cp_in_node) + send_s(c, 2.0 * kv_chunk, cp_in_node));
+    cp_exposed_s = paid_s(
+      c,
+      cp_total_s,
+      steps *
+        (forward_rings * max(0.0, send_s(c, kv_chunk, cp_in_node) - step_fwd_s) +
+          max(0.0, send_s(c, 2.0 * kv_chunk, cp_in_node) - step_bwd_s)));
+  }
+  let cp_bytes = select(0.0,
+    all_layers * (r.cp - 1.0) * select(forward_rings + 2.0, forward_rings + 1.0, c.cp_all_gather == 1.0) * kv_chunk, r.cp > 1.0);
 
   let pp_in_node = group_in_node(c, pp, tp * r.cp * r.dp);
   let pp_message = (2.0 * b * s * h) / tp;
-  let pp_s = select(0.0, 2.0 * r.vpp * (pp_message / link_bytes_s(c, pp_in_node) + link_latency_s(c, pp_in_node)), pp > 1.0);
+  let pp_total_s = select(0.0, 2.0 * r.vpp * send_s(c, pp_message, pp_in_node), pp > 1.0);
+  let pp_s = paid_s(c, pp_total_s,
+    select(pp_total_s, max(0.0, pp_total_s - compute_s), c.overlap_p2p_comm == 1.0 && schedule_overlaps_p2p(r.schedule) == 1.0));
   let pp_bytes = select(0.0, 2.0 * r.vpp * pp_message, pp > 1.0);
 
   let params = stage_params(c, r, i);
@@ -684,25 +848,53 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let dense_group = r.dp * r.cp;
   let dense_in_node = group_in_node(c, dense_group, tp);
   let expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
-  let gathers = select(1.0, 2.0, r.zero >= 3);
-  var dp_s: f32;
-  var dp_bytes: f32;
+  let dense_per_node = group_per_node(c, dense_group, tp);
+  let expert_per_node = group_per_node(c, r.edp, r.etp * r.ep);
+  var grad_reduce_s: f32;
+  var grad_reduce_bytes: f32;
   if (r.zero == 0) {
-    dp_s = allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
-      allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node);
-    dp_bytes =
+    grad_reduce_s = allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node, dense_per_node) +
+      allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node, expert_per_node);
+    grad_reduce_bytes =
       select(0.0, ((2.0 * (dense_group - 1.0)) / dense_group) * dense_params * c.grad_bytes, dense_group > 1.0) +
       select(0.0, ((2.0 * (r.edp - 1.0)) / r.edp) * expert_params * c.grad_bytes, r.edp > 1.0);
   } else {
-    dp_s =
-      gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
-      gathers * gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node) +
-      gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node) +
-      gathers * gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node);
-    dp_bytes =
-      select(0.0, ((dense_group - 1.0) / dense_group) * dense_params * (c.grad_bytes + gathers * c.param_bytes), dense_group > 1.0) +
-      select(0.0, ((r.edp - 1.0) / r.edp) * expert_params * (c.grad_bytes + gathers * c.param_bytes), r.edp > 1.0);
+    grad_reduce_s = gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node, dense_per_node) +
+      gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node, expert_per_node);
+    grad_reduce_bytes =
+      select(0.0, ((dense_group - 1.0) / dense_group) * dense_params * c.grad_bytes, dense_group > 1.0) +
+      select(0.0, ((r.edp - 1.0) / r.edp) * expert_params * c.grad_bytes, r.edp > 1.0);
   }
+  let param_gather_s =
+    gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node, dense_per_node) +
+    gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node, expert_per_node);
+  let param_gather_bytes =
+    select(0.0, ((dense_group - 1.0) / dense_group) * dense_params * c.param_bytes, dense_group > 1.0) +
+    select(0.0, ((r.edp - 1.0) / r.edp) * expert_params * c.param_bytes, r.edp > 1.0);
+  let forward_window_s = select(0.0, compute_s / 3.0, c.overlap_param_gather == 1.0);
+  let backward_window_s = select(0.0, (2.0 * compute_s) / 3.0, c.overlap_grad_reduce == 1.0);
+  let mb_forward_s = select(0.0, param_gather_s, r.zero >= 3);
+  var mb_backward_s = 0.0;
+  var dp_mb_bytes = 0.0;
+  if (r.zero >= 3) {
+    mb_backward_s = c.zero3_reshard_after_forward * param_gather_s + grad_reduce_s;
+    dp_mb_bytes = (1.0 + c.zero3_reshard_after_forward) * param_gather_bytes + grad_reduce_bytes;
+  } else if (r.zero == 2) {
+    mb_backward_s = grad_reduce_s;
+    dp_mb_bytes = grad_reduce_bytes;
+  }
+  let dp_mb_s = paid_s(
+    c,
+    mb_forward_s + mb_backward_s,
+    max(0.0, mb_forward_s - forward_window_s) + max(0.0, mb_backward_s - backward_window_s));
+  let step_forward_s = select(0.0, param_gather_s, r.zero == 1 || r.zero == 2);
+  let step_backward_s = select(0.0, grad_reduce_s, r.zero <= 1);
+  let dp_exposed_s = paid_s(
+    c,
+    step_forward_s + step_backward_s,
+    max(0.0, step_forward_s - forward_window_s) + max(0.0, step_backward_s - backward_window_s));
+  let dp_overlapped_s = step_forward_s + step_backward_s - dp_exposed_s;
+  let dp_bytes = select(0.0, param_gather_bytes, r.zero == 1 || r.zero == 2) + select(0.0, grad_reduce_bytes, r.zero <= 1);
 
   let state_shards_dense = select(1.0, dense_group, r.zero >= 1);
   let state_shards_expert = select(1.0, r.edp, r.zero >= 1);
@@ -716,12 +908,14 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   } else if (r.offload == OFFLOAD_OPTIMIZER_CPU_STEP) {
     offload_s = (local_params * (c.grad_bytes + c.param_bytes)) / c.pcie_bytes_s;
   }
-  return StageTime(compute_s, tp_s, ep_s, cp_exposed_s, cp_hidden_s, pp_s, tp_bytes, ep_bytes, cp_bytes, pp_bytes, dp_s, dp_bytes,
-                   optimizer_s, offload_s);
+  let hidden_s = tp_total_s - tp_s + (ep_total_s - ep_s) + (cp_total_s - cp_exposed_s) + (pp_total_s - pp_s) +
+    (mb_forward_s + mb_backward_s - dp_mb_s);
+  return StageTime(compute_s, tp_s, ep_s, cp_exposed_s, pp_s, dp_mb_s, hidden_s, tp_bytes, ep_bytes, cp_bytes, pp_bytes,
+                   dp_mb_bytes, dp_exposed_s, dp_overlapped_s, dp_bytes, optimizer_s, offload_s);
 }
 
 fn microbatch_s(t: StageTime) -> f32 {
-  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s;
+  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s + t.dp_mb_s;
 }
 
 struct StageTail {
@@ -733,9 +927,7 @@ struct StageTail {
 }
 
 fn stage_tail(t: StageTime) -> StageTail {
-  let window_s = t.compute_s;
-  let dp_overlapped_s = min(t.dp_s, window_s);
-  return StageTail(t.dp_s - dp_overlapped_s, dp_overlapped_s, t.dp_bytes, t.optimizer_s, t.offload_s);
+  return StageTail(t.dp_exposed_s, t.dp_overlapped_s, t.dp_bytes, t.optimizer_s, t.offload_s);
 }
 
 fn max_tail(a: StageTail, b: StageTail) -> StageTail {
@@ -807,17 +999,17 @@ fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_siz
   out.compute_s = m * slowest.compute_s;
   out.tp_comm_s = m * slowest.tp_s;
   out.pp_comm_s = m * slowest.pp_s;
-  out.dp_comm_s = tail.dp_exposed_s;
+  out.dp_comm_s = m * slowest.dp_mb_s + tail.dp_exposed_s;
   out.ep_comm_s = m * slowest.ep_s;
   out.cp_comm_s = m * slowest.cp_exposed_s;
   out.bubble_s = bubble_s;
   out.optimizer_s = tail.optimizer_s;
   out.offload_s = tail.offload_s;
-  out.exposed_comm_s = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s) + tail.dp_exposed_s;
-  out.overlapped_comm_s = m * slowest.cp_hidden_s + tail.dp_overlapped_s;
+  out.exposed_comm_s = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s + slowest.dp_mb_s) + tail.dp_exposed_s;
+  out.overlapped_comm_s = m * slowest.hidden_s + tail.dp_overlapped_s;
   out.tp_bytes = m * slowest.tp_bytes;
   out.pp_bytes = m * slowest.pp_bytes;
-  out.dp_bytes = tail.dp_bytes;
+  out.dp_bytes = m * slowest.dp_mb_bytes + tail.dp_bytes;
   out.ep_bytes = m * slowest.ep_bytes;
   out.cp_bytes = m * slowest.cp_bytes;
   return out;

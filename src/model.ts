@@ -745,10 +745,10 @@ export function layer_linear_s(c: FullConstants, moe_layer: number, m: number, t
     const expert_tokens = ((m / tp) * c.moe_k * c.capacity_factor * ep * etp) / c.num_experts;
     const routed = local_experts * (linear_s(c, expert_tokens, (act_width * f_e) / etp, h) + linear_s(c, expert_tokens, h, f_e / etp));
     const f_s = c.num_shared_experts * c.shared_expert_ffn_hidden_size;
-    const shared = linear_s(c, m, (act_width * f_s) / tp, h) + linear_s(c, m, h, f_s / tp);
+    const shared_experts = linear_s(c, m, (act_width * f_s) / tp, h) + linear_s(c, m, h, f_s / tp);
     // The router's small GEMM stays in bf16.
     const router = 3 * gemm_s(c, m / tp, c.num_experts, h, 0);
-    return attention + routed + shared + router;
+    return attention + routed + shared_experts + router;
   }
   const f = c.ffn_hidden_size;
   return attention + linear_s(c, m, (act_width * f) / tp, h) + linear_s(c, m, h, f / tp);
