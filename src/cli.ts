@@ -12,6 +12,7 @@ import { BestConfigs, formatBest } from './rank.js';
 import { checkOutputPaths, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
+import { describeTimeSettings } from './settings.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
 
@@ -46,6 +47,14 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('master-dtype', { type: 'string', describe: 'master weights dtype, e.g. bf16 with fp8 parameters (trainer.master_dtype)' })
     .option('master-weights', { type: 'boolean', describe: 'keep master weights (trainer.master_weights)' })
     .option('flash-attention', { type: 'boolean', describe: 'flash attention: no s x s scores stored (trainer.flash_attention)' })
+    .option('fp8', { type: 'boolean', describe: 'FP8 linear layers, Transformer Engine style (trainer.fp8)' })
+    .option('tp-comm-overlap', { type: 'boolean', describe: 'hide TP collectives behind GEMMs (trainer.tp_comm_overlap) [default: true]' })
+    .option('overlap-grad-reduce', { type: 'boolean', describe: 'gradient reduction behind the backward (trainer.overlap_grad_reduce) [default: true]' })
+    .option('overlap-param-gather', { type: 'boolean', describe: 'parameter all-gather behind the forward (trainer.overlap_param_gather) [default: true]' })
+    .option('overlap-p2p-comm', { type: 'boolean', describe: 'pipeline sends behind compute where the schedule allows (trainer.overlap_p2p_comm) [default: true]' })
+    .option('moe-a2a-overlap', { type: 'boolean', describe: 'expert all-to-alls behind another micro-batch (trainer.moe_a2a_overlap) [default: false]' })
+    .option('cp-comm-type', { type: 'string', describe: 'context parallelism: p2p (ring) or all_gather (trainer.cp_comm_type) [default: p2p]' })
+    .option('reshard-after-forward', { type: 'boolean', describe: 'ZeRO-3 regathers parameters for the backward (trainer.reshard_after_forward) [default: true]' })
     .option('top', { type: 'number', describe: 'keep the best K rows by --by (per --per group)' })
     .option('by', { type: 'string', describe: 'column ranked by --top [default: tokens_per_s]' })
     .option('per', { type: 'string', describe: 'grid column grouping --top, e.g. ngpus' })
@@ -108,7 +117,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
         ? { k: file.top.k, by: args.by ?? file.top.by, per: args.per ?? file.top.per, order: (args.order as 'asc' | 'desc' | undefined) ?? (file.top.ascending ? 'asc' : undefined) }
         : undefined;
   const hardware = args.hardware !== undefined ? [args.hardware] : (file?.hardware ?? [DEFAULT_HARDWARE]);
-  // Precision flags are trainer overrides, applied after the file's and the positional ones.
+  // Precision and overlap flags are trainer overrides, applied after the file's and the positional ones.
   const trainerFlags: Array<[string, unknown]> = [
     ['param_dtype', args['param-dtype']],
     ['grad_dtype', args['grad-dtype']],
@@ -116,6 +125,14 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     ['master_dtype', args['master-dtype']],
     ['master_weights', args['master-weights']],
     ['flash_attention', args['flash-attention']],
+    ['fp8', args.fp8],
+    ['tp_comm_overlap', args['tp-comm-overlap']],
+    ['overlap_grad_reduce', args['overlap-grad-reduce']],
+    ['overlap_param_gather', args['overlap-param-gather']],
+    ['overlap_p2p_comm', args['overlap-p2p-comm']],
+    ['moe_a2a_overlap', args['moe-a2a-overlap']],
+    ['cp_comm_type', args['cp-comm-type']],
+    ['reshard_after_forward', args['reshard-after-forward']],
   ];
   const precision = trainerFlags.filter(([, value]) => value !== undefined).map(([key, value]) => `trainer.${key}=${String(value)}`);
   return hardware.map((name) => ({
@@ -236,7 +253,13 @@ export async function main(argv: string[]): Promise<number> {
         progress.finish();
         const results = best.results();
         const { context } = prepareSweep({ ...run, fitsOnly: false });
-        process.stdout.write(formatBest(results, { model: context.config.model.name, hardware: context.hardware.name }));
+        process.stdout.write(
+          formatBest(results, {
+            model: context.config.model.name,
+            hardware: context.hardware.name,
+            settings: describeTimeSettings(context.config.trainer),
+          }),
+        );
         if (results.length === 0) process.stdout.write('no config fits: try more GPUs, recompute, ZeRO or offload\n');
         if (outputs.length > 0) {
           // The ranked rows, with the same sinks as sweep.

@@ -99,7 +99,10 @@ function layout(v: Record<string, unknown>): string {
 }
 
 /** The human-readable report of `parasweep best`. */
-export function formatBest(results: ReturnType<BestConfigs['results']>, context: { model: string; hardware: string }): string {
+export function formatBest(
+  results: ReturnType<BestConfigs['results']>,
+  context: { model: string; hardware: string; settings?: string },
+): string {
   const lines: string[] = [];
   for (const { group, fitting, top, front } of results) {
     lines.push(`== ${context.model} on ${group} x ${context.hardware}: ${fitting} configs fit; top ${top.length} by tokens/s ==`);
@@ -126,6 +129,7 @@ export function formatBest(results: ReturnType<BestConfigs['results']>, context:
       lines.push(
         `          memory ${fixed(winner.total_gib, 1)} GiB = weights ${fixed(winner.weights_gib, 1)} + grads ${fixed(winner.grads_gib, 1)} + optimizer ${fixed(winner.optimizer_gib, 1)} + activations ${fixed(winner.activations_gib, 1)} + logits ${fixed(winner.logits_gib, 1)} (stage ${winner.heaviest_stage}, ${fixed(winner.inflight_microbatches, 1)} micro-batches in flight); hidden comm ${fixed(winner.overlapped_comm_s, 2)} s`,
       );
+      if (context.settings) lines.push(`  assumed: schedule ${layout(winner).includes('interleaved') ? 'interleaved' : String(winner.schedule)}, ${context.settings}`);
     }
     lines.push(`  Pareto front (memory per GPU vs step time), ${front.length} configs:`);
     for (const row of front) {
