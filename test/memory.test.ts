@@ -102,6 +102,19 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     gemm_efficiency_half_dim: 0,
     memory_passes: 2,
     cpu_optimizer_params_s: 1e9,
+    fp8_peak_flops: 0,
+    fp8_linear: 0,
+    fp8_efficiency: 1,
+    attention_efficiency: 0.5,
+    attention_half_seq: 0,
+    tp_comm_overlap: 0,
+    overlap_grad_reduce: 0,
+    overlap_param_gather: 0,
+    overlap_p2p_comm: 0,
+    moe_a2a_overlap: 0,
+    cp_all_gather: 0,
+    zero3_reshard_after_forward: 1,
+    overlap_cost: 0,
   };
   return { ...c, ...over };
 }
