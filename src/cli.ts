@@ -11,7 +11,7 @@ import { Progress } from './progress.js';
 import { BestConfigs, formatBest } from './rank.js';
 import { checkOutputPaths, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
-import { runCalibration } from './calibrate.js';
+import { runCalibration, writeCalibrationDocs } from './calibrate.js';
 import { describeTimeSettings } from './settings.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
@@ -291,9 +291,13 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'calibrate',
       'fit the time model\'s efficiency constants per hardware family on published runs; print them and the leave-one-source-out error per regime',
-      (args) => args.option('write', { type: 'boolean', default: false, describe: 'write the fitted constants to configs/calibration.yaml' }),
+      (args) =>
+        args
+          .option('write', { type: 'boolean', default: false, describe: 'write the fitted constants to configs/calibration.yaml' })
+          .option('docs', { type: 'string', describe: 'replace the calibration tables of this Markdown file (docs/time-model.md)' }),
       (args) => {
         const { report } = runCalibration(args.write);
+        if (args.docs !== undefined) writeCalibrationDocs(args.docs, report);
         process.stdout.write(report + '\n');
       },
     )
