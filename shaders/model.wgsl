@@ -567,9 +567,9 @@ fn gather_s(c: FullConstants, bytes: f32, n: f32, in_node: f32, per_node: f32) -
   return ((n - 1.0) / n) * (bytes / link_bytes_s(c, in_node, per_node)) + c.collective_latency_s + (n - 1.0) * link_latency_s(c, in_node);
 }
 
-fn gemm_efficiency(c: FullConstants, m: f32, n: f32, k: f32) -> f32 {
+fn gemm_efficiency(c: FullConstants, m: f32, n: f32, k: f32, rate: f32) -> f32 {
   let dim = 1.0 / (1.0 / m + 1.0 / n + 1.0 / k);
-  return (c.gemm_efficiency_max * dim) / (dim + c.gemm_efficiency_half_dim);
+  return (c.gemm_efficiency_max * dim) / (dim + rate * c.gemm_efficiency_half_dim);
 }
 
 const GEMM_OPERAND_BYTES: f32 = 2.0;
@@ -578,7 +578,8 @@ fn gemm_s(c: FullConstants, m: f32, n: f32, k: f32, fp8: f32) -> f32 {
   if (m <= 0.0 || n <= 0.0 || k <= 0.0) { return 0.0; }
   let peak = select(c.peak_flops, c.fp8_peak_flops * c.fp8_efficiency, fp8 == 1.0);
   let input_bytes = select(GEMM_OPERAND_BYTES, 1.0, fp8 == 1.0);
-  let compute_s = (2.0 * m * n * k) / (peak * gemm_efficiency(c, m, n, k));
+  let rate = select(1.0, c.fp8_peak_flops / c.peak_flops, fp8 == 1.0);
+  let compute_s = (2.0 * m * n * k) / (peak * gemm_efficiency(c, m, n, k, rate));
   let memory_s = (input_bytes * (m * k + k * n) + GEMM_OPERAND_BYTES * m * n) / c.hbm_bytes_s;
   return max(compute_s, memory_s);
 }

@@ -207,7 +207,12 @@ export function predict(measurement: Measurement, family: FamilyCalibration, cal
     packed.set(measurement, base);
   }
   // Only the family's fitted constants change between calls; the rest of the packing is reused.
-  const c: FullConstants = { ...base, ...family };
+  const { fa2_attention_ratio, ...fitted } = family;
+  const c: FullConstants = {
+    ...base,
+    ...fitted,
+    attention_efficiency: family.attention_efficiency * (measurement.config.trainer.attention_kernel === 'fa2' ? fa2_attention_ratio : 1),
+  };
   const out = new Float64Array(FULL_OUTPUTS.length);
   full_estimate(c, measurement.row, out);
   const column = (name: (typeof FULL_OUTPUTS)[number]) => out[FULL_OUTPUTS.indexOf(name)];
@@ -375,7 +380,7 @@ export function runCalibration(write: boolean): { report: string; reports: Famil
   const reports = calibrateFamilies(calibration);
   if (write) writeFileSync(CALIBRATION_PATH, calibrationYaml(calibration, reports, readFileSync(CALIBRATION_PATH, 'utf8')));
   const lines: string[] = ['### Fitted constants per hardware family', ''];
-  const names = [...FITTED, 'attention_half_seq'] as const;
+  const names = [...FITTED, 'attention_half_seq', 'fa2_attention_ratio'] as const;
   lines.push(`| family | ${names.join(' | ')} |`, `|---|${names.map(() => '---:').join('|')}|`);
   for (const { family, fitted } of reports) lines.push(`| ${family} | ${names.map((name) => fitted[name]).join(' | ')} |`);
   lines.push('', '### Mean absolute throughput error per regime', '');

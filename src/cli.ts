@@ -54,6 +54,7 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('overlap-p2p-comm', { type: 'boolean', describe: 'pipeline sends behind compute where the schedule allows (trainer.overlap_p2p_comm) [default: true]' })
     .option('moe-a2a-overlap', { type: 'boolean', describe: 'expert all-to-alls behind another micro-batch (trainer.moe_a2a_overlap) [default: false]' })
     .option('cp-comm-type', { type: 'string', describe: 'context parallelism: p2p (ring) or all_gather (trainer.cp_comm_type) [default: p2p]' })
+    .option('attention-kernel', { type: 'string', describe: 'flash-attention kernel: fused (cuDNN/FA3) or fa2 (trainer.attention_kernel) [default: fused]' })
     .option('reshard-after-forward', { type: 'boolean', describe: 'ZeRO-3 regathers parameters for the backward (trainer.reshard_after_forward) [default: true]' })
     .option('top', { type: 'number', describe: 'keep the best K rows by --by (per --per group)' })
     .option('by', { type: 'string', describe: 'column ranked by --top [default: tokens_per_s]' })
@@ -133,6 +134,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     ['moe_a2a_overlap', args['moe-a2a-overlap']],
     ['cp_comm_type', args['cp-comm-type']],
     ['reshard_after_forward', args['reshard-after-forward']],
+    ['attention_kernel', args['attention-kernel']],
   ];
   const precision = trainerFlags.filter(([, value]) => value !== undefined).map(([key, value]) => `trainer.${key}=${String(value)}`);
   return hardware.map((name) => ({

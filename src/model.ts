@@ -687,10 +687,12 @@ export function gather_s(c: FullConstants, bytes: number, n: number, in_node: nu
  * (tile quantisation, too few waves, short K loops), so the efficiency saturates in the harmonic size
  * 1/(1/m + 1/n + 1/k), which the smallest dimension dominates: a TP-split projection, an expert's FFN width or a
  * CP chunk's tokens. The curve's two constants are fitted per hardware family (docs/time-model.md, section 6).
+ * `rate` is the math rate relative to the bf16 peak (2 for FP8): the fixed per-tile and per-wave costs that make
+ * small GEMMs slow take the same time at any rate, so at twice the rate the half-saturation size doubles.
  */
-export function gemm_efficiency(c: FullConstants, m: number, n: number, k: number): number {
+export function gemm_efficiency(c: FullConstants, m: number, n: number, k: number, rate: number): number {
   const dim = 1 / (1 / m + 1 / n + 1 / k);
-  return (c.gemm_efficiency_max * dim) / (dim + c.gemm_efficiency_half_dim);
+  return (c.gemm_efficiency_max * dim) / (dim + rate * c.gemm_efficiency_half_dim);
 }
 
 /** Bytes of an activation or weight operand of a non-FP8 GEMM: mixed precision runs GEMMs in bf16/fp16. */
@@ -705,7 +707,8 @@ export function gemm_s(c: FullConstants, m: number, n: number, k: number, fp8: n
   if (m <= 0 || n <= 0 || k <= 0) return 0;
   const peak = fp8 === 1 ? c.fp8_peak_flops * c.fp8_efficiency : c.peak_flops;
   const input_bytes = fp8 === 1 ? 1 : GEMM_OPERAND_BYTES;
-  const compute_s = (2 * m * n * k) / (peak * gemm_efficiency(c, m, n, k));
+  const rate = fp8 === 1 ? c.fp8_peak_flops / c.peak_flops : 1;
+  const compute_s = (2 * m * n * k) / (peak * gemm_efficiency(c, m, n, k, rate));
   const memory_s = (input_bytes * (m * k + k * n) + GEMM_OPERAND_BYTES * m * n) / c.hbm_bytes_s;
   return Math.max(compute_s, memory_s);
 }

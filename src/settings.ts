@@ -8,7 +8,7 @@ export function describeTimeSettings(trainer: TrainerConfig): string {
   const on = (flag: boolean) => (flag ? 'on' : 'off');
   return [
     `linear layers ${trainer.fp8 || trainer.param_dtype === 'fp8' ? 'fp8' : trainer.param_dtype}`,
-    `flash attention ${on(trainer.flash_attention)}`,
+    `flash attention ${trainer.flash_attention ? trainer.attention_kernel : 'off'}`,
     `tp_comm_overlap ${on(trainer.tp_comm_overlap)}`,
     `overlap_grad_reduce ${on(trainer.overlap_grad_reduce)}`,
     `overlap_param_gather ${on(trainer.overlap_param_gather)}`,

@@ -225,22 +225,26 @@ describe('GEMMs: a roofline at a shape-dependent efficiency', () => {
   const c = gpt(4096, 32, 1, { gemm_efficiency_max: 0.8, gemm_efficiency_half_dim: 100 });
   it('η = η_max·d/(d + d½) with d = 1/(1/m + 1/n + 1/k): the smallest dimension dominates', () => {
     const d = 1 / (1 / 8192 + 1 / 1024 + 1 / 4096);
-    expectRel(gemm_efficiency(c, 8192, 1024, 4096), (0.8 * d) / (d + 100));
-    expect(gemm_efficiency(c, 8192, 128, 4096)).toBeLessThan(gemm_efficiency(c, 8192, 1024, 4096));
+    expectRel(gemm_efficiency(c, 8192, 1024, 4096, 1), (0.8 * d) / (d + 100));
+    expect(gemm_efficiency(c, 8192, 128, 4096, 1)).toBeLessThan(gemm_efficiency(c, 8192, 1024, 4096, 1));
     // Symmetric in the three dimensions: the backward's two GEMMs (same FLOPs) run at the forward's efficiency.
-    expectRel(gemm_efficiency(c, 4096, 8192, 1024), gemm_efficiency(c, 8192, 1024, 4096));
+    expectRel(gemm_efficiency(c, 4096, 8192, 1024, 1), gemm_efficiency(c, 8192, 1024, 4096, 1));
   });
   it('compute-bound: 2mnk/(peak·η); memory-bound: 2(mk + kn + mn)/HBM', () => {
     const big = gemm_s(c, 8192, 8192, 8192, 0);
-    expectRel(big, (2 * 8192 ** 3) / (PEAK * gemm_efficiency(c, 8192, 8192, 8192)));
+    expectRel(big, (2 * 8192 ** 3) / (PEAK * gemm_efficiency(c, 8192, 8192, 8192, 1)));
     // A thin GEMM (k 16) moves more bytes than it has FLOPs for.
     const thin = gemm_s(c, 65536, 8192, 16, 0);
     expectRel(thin, (2 * (65536 * 16 + 16 * 8192 + 65536 * 8192)) / HBM);
     expect(gemm_s(c, 0, 8192, 8192, 0)).toBe(0);
   });
-  it('FP8: the FP8 peak times fp8_efficiency, 1-byte inputs', () => {
+  it('FP8: the FP8 peak times fp8_efficiency, 1-byte inputs, a half-saturation size scaled by the rate', () => {
     const f = { ...c, fp8_efficiency: 0.7 };
-    expectRel(gemm_s(f, 8192, 8192, 8192, 1), (2 * 8192 ** 3) / (2 * PEAK * 0.7 * gemm_efficiency(c, 8192, 8192, 8192)));
+    expectRel(gemm_s(f, 8192, 8192, 8192, 1), (2 * 8192 ** 3) / (2 * PEAK * 0.7 * gemm_efficiency(c, 8192, 8192, 8192, 2)));
+    // At twice the rate the half-saturation size doubles: small FP8 GEMMs gain less than 2x.
+    const d = 1 / (3 / 8192);
+    expectRel(gemm_efficiency(c, 8192, 8192, 8192, 2), (0.8 * d) / (d + 200));
+    expect(gemm_s(c, 2048, 512, 512, 0) / gemm_s(f, 2048, 512, 512, 1)).toBeLessThan(gemm_s(c, 8192, 8192, 8192, 0) / gemm_s(f, 8192, 8192, 8192, 1));
   });
 });
 

@@ -12,6 +12,8 @@ export interface FamilyCalibration {
   /** Flash attention's fraction of the bf16 peak on long blocks, and the block length where it reaches half of it. */
   attention_efficiency: number;
   attention_half_seq: number;
+  /** FlashAttention-2's throughput relative to the fused kernel on this family (trainer.attention_kernel fa2). */
+  fa2_attention_ratio: number;
   /** Passes over each stored activation by element-wise kernels (norms, activations, dropout, softmax), per step. */
   memory_passes: number;
   /** Fraction of overlapped communication still paid: NCCL kernels take SMs and HBM bandwidth from the GEMMs. */
@@ -36,6 +38,7 @@ export const FAMILY_SPEC: FieldSpec = {
     fp8_efficiency: fraction,
     attention_efficiency: fraction,
     attention_half_seq: { kind: 'number', min: 0 },
+    fa2_attention_ratio: fraction,
     memory_passes: { kind: 'number', min: 0 },
     overlap_cost: { kind: 'number', min: 0, max: 1 },
   },

@@ -82,7 +82,11 @@ export interface TrainerConfig {
   moe_a2a_overlap: boolean;
   cp_comm_type: CpCommType;
   reshard_after_forward: boolean;
+  attention_kernel: AttentionKernel;
 }
+
+export const ATTENTION_KERNELS = ['fused', 'fa2'] as const;
+export type AttentionKernel = (typeof ATTENTION_KERNELS)[number];
 
 export const CP_COMM_TYPES = ['p2p', 'all_gather'] as const;
 export type CpCommType = (typeof CP_COMM_TYPES)[number];
@@ -172,6 +176,9 @@ export const TRAINER_SPEC: FieldSpec = {
     moe_a2a_overlap: { kind: 'bool', default: false },
     cp_comm_type: { kind: 'enum', values: CP_COMM_TYPES, default: 'p2p' },
     reshard_after_forward: { kind: 'bool', default: true },
+    // The flash-attention kernel: `fused` for Transformer Engine's cuDNN fused attention or FlashAttention-3
+    // (Hopper-optimised, Megatron-Core's choice on H100), `fa2` for FlashAttention-2 or PyTorch SDPA's flash backend.
+    attention_kernel: { kind: 'enum', values: ATTENTION_KERNELS, default: 'fused' },
   },
 };
 
