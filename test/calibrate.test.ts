@@ -1,0 +1,82 @@
+/**
+ * The calibration sets (configs/calibration/*.yaml), the per-family fit with its leave-one-source-out error, and
+ * the generated tables of docs/time-model.md.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { calibrationDocs, DOCS_BEGIN, DOCS_END, measurements, predict, runCalibration } from '../src/calibrate.js';
+import { loadCalibration } from '../src/config/calibration.js';
+import { InputError } from '../src/errors.js';
+import { REPO_ROOT } from './helpers.js';
+
+const REGIMES = ['a100-dense', 'a100-zero3', 'h100-dense', 'h100-long-context', 'h100-moe'];
+
+describe('calibration sets', () => {
+  const rows = measurements();
+
+  it('every row names its source, citation, regime and a positive published value', () => {
+    expect(rows.length).toBeGreaterThan(50);
+    for (const m of rows) {
+      expect(m.source, m.name).not.toBe('');
+      expect(m.citation, m.name).not.toBe('');
+      expect(REGIMES, m.name).toContain(m.regime);
+      expect(m.value, m.name).toBeGreaterThan(0);
+      expect(['a100', 'h100'], m.name).toContain(m.family);
+    }
+    expect(new Set(rows.map((m) => m.name)).size).toBe(rows.length);
+  });
+
+  it('covers every regime, A100 and H100 with more than one source each', () => {
+    for (const regime of REGIMES) expect(rows.some((m) => m.regime === regime), regime).toBe(true);
+    for (const family of ['a100', 'h100']) {
+      expect(new Set(rows.filter((m) => m.family === family).map((m) => m.source)).size).toBeGreaterThan(3);
+    }
+  });
+
+  it('the FP8 rows run FP8 only where the hardware has it, and predictions are finite and positive', () => {
+    const calibration = loadCalibration();
+    for (const m of rows) {
+      const p = predict(m, calibration.families[m.family], calibration);
+      expect(Number.isFinite(p.predicted) && p.predicted > 0, m.name).toBe(true);
+      if (m.config.trainer.fp8) expect(m.family).toBe('h100');
+    }
+  });
+
+  it('a step time is a throughput error the other way round', () => {
+    const calibration = loadCalibration();
+    const row = rows.find((m) => m.metric === 'step_time_s')!;
+    const p = predict(row, calibration.families[row.family], calibration);
+    expect(p.error).toBeCloseTo(row.value / p.predicted - 1, 12);
+  });
+});
+
+describe('parasweep calibrate', () => {
+  const { report, reports } = runCalibration(false);
+
+  it('fits each family and holds every source out once: the held-out constants differ from the full fit', () => {
+    expect(reports.map((r) => r.family)).toEqual(['a100', 'h100']);
+    for (const r of reports) {
+      expect(r.heldOut.length).toBe(r.inSample.length);
+      // Some source moves the fit when held out, so some held-out prediction differs from the in-sample one.
+      expect(r.heldOut.some((p, i) => Math.abs(p.predicted - r.inSample[i].predicted) > 1e-9 * p.predicted)).toBe(true);
+      expect(r.fitted.gemm_efficiency_half_dim).toBeGreaterThanOrEqual(100);
+    }
+  });
+
+  it('the fitted constants are the ones in configs/calibration.yaml (npm run calibrate writes them)', () => {
+    const calibration = loadCalibration();
+    for (const r of reports) expect(calibration.families[r.family]).toEqual(r.fitted);
+  });
+
+  it('docs/time-model.md holds the current report between its markers', () => {
+    const docs = readFileSync(join(REPO_ROOT, 'docs', 'time-model.md'), 'utf8');
+    expect(calibrationDocs(docs, report)).toBe(docs);
+    for (const regime of REGIMES) expect(report).toContain(`| ${regime} |`);
+  });
+
+  it('--docs needs both markers', () => {
+    expect(() => calibrationDocs('no markers here', report)).toThrow(InputError);
+    expect(calibrationDocs(`a\n${DOCS_BEGIN}\nold\n${DOCS_END}\nb`, 'new')).toBe(`a\n${DOCS_BEGIN}\n\nnew\n\n${DOCS_END}\nb`);
+  });
+});
