@@ -215,7 +215,6 @@ struct FullConstants {
   overlap_p2p_comm: f32,
   moe_a2a_overlap: f32,
   cp_all_gather: f32,
-  zero3_reshard_after_forward: f32,
   overlap_cost: f32,
 }
 
@@ -277,11 +276,19 @@ struct FullRow {
   offload: i32,
   mbs: f32,
   num_microbatches: f32,
+  first_stage_layers: f32,
+  last_stage_layers: f32,
+  grad_reduce: i32,
+  reshard: f32,
 }
 
 const SCHEDULE_1F1B: i32 = 0;
 const SCHEDULE_INTERLEAVED: i32 = 1;
 const SCHEDULE_GPIPE: i32 = 2;
+const SCHEDULE_ZB_H1: i32 = 3;
+const SCHEDULE_DUALPIPE: i32 = 4;
+const GRAD_REDUCE_STEP: i32 = 0;
+const GRAD_REDUCE_MICROBATCH: i32 = 1;
 const RECOMPUTE_NONE: i32 = 0;
 const RECOMPUTE_SELECTIVE: i32 = 1;
 const RECOMPUTE_FULL: i32 = 2;
@@ -334,21 +341,42 @@ fn moe_layers_before(c: FullConstants, x: f32) -> f32 {
   return floor(max(0.0, x - c.first_k_dense_layers) * c.moe_layer_freq);
 }
 
-fn stage_first_layer(c: FullConstants, pp: f32, i: f32) -> f32 {
-  let base = floor(c.num_layers / pp);
-  let extra = c.num_layers - base * pp;
-  if (i == 0.0) { return 0.0; }
-  return i * base + min(i - 1.0, extra);
+fn chunk_layers(c: FullConstants, r: FullRow, i: f32, j: f32) -> f32 {
+  let v = r.vpp;
+  if (r.pp == 1.0) { return c.num_layers; }
+  if (i == 0.0) {
+    let q = floor(r.first_stage_layers / v);
+    return q + select(0.0, 1.0, j >= v - (r.first_stage_layers - q * v));
+  }
+  if (i == r.pp - 1.0) {
+    let q = floor(r.last_stage_layers / v);
+    return q + select(0.0, 1.0, j < r.last_stage_layers - q * v);
+  }
+  return middle_chunk_layers(c, r);
 }
 
-fn stage_layers(c: FullConstants, pp: f32, i: f32) -> f32 {
-  let end = select(stage_first_layer(c, pp, i + 1.0), c.num_layers, i == pp - 1.0);
-  return end - stage_first_layer(c, pp, i);
+fn middle_chunk_layers(c: FullConstants, r: FullRow) -> f32 {
+  if (r.pp <= 2.0) { return 0.0; }
+  return (c.num_layers - r.first_stage_layers - r.last_stage_layers) / ((r.pp - 2.0) * r.vpp);
+}
+
+fn chunk_first_layer(c: FullConstants, r: FullRow, i: f32, j: f32) -> f32 {
+  if (r.pp == 1.0) { return 0.0; }
+  let v = r.vpp;
+  let fq = floor(r.first_stage_layers / v);
+  let fr = r.first_stage_layers - fq * v;
+  let lq = floor(r.last_stage_layers / v);
+  let lr = r.last_stage_layers - lq * v;
+  let mc = middle_chunk_layers(c, r);
+  let rounds = j * fq + max(0.0, j - (v - fr)) + j * (r.pp - 2.0) * mc + j * lq + min(j, lr);
+  if (i == 0.0) { return rounds; }
+  return rounds + chunk_layers(c, r, 0.0, j) + (i - 1.0) * mc;
 }
 
 fn inflight_microbatches(pp: f32, vpp: f32, schedule: i32, m: f32, i: f32) -> f32 {
   if (pp == 1.0) { return 1.0; }
   if (schedule == SCHEDULE_GPIPE) { return m; }
+  if (schedule == SCHEDULE_DUALPIPE) { return min((pp + 1.0) / 2.0, m / 2.0); }
   if (schedule == SCHEDULE_INTERLEAVED) {
     return min((2.0 * (pp - i - 1.0) + (vpp - 1.0) * pp + 1.0) / vpp, m);
   }
@@ -389,7 +417,7 @@ fn layer_activation_bytes(c: FullConstants, moe_layer: i32, s: f32, s_kv: f32, b
     let routed_tokens = (s * b * c.moe_k * c.capacity_factor) / t_rep;
     let router_probs = (4.0 * s * b * c.num_experts) / t_rep;
     let f_e = c.moe_ffn_hidden_size;
-    let experts = routed_tokens * etp * (2.0 * h + (2.0 * act_width * f_e) / etp + (2.0 * f_e) / etp + 2.0 * h);
+    let experts = routed_tokens * (etp * (2.0 * h + (2.0 * act_width * f_e) / etp + (2.0 * f_e) / etp) + 2.0 * h);
     let f_s = c.shared_expert_ffn_hidden_size * c.num_shared_experts;
     let shared_experts = (s * b * (2.0 * act_width * f_s + 2.0 * f_s)) / tp;
     mlp = mlp_norm_input + fc1_input + router_probs + experts + shared_experts + mlp_dropout_mask;
@@ -405,13 +433,26 @@ struct StageLayerCounts {
   moe: f32,
   dense: f32,
   mtp: f32,
+  embedding: f32,
+  output: f32,
 }
 
-fn stage_layer_counts(c: FullConstants, pp: f32, i: f32) -> StageLayerCounts {
-  let first_layer = stage_first_layer(c, pp, i);
-  let layers = stage_layers(c, pp, i);
-  let moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  return StageLayerCounts(layers, moe, layers - moe, select(0.0, c.mtp_num_layers, i == pp - 1.0));
+fn stage_layer_counts(c: FullConstants, r: FullRow, i: f32) -> StageLayerCounts {
+  let dualpipe = select(0, 1, r.schedule == SCHEDULE_DUALPIPE);
+  var layers = 0.0;
+  var moe = 0.0;
+  for (var k = 0; k <= dualpipe; k++) {
+    let rank = select(r.pp - 1.0 - i, i, k == 0);
+    for (var j = 0.0; j < r.vpp; j += 1.0) {
+      let first = chunk_first_layer(c, r, rank, j);
+      let n = chunk_layers(c, r, rank, j);
+      layers += n;
+      moe += moe_layers_before(c, first + n) - moe_layers_before(c, first);
+    }
+  }
+  let embedding = select(0.0, 1.0, i == 0.0 || (dualpipe == 1 && i == r.pp - 1.0));
+  let output = select(0.0, 1.0, i == r.pp - 1.0 || (dualpipe == 1 && i == 0.0));
+  return StageLayerCounts(layers, moe, layers - moe, output * c.mtp_num_layers, embedding, output);
 }
 
 struct LayerParams {
@@ -439,12 +480,12 @@ fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let pp = r.pp;
   let vocab = padded_vocab(c, tp);
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
-  let is_first = select(0.0, 1.0, i == 0.0);
-  let is_last = select(0.0, 1.0, i == pp - 1.0);
-  let counts = stage_layer_counts(c, pp, i);
+  let counts = stage_layer_counts(c, r, i);
   let moe = counts.moe;
   let dense = counts.dense;
   let mtp = counts.mtp;
+  let embedding = counts.embedding;
+  let output = counts.output;
   let layer = layer_params_gpu(c, r);
   let norm = c.norm_params * h;
   let embedding_gpu = (vocab * h) / tp + c.learned_positions * r.seq_length * h;
@@ -453,8 +494,8 @@ fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let dense_params =
     dense * layer.dense_layer +
     moe * layer.moe_layer_dense +
-    is_first * embedding_gpu +
-    is_last * (norm + output_gpu) +
+    embedding * embedding_gpu +
+    output * (norm + output_gpu) +
     mtp * mtp_dense_gpu;
   let expert_params = (moe + mtp * has_moe) * layer.expert_layer;
   return vec2<f32>(dense_params, expert_params);
@@ -471,13 +512,12 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let pp = r.pp;
   let vocab = padded_vocab(c, tp);
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
-  let is_first = select(0.0, 1.0, i == 0.0);
-  let is_last = select(0.0, 1.0, i == pp - 1.0);
-  let counts = stage_layer_counts(c, pp, i);
-  let layers = counts.layers;
+  let counts = stage_layer_counts(c, r, i);
   let moe = counts.moe;
   let dense = counts.dense;
   let mtp = counts.mtp;
+  let embedding = counts.embedding;
+  let output = counts.output;
   let params = stage_params(c, r, i);
   let dense_params = params.x;
   let expert_params = params.y;
@@ -490,10 +530,16 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let grad_shards_expert = select(1.0, expert_shards, r.zero >= 2);
   let state_shards_dense = select(1.0, dense_shards, r.zero >= 1);
   let state_shards_expert = select(1.0, expert_shards, r.zero >= 1);
-  let zero3_gathered = select(0.0, 2.0 * largest_layer_params(c, r) * c.param_bytes, r.zero >= 3);
+  let zero3_gathered = select(0.0,
+    select(dense_params + expert_params, 2.0 * largest_layer_params(c, r), r.reshard == 1.0) * c.param_bytes, r.zero >= 3);
   let weights =
     (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
-  let grads = (dense_params * c.grad_bytes) / grad_shards_dense + (expert_params * c.grad_bytes) / grad_shards_expert;
+  let grads_sharded = select(0, 1, r.zero >= 2 && r.grad_reduce == GRAD_REDUCE_MICROBATCH);
+  let grads = select((dense_params + expert_params) * c.grad_bytes,
+    (dense_params * c.grad_bytes) / grad_shards_dense +
+      (expert_params * c.grad_bytes) / grad_shards_expert +
+      largest_layer_params(c, r) * c.grad_bytes,
+    grads_sharded == 1);
   let state_bytes = 2.0 * c.optimizer_state_bytes + c.master_bytes;
   let optimizer_all = (dense_params * state_bytes) / state_shards_dense + (expert_params * state_bytes) / state_shards_expert;
   let optimizer = select(0.0, optimizer_all, r.offload == OFFLOAD_NONE);
@@ -505,7 +551,7 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let dense_layer_act = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, r.recompute);
   let moe_layer_act = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, r.recompute);
   let mtp_layer_act = select(dense_layer_act, moe_layer_act, has_moe == 1.0);
-  let embedding_act = is_first * ((8.0 * s * b + c.dropout * s * b * h) / t_rep);
+  let embedding_act = embedding * ((8.0 * s * b + c.dropout * s * b * h) / t_rep);
   let microbatch_act = dense * dense_layer_act + moe * moe_layer_act + mtp * mtp_layer_act + embedding_act;
   let inflight = inflight_microbatches(pp, r.vpp, r.schedule, r.num_microbatches, i);
   let rebuilt_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
@@ -513,7 +559,7 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let rebuilt = select(0.0, max(select(0.0, rebuilt_dense, dense > 0.0), select(0.0, rebuilt_moe, moe > 0.0)),
                        r.recompute == RECOMPUTE_FULL);
   let activations = inflight * microbatch_act + rebuilt;
-  let logits = is_last * (1.0 + c.mtp_num_layers) * ((4.0 * s * b * h) / t_rep + (4.0 * s * b * vocab) / tp);
+  let logits = output * (1.0 + c.mtp_num_layers) * ((4.0 * s * b * h) / t_rep + (4.0 * s * b * vocab) / tp);
 
   let forward_backward = weights + grads + optimizer + activations + logits;
   let step = select(0.0, weights + grads + optimizer_all, r.offload == OFFLOAD_OPTIMIZER);
@@ -741,7 +787,7 @@ struct StageTime {
 }
 
 fn schedule_overlaps_p2p(schedule: i32) -> f32 {
-  return select(0.0, 1.0, schedule == SCHEDULE_INTERLEAVED);
+  return select(0.0, 1.0, schedule == SCHEDULE_INTERLEAVED || schedule == SCHEDULE_DUALPIPE);
 }
 
 fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
@@ -749,12 +795,12 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let tp = r.tp;
   let pp = r.pp;
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
-  let is_last = select(0.0, 1.0, i == pp - 1.0);
-  let counts = stage_layer_counts(c, pp, i);
+  let counts = stage_layer_counts(c, r, i);
   let layers = counts.layers;
   let moe = counts.moe;
   let dense = counts.dense;
   let mtp = counts.mtp;
+  let output = counts.output;
   let all_layers = layers + mtp;
   let moe_like = moe + mtp * has_moe;
   let mtp_moe = select(0, 1, has_moe == 1.0);
@@ -767,7 +813,7 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
     dense * layer_linear_s(c, 0, tokens, tp, r.ep, r.etp) +
     moe * layer_linear_s(c, 1, tokens, tp, r.ep, r.etp) +
     mtp * (layer_linear_s(c, mtp_moe, tokens, tp, r.ep, r.etp) + mtp_projection);
-  let logits = is_last * (1.0 + c.mtp_num_layers) * 3.0 * gemm_s(c, tokens, padded_vocab(c, tp) / tp, h, 0.0);
+  let logits = output * (1.0 + c.mtp_num_layers) * 3.0 * gemm_s(c, tokens, padded_vocab(c, tp) / tp, h, 0.0);
   let core_fwd = attention_core_fwd_s(c, s, r.seq_length, b, tp);
   let core = all_layers * core_fwd * (1.0 + attention_backward_ratio(c));
   let act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
@@ -874,28 +920,22 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
     select(0.0, ((r.edp - 1.0) / r.edp) * expert_params * c.param_bytes, r.edp > 1.0);
   let forward_window_s = select(0.0, compute_s / 3.0, c.overlap_param_gather == 1.0);
   let backward_window_s = select(0.0, (2.0 * compute_s) / 3.0, c.overlap_grad_reduce == 1.0);
+  let grads_per_microbatch = select(0.0, 1.0, r.zero >= 2 && r.grad_reduce == GRAD_REDUCE_MICROBATCH);
   let mb_forward_s = select(0.0, param_gather_s, r.zero >= 3);
-  var mb_backward_s = 0.0;
-  var dp_mb_bytes = 0.0;
-  if (r.zero >= 3) {
-    mb_backward_s = c.zero3_reshard_after_forward * param_gather_s + grad_reduce_s;
-    dp_mb_bytes = (1.0 + c.zero3_reshard_after_forward) * param_gather_bytes + grad_reduce_bytes;
-  } else if (r.zero == 2) {
-    mb_backward_s = grad_reduce_s;
-    dp_mb_bytes = grad_reduce_bytes;
-  }
+  let mb_backward_s = select(0.0, r.reshard * param_gather_s, r.zero >= 3) + grads_per_microbatch * grad_reduce_s;
+  let dp_mb_bytes = select(0.0, (1.0 + r.reshard) * param_gather_bytes, r.zero >= 3) + grads_per_microbatch * grad_reduce_bytes;
   let dp_mb_s = paid_s(
     c,
     mb_forward_s + mb_backward_s,
     max(0.0, mb_forward_s - forward_window_s) + max(0.0, mb_backward_s - backward_window_s));
   let step_forward_s = select(0.0, param_gather_s, r.zero == 1 || r.zero == 2);
-  let step_backward_s = select(0.0, grad_reduce_s, r.zero <= 1);
+  let step_backward_s = (1.0 - grads_per_microbatch) * grad_reduce_s;
   let dp_exposed_s = paid_s(
     c,
     step_forward_s + step_backward_s,
     max(0.0, step_forward_s - forward_window_s) + max(0.0, step_backward_s - backward_window_s));
   let dp_overlapped_s = step_forward_s + step_backward_s - dp_exposed_s;
-  let dp_bytes = select(0.0, param_gather_bytes, r.zero == 1 || r.zero == 2) + select(0.0, grad_reduce_bytes, r.zero <= 1);
+  let dp_bytes = select(0.0, param_gather_bytes, r.zero == 1 || r.zero == 2) + (1.0 - grads_per_microbatch) * grad_reduce_bytes;
 
   let state_shards_dense = select(1.0, dense_group, r.zero >= 1);
   let state_shards_expert = select(1.0, r.edp, r.zero >= 1);
@@ -936,26 +976,53 @@ fn max_tail(a: StageTail, b: StageTail) -> StageTail {
   return b;
 }
 
+const PACE_TIE_RTOL: f32 = 1e-4;
+
+fn last_distinct_rank(r: FullRow) -> f32 {
+  return select(r.pp - 1.0, r.pp / 2.0 - 1.0, r.schedule == SCHEDULE_DUALPIPE);
+}
+
+fn same_as_previous_middle(c: FullConstants, r: FullRow, i: f32) -> bool {
+  if (i <= 1.0 || i >= last_distinct_rank(r)) { return false; }
+  let k = stage_layer_counts(c, r, i);
+  let before = stage_layer_counts(c, r, i - 1.0);
+  return k.moe == before.moe && k.dense == before.dense;
+}
+
+fn pipeline_bubble_s(pp: f32, vpp: f32, schedule: i32, microbatch: f32) -> f32 {
+  if (pp == 1.0) { return 0.0; }
+  if (schedule == SCHEDULE_ZB_H1) { return ((pp - 1.0) * microbatch) / 3.0; }
+  if (schedule == SCHEDULE_DUALPIPE) { return ((pp / 2.0 - 1.0) * microbatch) / 3.0; }
+  if (schedule == SCHEDULE_INTERLEAVED) { return ((pp - 1.0) / vpp) * microbatch; }
+  return (pp - 1.0) * microbatch;
+}
+
+fn microbatch_passes(schedule: i32, m: f32) -> f32 {
+  return select(m, m / 2.0, schedule == SCHEDULE_DUALPIPE);
+}
+
 fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_size: i32, tp: i32, pp: i32, vpp: i32,
                  schedule: i32, cp: i32, ep: i32, etp: i32, dp: i32, edp: i32, zero: i32, sp: i32, recompute: i32,
-                 offload: i32, mbs: i32, num_microbatches: i32) -> FullOutputs {
+                 offload: i32, mbs: i32, num_microbatches: i32, first_stage_layers: i32, last_stage_layers: i32,
+                 grad_reduce: i32, reshard: i32) -> FullOutputs {
   let r = FullRow(f32(ngpus), f32(seq_length), f32(global_batch_size), f32(tp), f32(pp), f32(vpp), schedule, f32(cp),
-                  f32(ep), f32(etp), f32(dp), f32(edp), zero, sp, recompute, offload, f32(mbs), f32(num_microbatches));
+                  f32(ep), f32(etp), f32(dp), f32(edp), zero, sp, recompute, offload, f32(mbs), f32(num_microbatches),
+                  f32(first_stage_layers), f32(last_stage_layers), grad_reduce, f32(reshard));
   var heaviest = stage_memory(c, r, 0.0);
   var heaviest_stage = 0.0;
-  if (r.pp > 2.0) {
-    let second = stage_memory(c, r, 1.0);
-    if (second.total > heaviest.total) {
-      heaviest = second;
-      heaviest_stage = 1.0;
+  var slowest = stage_time(c, r, 0.0);
+  var tail = stage_tail(slowest);
+  let last = last_distinct_rank(r);
+  for (var i = 1.0; i <= last; i += 1.0) {
+    if (same_as_previous_middle(c, r, i)) { continue; }
+    let memory = stage_memory(c, r, i);
+    if (memory.total > heaviest.total) {
+      heaviest = memory;
+      heaviest_stage = i;
     }
-  }
-  if (r.pp > 1.0) {
-    let last = stage_memory(c, r, r.pp - 1.0);
-    if (last.total > heaviest.total) {
-      heaviest = last;
-      heaviest_stage = r.pp - 1.0;
-    }
+    let time = stage_time(c, r, i);
+    if (microbatch_s(time) > microbatch_s(slowest) * (1.0 + PACE_TIE_RTOL)) { slowest = time; }
+    tail = max_tail(tail, stage_tail(time));
   }
   let total_gib = heaviest.total / GIB;
   var out: FullOutputs;
@@ -973,22 +1040,9 @@ fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_siz
   out.inflight_microbatches = heaviest.inflight;
   out.fits = select(0.0, 1.0, total_gib * (1.0 + c.headroom) <= c.memory_gib);
 
-  var slowest = stage_time(c, r, 0.0);
-  var tail = stage_tail(slowest);
-  if (r.pp > 2.0) {
-    let second = stage_time(c, r, 1.0);
-    if (microbatch_s(second) > microbatch_s(slowest)) { slowest = second; }
-    tail = max_tail(tail, stage_tail(second));
-  }
-  if (r.pp > 1.0) {
-    let last = stage_time(c, r, r.pp - 1.0);
-    if (microbatch_s(last) > microbatch_s(slowest)) { slowest = last; }
-    tail = max_tail(tail, stage_tail(last));
-  }
-  let m = r.num_microbatches;
-  let virtual_stages = select(1.0, r.vpp, r.schedule == SCHEDULE_INTERLEAVED);
+  let m = microbatch_passes(r.schedule, r.num_microbatches);
   let microbatch = microbatch_s(slowest);
-  let bubble_s = ((r.pp - 1.0) / virtual_stages) * microbatch;
+  let bubble_s = pipeline_bubble_s(r.pp, r.vpp, r.schedule, microbatch);
   let step_time_s = m * microbatch + bubble_s + tail.dp_exposed_s + tail.optimizer_s + tail.offload_s;
   let tokens = r.global_batch_size * r.seq_length;
   let cluster_peak = r.ngpus * c.peak_flops;

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { defaultLayoutColumns } from './layout.js';
 import { join } from 'node:path';
 import { Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration } from './config/calibration.js';
 import { loadHardware } from './config/hardware.js';
@@ -86,6 +87,10 @@ interface RawRun {
   sp: boolean;
   schedule: string;
   zero?: number;
+  /** ZeRO-3: whether parameters are freed after the forward (FSDP's default) or kept for the backward. */
+  reshard?: boolean;
+  /** ZeRO-2/3: gradients reduce-scattered per micro-batch (FSDP, DeepSpeed: the default) or once per step. */
+  grad_reduce?: 'microbatch' | 'step';
   trainer?: Record<string, unknown>;
   model_overrides?: Record<string, unknown>;
   metric: Metric;
@@ -130,7 +135,10 @@ function measurementOf(run: RawRun, file: SourceFile, field: string): Measuremen
   if (!Number.isInteger(dp) || !Number.isInteger(m) || !Number.isInteger(edp)) {
     throw new InputError(field, `${run.name}: ${run.ngpus} GPUs and batch ${run.gbs} do not divide into tp x pp x cp x dp x mbs`);
   }
-  const schedule = SCHEDULES.indexOf(run.schedule as never);
+  // One pipeline stage has no schedule (the table's default of an interleaved schedule applies where p > 1).
+  const scheduleName = run.pp === 1 ? '1f1b' : run.schedule;
+  const vpp = scheduleName === 'interleaved' ? (run.vpp ?? 2) : 1;
+  const schedule = SCHEDULES.indexOf(scheduleName as never);
   const recompute = RECOMPUTE_MODES.indexOf(run.recompute as never);
   if (schedule < 0 || recompute < 0) throw new InputError(field, `${run.name}: unknown schedule or recompute`);
   const row: FullRow = {
@@ -139,7 +147,7 @@ function measurementOf(run: RawRun, file: SourceFile, field: string): Measuremen
     global_batch_size: run.gbs,
     tp: run.tp,
     pp: run.pp,
-    vpp: run.schedule === 'interleaved' ? (run.vpp ?? 2) : 1,
+    vpp,
     schedule,
     cp,
     ep,
@@ -152,7 +160,10 @@ function measurementOf(run: RawRun, file: SourceFile, field: string): Measuremen
     offload: OFFLOAD_MODES.indexOf('none'),
     mbs: run.mbs,
     num_microbatches: m,
+    ...defaultLayoutColumns(config.model.num_layers, run.pp, vpp),
   };
+  row.grad_reduce = row.zero >= 2 && (run.grad_reduce ?? 'microbatch') === 'microbatch' ? 1 : 0;
+  row.reshard = row.zero === 3 && (run.reshard ?? true) ? 1 : 0;
   const hardwareName = run.hardware ?? file.hardware;
   const hardware = loadHardware(hardwareName, field);
   return {

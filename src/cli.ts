@@ -55,7 +55,6 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('moe-a2a-overlap', { type: 'boolean', describe: 'expert all-to-alls behind another micro-batch (trainer.moe_a2a_overlap) [default: false]' })
     .option('cp-comm-type', { type: 'string', describe: 'context parallelism: p2p (ring) or all_gather (trainer.cp_comm_type) [default: p2p]' })
     .option('attention-kernel', { type: 'string', describe: 'flash-attention kernel: fused (cuDNN/FA3) or fa2 (trainer.attention_kernel) [default: fused]' })
-    .option('reshard-after-forward', { type: 'boolean', describe: 'ZeRO-3 regathers parameters for the backward (trainer.reshard_after_forward) [default: true]' })
     .option('top', { type: 'number', describe: 'keep the best K rows by --by (per --per group)' })
     .option('by', { type: 'string', describe: 'column ranked by --top [default: tokens_per_s]' })
     .option('per', { type: 'string', describe: 'grid column grouping --top, e.g. ngpus' })
@@ -133,7 +132,6 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     ['overlap_p2p_comm', args['overlap-p2p-comm']],
     ['moe_a2a_overlap', args['moe-a2a-overlap']],
     ['cp_comm_type', args['cp-comm-type']],
-    ['reshard_after_forward', args['reshard-after-forward']],
     ['attention_kernel', args['attention-kernel']],
   ];
   const precision = trainerFlags.filter(([, value]) => value !== undefined).map(([key, value]) => `trainer.${key}=${String(value)}`);

@@ -12,9 +12,8 @@ export function describeTimeSettings(trainer: TrainerConfig): string {
     `tp_comm_overlap ${on(trainer.tp_comm_overlap)}`,
     `overlap_grad_reduce ${on(trainer.overlap_grad_reduce)}`,
     `overlap_param_gather ${on(trainer.overlap_param_gather)}`,
-    `overlap_p2p_comm ${on(trainer.overlap_p2p_comm)} (interleaved schedule only)`,
+    `overlap_p2p_comm ${on(trainer.overlap_p2p_comm)} (interleaved, dualpipe)`,
     `moe_a2a_overlap ${on(trainer.moe_a2a_overlap)}`,
     `cp_comm_type ${trainer.cp_comm_type}`,
-    `reshard_after_forward ${on(trainer.reshard_after_forward)}`,
   ].join(', ');
 }

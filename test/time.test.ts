@@ -29,6 +29,8 @@ import {
   RECOMPUTE_NONE,
   RECOMPUTE_SELECTIVE,
   SCHEDULE_1F1B,
+  GRAD_REDUCE_MICROBATCH,
+  GRAD_REDUCE_STEP,
   SCHEDULE_GPIPE,
   SCHEDULE_INTERLEAVED,
   stage_params,
@@ -124,7 +126,6 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     overlap_p2p_comm: 0,
     moe_a2a_overlap: 0,
     cp_all_gather: 0,
-    zero3_reshard_after_forward: 1,
     overlap_cost: 0,
   };
   return { ...c, ...over };
@@ -417,6 +418,8 @@ describe('DP: gradient reduction and parameter gather, per step (ZeRO-0/1) or pe
   const dpRow = (zero: number, over: Partial<FullRow> = {}): FullRow => ({
     ...row({ ngpus: N, seq_length: s, global_batch_size: 2 * N, zero }),
     edp: 1,
+    grad_reduce: zero >= 2 ? GRAD_REDUCE_MICROBATCH : GRAD_REDUCE_STEP,
+    reshard: zero === 3 ? 1 : 0,
     ...over,
   });
   const P = stage_params(c, dpRow(3), 0)[0];
@@ -444,7 +447,7 @@ describe('DP: gradient reduction and parameter gather, per step (ZeRO-0/1) or pe
     const o = estimate(c, r);
     expectRel(o.dp_comm_s, 2 * (2 * AG + RS));
     expectRel(o.dp_bytes, 2 * ((N - 1) / N) * P * (gb + 2 * pb));
-    const kept = estimate({ ...c, zero3_reshard_after_forward: 0 }, r);
+    const kept = estimate(c, { ...r, reshard: 0 });
     expectRel(kept.dp_comm_s, 2 * (AG + RS));
   });
 
@@ -509,7 +512,7 @@ describe('PP: boundary sends and the bubble', () => {
   const p = 4;
   const m = 16;
   const c = gpt(h, 32, L);
-  const base = row({ ngpus: p, pp: p, seq_length: s, global_batch_size: m });
+  const base = row({ ngpus: p, pp: p, seq_length: s, global_batch_size: m, num_layers: L });
 
   /** Slowest micro-batch over the stages full_estimate evaluates: 0, 1 (p > 2) and p − 1. */
   function slowest(r: FullRow): number {
@@ -568,7 +571,7 @@ describe('PP: boundary sends and the bubble', () => {
   });
 
   it('pp across nodes (p·t·c·dp > 8) uses the scale-out tier, each TP rank sending 1/t', () => {
-    const r = row({ ngpus: 32, tp: 2, pp: p, seq_length: s, global_batch_size: 64 });
+    const r = row({ ngpus: 32, tp: 2, pp: p, seq_length: s, global_batch_size: 64, num_layers: L });
     expect(r.dp).toBe(4);
     const o = estimate(c, r);
     expectRel(o.pp_comm_s, r.num_microbatches * 2 * ((2 * s * h) / 2 / OUT + LAT_OUT));
@@ -715,7 +718,7 @@ describe("MFU and HFU: Narayanan et al. 2021's FLOP counts", () => {
   const V = 51200;
   const B = 32; // global batch
   const c = gpt(h, a, l, { vocab_size: V });
-  const r = row({ ngpus: 16, tp: 2, pp: 2, seq_length: s, global_batch_size: B });
+  const r = row({ ngpus: 16, tp: 2, pp: 2, seq_length: s, global_batch_size: B, num_layers: l });
   const F72 = 72 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h));
   const F96 = 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
 

@@ -81,7 +81,6 @@ export interface TrainerConfig {
   overlap_p2p_comm: boolean;
   moe_a2a_overlap: boolean;
   cp_comm_type: CpCommType;
-  reshard_after_forward: boolean;
   attention_kernel: AttentionKernel;
 }
 
@@ -167,15 +166,15 @@ export const TRAINER_SPEC: FieldSpec = {
     // Transformer Engine FP8 (--fp8-format hybrid) on the linear layers; fp8 parameters imply it.
     fp8: { kind: 'bool', default: false },
     // Megatron-Core's --tp-comm-overlap, --overlap-grad-reduce, --overlap-param-gather, overlap_p2p_comm (on by
-    // default with the interleaved schedule), --overlap-moe-expert-parallel-comm (off) and --cp-comm-type (p2p);
-    // FSDP's reshard_after_forward (on).
+    // default with the interleaved schedule), --overlap-moe-expert-parallel-comm (off) and --cp-comm-type (p2p).
+    // ZeRO-3's resharding after the forward and when ZeRO-2/3 reduce gradients are grid dimensions (--reshard,
+    // --grad-reduce).
     tp_comm_overlap: { kind: 'bool', default: true },
     overlap_grad_reduce: { kind: 'bool', default: true },
     overlap_param_gather: { kind: 'bool', default: true },
     overlap_p2p_comm: { kind: 'bool', default: true },
     moe_a2a_overlap: { kind: 'bool', default: false },
     cp_comm_type: { kind: 'enum', values: CP_COMM_TYPES, default: 'p2p' },
-    reshard_after_forward: { kind: 'bool', default: true },
     // The flash-attention kernel: `fused` for Transformer Engine's cuDNN fused attention or FlashAttention-3
     // (Hopper-optimised, Megatron-Core's choice on H100), `fa2` for FlashAttention-2 or PyTorch SDPA's flash backend.
     attention_kernel: { kind: 'enum', values: ATTENTION_KERNELS, default: 'fused' },
