@@ -275,18 +275,37 @@ const RANGES: Record<(typeof FITTED)[number], [min: number, max: number, step: n
 };
 
 /**
- * Fits a family's GEMM curve (and its FP8 ratio when the set has FP8 runs) by minimising the per-source mean
- * squared throughput error: a coarse grid over the curve, then coordinate descent on the grid steps.
+ * Where every fit starts, whatever configs/calibration.yaml holds, so that a fit (and each leave-one-source-out
+ * refit) depends on its data alone: mid-range values of each constant.
  */
-export function fitFamily(start: FamilyCalibration, set: Measurement[], calibration: Calibration): FamilyCalibration {
-  const names = FITTED.filter((name) => name !== 'fp8_efficiency' || set.some((m) => m.config.trainer.fp8 || m.config.trainer.param_dtype === 'fp8'));
-  let best = { ...start };
+export const FIT_START: Pick<FamilyCalibration, (typeof FITTED)[number]> = {
+  gemm_efficiency_max: 0.7,
+  gemm_efficiency_half_dim: 200,
+  fp8_efficiency: 0.8,
+  attention_efficiency: 0.4,
+  memory_passes: 3,
+  overlap_cost: 0.05,
+};
+
+/**
+ * Fits a family's constants (the FP8 ratio only when the set has FP8 runs) by minimising the per-source mean
+ * squared throughput error: a coarse grid over the GEMM peak fraction, the attention efficiency and the
+ * element-wise passes from FIT_START, then coordinate descent on ever finer steps. Deterministic: the same rows
+ * give the same constants.
+ */
+export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibration: Calibration): FamilyCalibration {
+  const hasFp8 = set.some((m) => m.config.trainer.fp8 || m.config.trainer.param_dtype === 'fp8');
+  const names = FITTED.filter((name) => name !== 'fp8_efficiency' || hasFp8);
+  let best: FamilyCalibration = { ...fixed, ...FIT_START, fp8_efficiency: hasFp8 ? FIT_START.fp8_efficiency : 1 };
   let bestLoss = loss(set, best, calibration);
-  for (let max = 0.5; max <= 1.0001; max += 0.05) {
-    for (let half = RANGES.gemm_efficiency_half_dim[0]; half <= 2000; half += 100) {
-      const candidate = { ...best, gemm_efficiency_max: Number(max.toFixed(2)), gemm_efficiency_half_dim: half };
-      const value = loss(set, candidate, calibration);
-      if (value < bestLoss) [best, bestLoss] = [candidate, value];
+  const start = best;
+  for (const max of [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]) {
+    for (const attention of [0.2, 0.35, 0.5, 0.65, 0.8]) {
+      for (const passes of [1, 3, 6, 10]) {
+        const candidate = { ...start, gemm_efficiency_max: max, attention_efficiency: attention, memory_passes: passes };
+        const value = loss(set, candidate, calibration);
+        if (value < bestLoss) [best, bestLoss] = [candidate, value];
+      }
     }
   }
   for (const scale of [8, 4, 2, 1]) {
@@ -332,7 +351,7 @@ export function calibrateFamilies(calibration: Calibration, set = measurements()
     const sources = [...new Set(rows.map((m) => m.source))];
     for (const source of sources) {
       const training = rows.filter((m) => m.source !== source);
-      const constants = training.length > 0 ? fitFamily(fitted, training, calibration) : fitted;
+      const constants = training.length > 0 ? fitFamily(start, training, calibration) : fitted;
       for (const m of rows.filter((r) => r.source === source)) heldOut.push(predict(m, constants, calibration));
     }
     heldOut.sort((a, b) => rows.indexOf(a.measurement) - rows.indexOf(b.measurement));
