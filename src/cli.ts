@@ -11,7 +11,7 @@ import { Progress } from './progress.js';
 import { BestConfigs, formatBest } from './rank.js';
 import { checkOutputPaths, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
-import { runCalibration, writeCalibrationDocs } from './calibrate.js';
+import { runCalibration, writeCalibrationDocs, writeCalibrationReadme } from './calibrate.js';
 import { describeTimeSettings } from './settings.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
@@ -294,10 +294,12 @@ export async function main(argv: string[]): Promise<number> {
       (args) =>
         args
           .option('write', { type: 'boolean', default: false, describe: 'write the fitted constants to configs/calibration.yaml' })
-          .option('docs', { type: 'string', describe: 'replace the calibration tables of this Markdown file (docs/time-model.md)' }),
+          .option('docs', { type: 'string', describe: 'replace the calibration tables of this Markdown file (docs/time-model.md)' })
+          .option('readme', { type: 'string', describe: 'replace the per-regime error table of this Markdown file (README.md)' }),
       (args) => {
         const { report } = runCalibration(args.write);
         if (args.docs !== undefined) writeCalibrationDocs(args.docs, report);
+        if (args.readme !== undefined) writeCalibrationReadme(args.readme, report);
         process.stdout.write(report + '\n');
       },
     )

@@ -5,7 +5,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { calibrationDocs, DOCS_BEGIN, DOCS_END, measurements, predict, runCalibration } from '../src/calibrate.js';
+import {
+  calibrationDocs,
+  DOCS_BEGIN,
+  DOCS_END,
+  measurements,
+  predict,
+  regimeTable,
+  REGIMES_BEGIN,
+  REGIMES_END,
+  runCalibration,
+} from '../src/calibrate.js';
 import { loadCalibration } from '../src/config/calibration.js';
 import { InputError } from '../src/errors.js';
 import { REPO_ROOT } from './helpers.js';
@@ -73,6 +83,11 @@ describe('parasweep calibrate', () => {
     const docs = readFileSync(join(REPO_ROOT, 'docs', 'time-model.md'), 'utf8');
     expect(calibrationDocs(docs, report)).toBe(docs);
     for (const regime of REGIMES) expect(report).toContain(`| ${regime} |`);
+  });
+
+  it('README.md holds the current per-regime table', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    expect(calibrationDocs(readme, regimeTable(report), '--readme', REGIMES_BEGIN, REGIMES_END)).toBe(readme);
   });
 
   it('--docs needs both markers', () => {
