@@ -5,7 +5,8 @@ import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
 import { EngineError, InputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
-import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
+import { DEFAULT_GBS_TOLERANCE } from './formulas/types.js';
+import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, SweepStats, sweepToFiles } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
 import { Progress } from './progress.js';
 import { BestConfigs, formatBest } from './rank.js';
@@ -37,6 +38,10 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('headroom', {
       type: 'number',
       describe: `memory kept free: fits when total x (1 + headroom) <= memory [default: ${DEFAULT_HEADROOM}]`,
+    })
+    .option('gbs-tolerance', {
+      type: 'number',
+      describe: `how far the global batch may move from --gbs so that dp x mbs divides it; 0 = exact [default: ${DEFAULT_GBS_TOLERANCE}]`,
     })
     .option('where', { type: 'string', describe: "keep rows matching a condition, e.g. 'total_gib < 70 and mfu > 0.4'" })
     .option('fits-only', { type: 'boolean', describe: 'keep only configs that fit in memory' })
@@ -71,6 +76,14 @@ function withSweepOptions<T>(args: Argv<T>) {
     });
   }
   return out;
+}
+
+/** The GPU counts no config answered, each with the rule that removed most of its candidates. */
+function formatUnanswered(stats: SweepStats): string {
+  if (stats.unanswered.length === 0) return '';
+  const lines = stats.unanswered.slice(0, 20).map((group) => `  ngpus ${group.value}: ${group.rule}`);
+  if (stats.unanswered.length > 20) lines.push(`  ... and ${stats.unanswered.length - 20} more`);
+  return `parasweep: ${stats.unanswered.length} GPU count(s) have no valid config (rule that removed the most candidates):\n${lines.join('\n')}\n`;
 }
 
 function searchFromFlags(argv: Record<string, unknown>): Partial<Record<SearchKeyName, unknown>> {
@@ -125,6 +138,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     formula: args.formula ?? file?.formula,
     hardware: name,
     headroom: args.headroom ?? file?.headroom,
+    gbsTolerance: args['gbs-tolerance'],
     where: args.where ?? file?.where,
     fitsOnly: args['fits-only'],
     top,
@@ -212,7 +226,7 @@ export async function main(argv: string[]): Promise<number> {
           const kept = stats.rows === stats.evaluated ? '' : ` (${stats.evaluated} evaluated)`;
           process.stderr.write(
             `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
-              ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
+              ` (${stats.engine}) -> ${outputs.join(', ')}\n` + formatUnanswered(stats),
           );
         }
       },
