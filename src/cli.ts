@@ -13,6 +13,7 @@ import { BestConfigs, formatBest } from './rank.js';
 import { checkOutputPaths, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
+import { explain, formatExplanation } from './explain.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
 
@@ -264,6 +265,15 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
+      'explain [overrides..]',
+      'one config (every dimension pinned), every pipeline stage and virtual chunk: layers, memory, time, critical path',
+      (args) => withSweepOptions(args).option('json', { type: 'boolean', default: false, describe: 'print the explanation as JSON' }),
+      (args) => {
+        const explanation = explain(sweepOptions(args));
+        process.stdout.write(args.json ? JSON.stringify(explanation, null, 2) + '\n' : formatExplanation(explanation));
+      },
+    )
+    .command(
       'check [overrides..]',
       'run the GPU and CPU engines on the same grid and compare every column',
       (args) =>
@@ -302,6 +312,7 @@ export async function main(argv: string[]): Promise<number> {
     .example('$0 sweep --model llama3.1-405b --ngpus 1..10240 --fits-only --top 3 --per ngpus -o top.parquet', 'the 3 fastest fitting configs for every GPU count')
     .example("$0 sweep --sweep mixtral-wide --where 'total_gib < 70 and mfu > 0.3' -o mixtral.arrow", 'a sweep file, filtered')
     .example('$0 best --model llama3.1-405b --hardware h100-sxm-80gb --ngpus 1024,8192', 'what to run on 1024 and 8192 GPUs')
+    .example('$0 explain --model llama3.1-405b --ngpus 8192 --tp 8 --pp 16 --schedule interleaved --vpp 4 --cp 1 --zero 3 --grad-reduce microbatch --reshard false --sp true --recompute none --offload none --mbs 1', 'every stage of one config')
     .example('$0 check --model deepseek-v3', 'GPU against CPU, column by column')
     .example('$0 models', 'the bundled models')
     .demandCommand(1, 'name a command: sweep or models')
