@@ -246,6 +246,11 @@ describe('GQA, SwiGLU, flash attention and dropout off: one Llama-3.1-70B-like l
     const attention = (2 * sbh + 2 * sbh + qkv + projection) / t;
     const moe = (2 * sbh + 2 * sbh) / t + (4 * s * b * E) / t + R * (2 * h + 2 * 2 * fe + 2 * fe + 2 * h);
     expectRel(layer_activation_bytes(c, 1, s, s, b, t, 1, 1, RECOMPUTE_SELECTIVE), attention + moe);
+    // Expert-TP 8: the dispatched input is gathered over the 8 ranks and each computes 1/8 of the expert's width,
+    // but the expert output kept for the combine is reduce-scattered back to this rank's own tokens first.
+    const et = 8;
+    const moeEt = (2 * sbh + 2 * sbh) / t + (4 * s * b * E) / t + R * (et * 2 * h + 2 * 2 * fe + 2 * fe + 2 * h);
+    expectRel(layer_activation_bytes(c, 1, s, s, b, t, 1, et, RECOMPUTE_SELECTIVE), attention + moeEt);
   });
 });
 
