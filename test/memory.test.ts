@@ -572,6 +572,15 @@ describe('uneven pipeline split (src/layout.ts, chunk_layers)', () => {
     expect(megatronSplitArgs(61, 4, 4, 14, 15)).toBeUndefined();
   });
 
+  it('GPT 530B (105 layers) over PP35 x VPP2: 3 layers on every rank, its chunks 1 and 2 (only a layout string expresses it)', () => {
+    expect(defaultSplit(105, 35, 2)).toEqual({ first: 3, last: 3, rule: 'even_ranks' });
+    const chunks = chunkLayers(105, 35, 2, 3, 3);
+    for (let i = 0; i < 34; i++) expect(chunks[i]).toEqual([1, 2]);
+    expect(chunks[34]).toEqual([2, 1]);
+    expect(rankLayers(105, 35, 2)).toEqual(Array(35).fill(3));
+    expect(megatronSplitArgs(105, 35, 2, 3, 3)).toBeUndefined();
+  });
+
   it("pinned counts follow Megatron's rules: the other ranks share the rest evenly, multiples of v", () => {
     expect(pinnedSplit(80, 6, 1, 12, 12)).toEqual({ first: 12, last: 12, rule: 'pinned' });
     expect(rankLayers(80, 6, 1, 12, 12)).toEqual([12, 14, 14, 14, 14, 12]);
