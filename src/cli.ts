@@ -5,7 +5,8 @@ import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
 import { EngineError, InputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
-import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
+import { DEFAULT_GBS_TOLERANCE } from './formulas/types.js';
+import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, SweepStats, sweepToFiles } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
 import { Progress } from './progress.js';
 import { BestConfigs, formatBest } from './rank.js';
@@ -13,6 +14,7 @@ import { checkOutputPaths, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration, writeCalibrationDocs, writeCalibrationReadme } from './calibrate.js';
 import { describeTimeSettings } from './settings.js';
+import { explain, formatExplanation } from './explain.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
 
@@ -38,6 +40,10 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('headroom', {
       type: 'number',
       describe: `memory kept free: fits when total x (1 + headroom) <= memory [default: ${DEFAULT_HEADROOM}]`,
+    })
+    .option('gbs-tolerance', {
+      type: 'number',
+      describe: `how far the global batch may move from --gbs so that dp x mbs divides it; 0 = exact [default: ${DEFAULT_GBS_TOLERANCE}]`,
     })
     .option('where', { type: 'string', describe: "keep rows matching a condition, e.g. 'total_gib < 70 and mfu > 0.4'" })
     .option('fits-only', { type: 'boolean', describe: 'keep only configs that fit in memory' })
@@ -80,6 +86,14 @@ function withSweepOptions<T>(args: Argv<T>) {
     });
   }
   return out;
+}
+
+/** The GPU counts no config answered, each with the rule that removed most of its candidates. */
+function formatUnanswered(stats: SweepStats): string {
+  if (stats.unanswered.length === 0) return '';
+  const lines = stats.unanswered.slice(0, 20).map((group) => `  ngpus ${group.value}: ${group.rule}`);
+  if (stats.unanswered.length > 20) lines.push(`  ... and ${stats.unanswered.length - 20} more`);
+  return `parasweep: ${stats.unanswered.length} GPU count(s) have no valid config (rule that removed the most candidates):\n${lines.join('\n')}\n`;
 }
 
 function searchFromFlags(argv: Record<string, unknown>): Partial<Record<SearchKeyName, unknown>> {
@@ -142,6 +156,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     formula: args.formula ?? file?.formula,
     hardware: name,
     headroom: args.headroom ?? file?.headroom,
+    gbsTolerance: args['gbs-tolerance'],
     where: args.where ?? file?.where,
     fitsOnly: args['fits-only'],
     top,
@@ -228,7 +243,8 @@ export async function main(argv: string[]): Promise<number> {
         if (!args.quiet) {
           const kept = stats.rows === stats.evaluated ? '' : ` (${stats.evaluated} evaluated)`;
           process.stderr.write(
-            `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
+            formatUnanswered(stats) +
+              `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
               ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
           );
         }
@@ -270,6 +286,15 @@ export async function main(argv: string[]): Promise<number> {
             `parasweep: ${stats.candidates} configs considered, ${stats.evaluated} evaluated, ${stats.rows} fit, in ${stats.seconds.toFixed(2)} s (${stats.engine})\n`,
           );
         }
+      },
+    )
+    .command(
+      'explain [overrides..]',
+      'one config (every dimension pinned), every pipeline stage and virtual chunk: layers, memory, time, critical path',
+      (args) => withSweepOptions(args).option('json', { type: 'boolean', default: false, describe: 'print the explanation as JSON' }),
+      (args) => {
+        const explanation = explain(sweepOptions(args));
+        process.stdout.write(args.json ? JSON.stringify(explanation, null, 2) + '\n' : formatExplanation(explanation));
       },
     )
     .command(
@@ -317,6 +342,7 @@ export async function main(argv: string[]): Promise<number> {
     .example('$0 sweep --model llama3.1-405b --ngpus 1..10240 --fits-only --top 3 --per ngpus -o top.parquet', 'the 3 fastest fitting configs for every GPU count')
     .example("$0 sweep --sweep mixtral-wide --where 'total_gib < 70 and mfu > 0.3' -o mixtral.arrow", 'a sweep file, filtered')
     .example('$0 best --model llama3.1-405b --hardware h100-sxm-80gb --ngpus 1024,8192', 'what to run on 1024 and 8192 GPUs')
+    .example('$0 explain --model llama3.1-405b --ngpus 8192 --tp 8 --pp 16 --schedule interleaved --vpp 4 --cp 1 --zero 3 --grad-reduce microbatch --reshard false --sp true --recompute none --offload none --mbs 1', 'every stage of one config')
     .example('$0 check --model deepseek-v3', 'GPU against CPU, column by column')
     .example('$0 models', 'the bundled models')
     .demandCommand(1, 'name a command: sweep or models')

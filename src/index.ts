@@ -9,3 +9,7 @@ export { FORMULAS, getFormula } from './formulas/index.js';
 export { createEngine } from './engine/index.js';
 export type { Engine, EngineChoice } from './engine/index.js';
 export { InputError, EngineError } from './errors.js';
+export { explain, formatExplanation } from './explain.js';
+export type { Explanation, StageExplanation, ChunkExplanation } from './explain.js';
+export { chunkLayers, defaultSplit, pinnedSplit, megatronSplitArgs, batchUsed } from './layout.js';
+export type { PipelineSplit, SplitRule } from './layout.js';

@@ -302,17 +302,18 @@ export const fullFormula: Formula = {
         rule: (row) => (row[pp] === 1 ? 'one pipeline stage runs 1f1b only' : 'dualpipe needs an even pp'),
       },
       {
-        // Virtual stages only with the interleaved schedule, which needs them, and at least one layer per chunk.
+        // Virtual stages only with the interleaved schedule, which needs them, and a layer per chunk, except that
+        // the embedding and the loss may stand for the first and the last chunk's (Megatron's account_for_* flags).
         column: vpp,
         values: values('vpp_range'),
         accept: (row) =>
-          row[schedule] === SCHEDULE_INTERLEAVED ? row[vpp] >= 2 && row[pp] * row[vpp] <= L : row[vpp] === 1,
+          row[schedule] === SCHEDULE_INTERLEAVED ? row[vpp] >= 2 && row[pp] * row[vpp] <= L + 2 : row[vpp] === 1,
         rule: (row) =>
           row[schedule] !== SCHEDULE_INTERLEAVED
             ? 'vpp > 1 only with the interleaved schedule'
             : row[vpp] < 2
               ? 'interleaved needs vpp >= 2'
-              : `pp x vpp at most num_layers (${L})`,
+              : `pp x vpp at most num_layers + 2 (${L + 2})`,
       },
       {
         // The layers of the first and last rank (src/layout.ts): pinned, or Megatron's rules.
@@ -410,7 +411,7 @@ export const fullFormula: Formula = {
         column: sp,
         values: values('sp_range'),
         accept: (row) => (row[tp] > 1 ? experts === 0 || row[sp] === 1 : row[sp] === 0),
-        rule: (row) => (row[tp] > 1 ? 'MoE with tp > 1 needs sequence parallelism' : 'sp needs tp > 1'),
+        rule: experts === 0 ? 'sp needs tp > 1' : (row) => (row[tp] > 1 ? 'MoE with tp > 1 needs sequence parallelism' : 'sp needs tp > 1'),
       },
       { column: recompute, values: values('recompute_range') },
       { column: offload, values: values('offload_range') },
