@@ -208,6 +208,16 @@ describe('bad input: exit 2, one line on stderr naming the field, no output file
       message: /^parasweep: .*formula/,
     },
     {
+      what: 'FP8 on hardware without FP8 tensor cores',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--hardware', 'a100-80gb', '--fp8', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: trainer\.fp8: FP8 needs hardware\.peak_tflops\.fp8, which a100-80gb lacks$/m,
+    },
+    {
+      what: 'an unknown CP communication type',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--cp-comm-type', 'ring', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: trainer\.cp_comm_type: must be one of p2p, all_gather/,
+    },
+    {
       what: 'an unknown flag',
       args: (out) => ['sweep', '--model', 'llama3.1-8b', '--tpp', '2', '--csv', join(out, 'o.csv')],
       message: /^parasweep: .*tpp/,
