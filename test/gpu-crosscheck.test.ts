@@ -43,6 +43,26 @@ describe.runIf(available)('cross-check of the GPU engine against the CPU referen
       expect(report.ties).toBeLessThan(report.rows * 5e-3);
     });
   }
+  // Issue 10's time-model settings away from their defaults: every branch of the GEMM, attention, CP, EP and overlap
+  // terms that the default grid does not take.
+  const SETTINGS: Array<[string, string, string[]]> = [
+    ['FP8, all-gather CP, FlashAttention-2, overlaps off', 'llama3.1-70b', [
+      'trainer.fp8=true', 'trainer.cp_comm_type=all_gather', 'trainer.attention_kernel=fa2', 'trainer.tp_comm_overlap=false',
+      'trainer.overlap_grad_reduce=false', 'trainer.overlap_param_gather=false', 'trainer.overlap_p2p_comm=false',
+    ]],
+    ['MoE FP8 with the all-to-all overlapped, no flash attention', 'deepseek-v3', [
+      'trainer.fp8=true', 'trainer.moe_a2a_overlap=true', 'trainer.flash_attention=false',
+    ]],
+  ];
+  for (const [name, model, overrides] of SETTINGS) {
+    it(`agrees with ${name}`, async () => {
+      const report = await checkEngines({ model, overrides, search: { ngpus_range: [64, 512] } });
+      expect(report.columns.filter((column) => !column.ok).map((column) => column.column)).toEqual([]);
+      expect(report.gridColumnsIdentical).toBe(true);
+      expect(report.rows).toBeGreaterThan(1000);
+      expect(report.ties).toBeLessThan(report.rows * 5e-3);
+    });
+  }
   for (const file of POC_YAMLS) {
     it(`agrees on the PoC's ${file} with --formula poc`, async () => {
       const report = await checkEngines({ model: fixture(file), formula: 'poc' });
