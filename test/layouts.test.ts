@@ -82,6 +82,15 @@ describe('the global batch is a target: the nearest multiple of dp x mbs within 
     expect(new Set(rows.map((r) => r.dp)).has(3)).toBe(false);
   });
 
+  it('several targets: a batch belongs to the nearest target, so no config runs twice', () => {
+    const rows = gridRows({ model: 'llama3.1-70b', search: { ngpus_range: [1000], gbs_range: [1024, 1152], tp_range: 8, pp_range: 5, cp_range: 1, sp_range: true, recompute_range: 'none', offload_range: 'none', shard_strategys: 1, schedule_range: '1f1b', mbs_range: 1 } });
+    // dp 25: 1025 is nearest 1024 and 1150 nearest 1152; each batch appears under one target only.
+    expect(rows.map((r) => [r.target_global_batch_size, r.global_batch_size])).toEqual([[1024, 1025], [1152, 1150]]);
+    const wide = gridRows({ model: 'llama3.1-70b', search: { ngpus_range: [1000], gbs_range: [1024, 1152], tp_range: 1, pp_range: 1, cp_range: 1, recompute_range: 'none', offload_range: 'none', shard_strategys: 1, mbs_range: 1 } });
+    // dp 1000: 1000 is within 12.5% of both targets and nearer 1024; 1152 gets no row of its own.
+    expect(wide.map((r) => [r.target_global_batch_size, r.global_batch_size])).toEqual([[1024, 1000]]);
+  });
+
   it('a bad tolerance is refused with the flag named', () => {
     expect(() => prepareSweep({ model: 'llama3.1-70b', gbsTolerance: -0.1 })).toThrow(/--gbs-tolerance/);
   });

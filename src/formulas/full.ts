@@ -264,6 +264,9 @@ export const fullFormula: Formula = {
     const firsts = space.get('first_stage_layers_range')!.values;
     const lasts = space.get('last_stage_layers_range')!.values;
     const splitRequests = firsts.flatMap((first) => lasts.map((last) => [first, last] as const));
+    const targets = [...space.get('gbs_range')!.values].sort((a, b) => a - b);
+    const nearestTarget = (batch: number) =>
+      targets.reduce((best, target) => (Math.abs(target - batch) < Math.abs(best - batch) ? target : best), targets[0]);
     // Micro-batches run in groups: of pp with the interleaved schedule, in pairs with DualPipe (one per direction).
     const microbatchGroup = (row: Int32Array) =>
       row[schedule] === SCHEDULE_INTERLEAVED ? row[pp] : row[schedule] === SCHEDULE_DUALPIPE ? 2 : 1;
@@ -375,9 +378,12 @@ export const fullFormula: Formula = {
               : 'a multiple of dp x mbs within --gbs-tolerance of the global batch',
       },
       {
-        // The batch used: the nearest multiple of dp x mbs (x the schedule's micro-batch group) to the target.
+        // The batch used: the nearest multiple of dp x mbs (x the schedule's micro-batch group) to the target. With
+        // several targets, a batch belongs to the nearest one (the smaller on a tie), so no config runs twice.
         column: global_batch_size,
         derive: (row) => batchUsed(row[target_global_batch_size], row[dp] * row[mbs] * microbatchGroup(row), tolerance),
+        accept: (row) => targets.length === 1 || nearestTarget(row[global_batch_size]) === row[target_global_batch_size],
+        rule: 'another --gbs target is nearer to the batch this layout runs',
       },
       {
         // DualPipe needs at least 2·pp micro-batches (deepseek-ai/DualPipe: num_chunks >= num_ranks * 2).
