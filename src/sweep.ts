@@ -8,7 +8,8 @@ import { InputError } from './errors.js';
 import { DEFAULT_FORMULA, Formula, getFormula } from './formulas/index.js';
 import type { ResultColumn, SweepContext } from './formulas/types.js';
 import { GridChunk, GridPlan } from './grid/grid.js';
-import { ResultAssembler } from './result.js';
+import { provenance } from './provenance.js';
+import { FloatType, ResultAssembler } from './result.js';
 import { SelectionOptions, Selector } from './select.js';
 import { AtomicFile } from './sink/atomic.js';
 import { checkOutputPaths, openSink, Sink } from './sink/index.js';
@@ -33,6 +34,33 @@ export interface SweepOptions extends EngineOptions, SelectionOptions {
   chunkRows?: number;
   /** Called after each chunk with the rows evaluated so far (for a progress bar). */
   onProgress?: (evaluated: number) => void;
+  /**
+   * Float64 result columns, computed by the CPU engine (the GPU has no f64). Default: Float32 from either engine,
+   * so that outputs share one schema; the PoC formula is always Float64 (its numbers are f64 by definition).
+   */
+  float64?: boolean;
+  /** The command line recorded in the outputs' metadata (the CLI passes its argv). */
+  commandLine?: readonly string[];
+}
+
+/** Sees every record batch a sweep writes (the report's aggregator, the summary table). */
+export interface BatchObserver {
+  add(batch: RecordBatch): void;
+}
+
+/** Float type of the computed columns, whichever engine runs. */
+export function floatTypeOf(prepared: PreparedSweep, options: Pick<SweepOptions, 'float64'>): FloatType {
+  // The PoC formula exists to reproduce the PoC's f64 numbers (see its autoPrefersCpu).
+  return options.float64 || prepared.formula.autoPrefersCpu ? 'f64' : 'f32';
+}
+
+/** The engine choice with --float64 applied: only the CPU computes in f64. */
+function engineOptions(options: SweepOptions): SweepOptions {
+  if (!options.float64) return options;
+  if (options.engine === 'gpu') {
+    throw new InputError('--float64', 'the GPU engine computes in f32; use --engine cpu (or auto) for f64 results');
+  }
+  return { ...options, engine: 'cpu' };
 }
 
 /** A validated sweep, ready to run: nothing has been evaluated or written yet. */
@@ -112,16 +140,21 @@ export async function* sweepBatches(
     onProgress?: (evaluated: number) => void;
     constantLabels?: ReadonlyMap<string, readonly string[]>;
     dictionaries?: Map<string, Vector<Utf8>>;
+    float64?: boolean;
+    /** Schema metadata; by default this run's provenance. */
+    metadata?: Map<string, string>;
   } = {},
 ): AsyncGenerator<RecordBatch> {
   const { formula, grid, constants, selector } = prepared;
-  const computedType = engine.kind === 'cpu' ? 'f64' : 'f32';
+  const floatType = floatTypeOf(prepared, options);
   const assembler = new ResultAssembler(
     prepared.columns,
     grid.columns,
-    computedType,
+    floatType,
     options.constantLabels,
     options.dictionaries,
+    options.metadata ?? provenance({ prepared: [prepared], engine, floatType }),
+    { formula, constants },
   );
   stats.candidates += grid.candidateCount();
   const rows = options.chunkRows ?? engine.chunkRows(formula, grid.columns.length);
@@ -154,12 +187,13 @@ function newStats(engine: Engine): SweepStats {
 /** Runs a sweep and returns the whole (selected) result as an Arrow table. For huge grids prefer `sweepToFiles`. */
 export async function sweep(options: SweepOptions): Promise<{ table: Table; stats: SweepStats }> {
   const prepared = prepareSweep(options);
-  const engine = await createEngine(options, prepared.formula);
+  const engine = await createEngine(engineOptions(options), prepared.formula);
   const started = performance.now();
   const stats = newStats(engine);
   try {
     const batches: RecordBatch[] = [];
-    for await (const batch of sweepBatches(prepared, engine, stats, options)) batches.push(batch);
+    const metadata = provenanceOf([prepared], [options], engine);
+    for await (const batch of sweepBatches(prepared, engine, stats, { ...options, metadata })) batches.push(batch);
     stats.seconds = (performance.now() - started) / 1000;
     return { table: new Table(batches), stats };
   } finally {
@@ -183,20 +217,28 @@ export function abortOpenSinks(): void {
  * files (format by extension). Files appear only when complete: an error or an interrupt leaves none behind.
  * Everything is validated before the first row is evaluated.
  */
-export async function sweepToFiles(runs: SweepOptions | SweepOptions[], paths: string[]): Promise<SweepStats> {
+export async function sweepToFiles(
+  runs: SweepOptions | SweepOptions[],
+  paths: string[],
+  /** Also handed every batch, e.g. to aggregate a report while the files are written. */
+  observers: BatchObserver[] = [],
+): Promise<SweepStats> {
   checkOutputPaths(paths);
   const all = Array.isArray(runs) ? runs : [runs];
   const prepared = all.map(prepareSweep);
   const constantLabels = sharedConstantLabels(prepared);
   const dictionaries = new Map<string, Vector<Utf8>>();
-  const engine = await createEngine(all[0], prepared[0].formula);
+  const engine = await createEngine(engineOptions(all[0]), prepared[0].formula);
   const started = performance.now();
   const stats = newStats(engine);
   const sinks: Sink[] = [];
+  // One schema (metadata included) for every run sharing the outputs.
+  const metadata = provenanceOf(prepared, all, engine);
   try {
     for (let r = 0; r < prepared.length; r++) {
-      const options = { ...all[r], constantLabels, dictionaries };
+      const options = { ...all[r], constantLabels, dictionaries, metadata };
       for await (const batch of sweepBatches(prepared[r], engine, stats, options)) {
+        for (const observer of observers) observer.add(batch);
         if (sinks.length === 0) {
           for (const path of paths) {
             const sink = await openSink(path, batch.schema);
@@ -222,6 +264,17 @@ export async function sweepToFiles(runs: SweepOptions | SweepOptions[], paths: s
   } finally {
     await engine.dispose();
   }
+}
+
+function provenanceOf(prepared: PreparedSweep[], options: SweepOptions[], engine: Engine): Map<string, string> {
+  const first = options[0];
+  return provenance({
+    prepared,
+    engine,
+    floatType: floatTypeOf(prepared[0], first),
+    commandLine: first.commandLine,
+    selection: { where: first.where, fitsOnly: first.fitsOnly, top: first.top },
+  });
 }
 
 /** Every value each constant string column takes across runs (model and hardware names). */

@@ -15,6 +15,7 @@ import {
   stage_memory,
 } from '../model.js';
 import type { Formula, ResultColumn, SweepContext } from './types.js';
+import { fullExactColumns } from './counts.js';
 
 const GATED = new Set(['swiglu', 'geglu', 'glu']);
 
@@ -300,6 +301,7 @@ export const fullFormula: Formula = {
       from: 'computed',
       index: FULL_OUTPUTS.indexOf(name as never),
       kind,
+      ...(/^params_|_bytes$/.test(name) ? { count: true } : {}),
     });
     return [
       { name: 'model', from: 'constant', value: ctx.config.model.name },
@@ -310,6 +312,8 @@ export const fullFormula: Formula = {
       ),
     ];
   },
+
+  exactColumns: fullExactColumns,
 
   nearTie(constants, inputs, i, rtol) {
     const c = unpack(constants);
