@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import { ArrowSink } from './arrow.js';
 import { CsvSink } from './csv.js';
 import { ParquetSink } from './parquet.js';
+import { STDOUT_PATH, StdoutSink } from './stdout.js';
 import type { Sink } from './types.js';
 
 export type { Sink } from './types.js';
@@ -23,6 +24,11 @@ export const OUTPUT_EXTENSIONS = Object.keys(FORMATS);
 export function checkOutputPaths(paths: string[], field = '--out'): void {
   const seen = new Set<string>();
   for (const path of paths) {
+    if (path === STDOUT_PATH) {
+      if (seen.has(path)) throw new InputError(field, 'standard output (-) is named twice');
+      seen.add(path);
+      continue;
+    }
     if (!FORMATS[extname(path).toLowerCase()]) {
       throw new InputError(field, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
     }
@@ -32,6 +38,7 @@ export function checkOutputPaths(paths: string[], field = '--out'): void {
 }
 
 export async function openSink(path: string, schema: Schema): Promise<Sink> {
+  if (path === STDOUT_PATH) return new StdoutSink(schema);
   return FORMATS[extname(path).toLowerCase()](path, schema);
 }
 

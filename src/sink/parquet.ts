@@ -63,6 +63,9 @@ export class ParquetSink implements Sink {
       .setCompression(wasm.Compression.ZSTD)
       .setMaxRowGroupSize(rowGroupRows)
       .setCreatedBy('parasweep')
+      // Provenance as Parquet key-value metadata too, for readers that do not decode the stored Arrow schema
+      // (DuckDB's parquet_kv_metadata).
+      .setKeyValueMetadata(new Map(schema.metadata))
       .build();
     // Resolves once the writer has read the first batch (it needs the schema), so it is awaited in `write`.
     this.output = wasm.transformParquetStream(input, properties) as Promise<ReadableStream<Uint8Array>>;
