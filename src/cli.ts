@@ -8,8 +8,13 @@ import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
 import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
 import { Progress } from './progress.js';
-import { BestConfigs, formatBest } from './rank.js';
+import { BestConfigs, bestContext, bestRows, checkRankColumns, formatBest, formatTable } from './rank.js';
 import { checkOutputPaths, writeRows } from './sink/index.js';
+import { STDOUT_PATH } from './sink/stdout.js';
+import { ParetoFronts } from './pareto.js';
+import { checkReportPath, reportFromFile, ReportAggregator, writeReport } from './report/index.js';
+import { Bool, Field, Int32, RecordBatch, Schema } from 'apache-arrow';
+import { UNIT_KEY } from './units.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
 
@@ -60,7 +65,13 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('adapter', { type: 'string', describe: 'Dawn adapter name, e.g. SwiftShader or llvmpipe' })
     .option('max-buffer-mib', { type: 'number', default: 8, describe: 'bound on each GPU buffer, MiB' })
     .option('workgroup-size', { type: 'number', default: 64, describe: 'GPU workgroup size (1-128)' })
-    .option('out', { alias: 'o', type: 'string', array: true, describe: 'output file(s); format by extension: .arrow, .arrows, .csv, .parquet' })
+    .option('out', {
+      alias: 'o',
+      type: 'string',
+      array: true,
+      describe: 'output file(s); format by extension: .parquet (DuckDB), .arrow/.ipc (polars, pyarrow), .arrows, .csv; - for Arrow IPC on stdout',
+    })
+    .option('float64', { type: 'boolean', describe: 'Float64 result columns, computed by the CPU engine [default: Float32 from either engine]' })
     .option('csv', { type: 'string', describe: 'CSV output path (the PoC\'s columns with --formula poc)' })
     .option('chunk-rows', { type: 'number', describe: 'rows per evaluation chunk (default: what the engine prefers)' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' });
@@ -134,9 +145,31 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     maxBufferBytes: Math.floor(mib * 1024 * 1024),
     workgroupSize,
     chunkRows,
+    float64: args.float64,
+    commandLine: ['parasweep', ...commandLine],
     notice: (line: string) => process.stderr.write(`parasweep: ${line}\n`),
   }));
 }
+
+/** The argv of this invocation, recorded in the outputs' provenance. */
+let commandLine: readonly string[] = [];
+
+/** --report and its focus GPU count, on sweep and best. */
+function withReportOptions<T>(args: Argv<T>) {
+  return args
+    .option('report', { type: 'string', describe: 'also write an HTML report (charts and top configs) to this path' })
+    .option('report-ngpus', { type: 'number', describe: 'GPU count of the report\'s heatmap, Pareto and breakdown charts [default: the largest with a fitting config]' });
+}
+
+function reportNgpus(value: number | undefined): number | undefined {
+  if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
+    throw new InputError('--report-ngpus', `must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+/** Rows of the summary table `sweep` prints when it writes no file. */
+const SUMMARY_ROWS = 5;
 
 /** Valid configs of all runs, for the progress bar's percentage and ETA: counted only when a bar is drawn. */
 function progressTotal(runs: SweepOptions[], quiet: boolean): number | undefined {
@@ -182,6 +215,7 @@ function yargsError(message: string): InputError {
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 bad input. */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
+  commandLine = argv;
   const onSignal = (signal: NodeJS.Signals) => {
     abortOpenSinks();
     process.stderr.write(`parasweep: interrupted by ${signal}; no output written\n`);
@@ -197,22 +231,69 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .command(
       'sweep [overrides..]',
-      'evaluate every parallel config of a model and write the results',
-      (args) => withSweepOptions(args),
+      'evaluate every parallel config of a model; write the results (-o), or print the best rows',
+      (args) =>
+        withReportOptions(withSweepOptions(args)).option('pareto', {
+          type: 'boolean',
+          describe: 'add an on_pareto column: on the front of memory against step time among fitting rows, per --per group (default ngpus); runs the sweep twice',
+        }),
       async (args) => {
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
-        if (outputs.length === 0) outputs.push(DEFAULT_POC_OUTPUT);
         const runs = sweepRuns(args);
+        const formula = runs[0].formula ?? 'full';
+        // The PoC wrote memory_estimation.csv without being asked; its command keeps doing so. Anything else
+        // writes only what it is told to, and otherwise prints its best rows.
+        const pocMode = formula === 'poc' || argv.some((word) => word === '--config-name' || word.startsWith('--config-name='));
+        if (outputs.length === 0 && pocMode) outputs.push(DEFAULT_POC_OUTPUT);
+        checkOutputPaths(outputs);
+        if (args.report !== undefined) checkReportPath(args.report);
+        const focus = reportNgpus(args['report-ngpus']);
+        const full = formula !== 'poc';
+        if ((args.report !== undefined || args.pareto) && !full) {
+          throw new InputError(args.report !== undefined ? '--report' : '--pareto', 'needs the time model of --formula full');
+        }
         const progress = new Progress({ label: 'sweep', enabled: !args.quiet, total: progressTotal(runs, args.quiet) });
         // Each run's stats start where the previous run's ended (sweepToFiles shares one SweepStats).
         for (const run of runs) run.onProgress = (evaluated) => progress.tick(evaluated);
-        const stats = await sweepToFiles(runs, outputs);
+        let transform: ((batch: RecordBatch) => RecordBatch) | undefined;
+        if (args.pareto) {
+          const fronts = new ParetoFronts(runs[0].top?.per ?? 'ngpus');
+          await sweepToFiles(runs, [], { observers: [fronts] });
+          transform = (batch) => fronts.label(batch);
+        }
+        const aggregator = args.report !== undefined ? new ReportAggregator(focus) : undefined;
+        const summary = outputs.length === 0 && full ? new BestConfigs(SUMMARY_ROWS, {}) : undefined;
+        let schema: Schema | undefined;
+        const observers = [
+          ...(aggregator ? [aggregator] : []),
+          ...(summary ? [summary] : []),
+          { add: (batch: RecordBatch) => void (schema ??= batch.schema) },
+        ];
+        const stats = await sweepToFiles(runs, outputs, { observers, transform });
         progress.finish();
+        if (aggregator && schema) {
+          const bytes = await writeReport(args.report!, aggregator.result(), schema.metadata, 'this sweep');
+          if (!args.quiet) process.stderr.write(`parasweep: report -> ${args.report} (${(bytes / 1e6).toFixed(2)} MB)\n`);
+        }
+        if (summary && schema) {
+          const [group] = summary.results();
+          const context = bestContext(schema, { model: '', hardware: '' }, { k: SUMMARY_ROWS });
+          if (!group) {
+            process.stdout.write(`no config fits on ${context.hardware}: try more GPUs, recompute, ZeRO or offload\n`);
+          } else {
+            process.stdout.write(
+              `${context.model} on ${context.hardware}: ${group.fitting} of ${stats.rows} configs fit; the ${Math.min(SUMMARY_ROWS, group.top.length)} fastest by tokens/s:\n`,
+            );
+            process.stdout.write(formatTable(group.top, SUMMARY_ROWS, 'tokens_per_s').join('\n') + '\n');
+            process.stdout.write('No file written: -o results.parquet (or .arrow, .csv, - for stdout) keeps every row.\n');
+          }
+        }
         if (!args.quiet) {
           const kept = stats.rows === stats.evaluated ? '' : ` (${stats.evaluated} evaluated)`;
+          const where = outputs.length === 0 ? 'no file' : outputs.map((path) => (path === STDOUT_PATH ? 'stdout' : path)).join(', ');
           process.stderr.write(
-            `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
-              ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
+            `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows ${outputs.length === 0 ? 'kept' : 'written'}${kept} in ${stats.seconds.toFixed(2)} s` +
+              ` (${stats.engine}) -> ${where}\n`,
           );
         }
       },
@@ -220,32 +301,70 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'best [overrides..]',
       'the fastest configs that fit, per GPU count, with the Pareto front of memory against step time',
-      (args) => withSweepOptions(args),
+      (args) => withReportOptions(withSweepOptions(args)),
       async (args) => {
         const k = args.top ?? 5;
         if (!Number.isInteger(k) || k < 1) throw new InputError('--top', `must be a positive integer, got ${k}`);
         if (args.formula === 'poc') throw new InputError('--formula', 'best ranks by the time model of --formula full');
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
         checkOutputPaths(outputs);
+        if (args.report !== undefined) checkReportPath(args.report);
+        const focus = reportNgpus(args['report-ngpus']);
+        const rank = { k, by: args.by ?? 'tokens_per_s', per: args.per ?? 'ngpus', order: args.order as 'asc' | 'desc' | undefined };
         const run = { ...sweepOptions({ ...args, top: undefined, by: undefined, per: undefined, order: undefined }), fitsOnly: true };
+        checkRankColumns(prepareSweep({ ...run, fitsOnly: false }).columns, rank);
         const progress = new Progress({ label: 'best', enabled: !args.quiet, total: progressTotal([run], args.quiet) });
         run.onProgress = (evaluated) => progress.tick(evaluated);
-        const best = new BestConfigs(k);
+        const best = new BestConfigs(k, rank);
+        const aggregator = args.report !== undefined ? new ReportAggregator(focus) : undefined;
         const { table, stats } = await sweep(run);
-        for (const batch of table.batches) best.add(batch);
+        for (const batch of table.batches) {
+          best.add(batch);
+          aggregator?.add(batch);
+        }
         progress.finish();
         const results = best.results();
         const { context } = prepareSweep({ ...run, fitsOnly: false });
-        process.stdout.write(formatBest(results, { model: context.config.model.name, hardware: context.hardware.name }));
-        if (results.length === 0) process.stdout.write('no config fits: try more GPUs, recompute, ZeRO or offload\n');
+        // With -o - the rows own stdout; the table goes to stderr.
+        const text = outputs.includes(STDOUT_PATH) ? process.stderr : process.stdout;
+        text.write(formatBest(results, bestContext(table.schema, { model: context.config.model.name, hardware: context.hardware.name }, rank), k));
+        if (results.length === 0) text.write('no config fits: try more GPUs, recompute, ZeRO or offload\n');
         if (outputs.length > 0) {
-          // The ranked rows, with the same sinks as sweep.
-          await writeRows(table.schema, results.flatMap((group) => group.top.map((row) => row.values)), outputs);
+          // The ranked rows and the Pareto fronts, with the same sinks as sweep.
+          const schema = new Schema(
+            [
+              ...table.schema.fields,
+              new Field('rank', new Int32(), true, new Map([[UNIT_KEY, `rank by ${rank.by} per ${rank.per}`]])),
+              new Field('on_pareto', new Bool(), false, new Map([[UNIT_KEY, 'boolean']])),
+            ],
+            table.schema.metadata,
+          );
+          await writeRows(schema, bestRows(results, k), outputs);
+        }
+        if (aggregator) {
+          const bytes = await writeReport(args.report!, aggregator.result(), table.schema.metadata, 'this run of best');
+          if (!args.quiet) process.stderr.write(`parasweep: report -> ${args.report} (${(bytes / 1e6).toFixed(2)} MB)\n`);
         }
         if (!args.quiet) {
           process.stderr.write(
             `parasweep: ${stats.candidates} configs considered, ${stats.evaluated} evaluated, ${stats.rows} fit, in ${stats.seconds.toFixed(2)} s (${stats.engine})\n`,
           );
+        }
+      },
+    )
+    .command(
+      'report <results>',
+      'an HTML report (charts and top configs) of a results file (.arrow, .ipc, .arrows or .parquet)',
+      (args) =>
+        args
+          .positional('results', { type: 'string', demandOption: true, describe: 'results of a sweep (--formula full)' })
+          .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the report, e.g. report.html' })
+          .option('ngpus', { type: 'number', describe: 'GPU count of the heatmap, Pareto and breakdown charts [default: the largest with a fitting config]' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' }),
+      async (args) => {
+        const { bytes, data } = await reportFromFile(args.results, args.out, { ngpus: reportNgpus(args.ngpus) });
+        if (!args.quiet) {
+          process.stderr.write(`parasweep: ${data.rows} rows -> ${args.out} (${(bytes / 1e6).toFixed(2)} MB)\n`);
         }
       },
     )
@@ -288,6 +407,8 @@ export async function main(argv: string[]): Promise<number> {
     .example('$0 sweep --model llama3.1-405b --ngpus 1..10240 --fits-only --top 3 --per ngpus -o top.parquet', 'the 3 fastest fitting configs for every GPU count')
     .example("$0 sweep --sweep mixtral-wide --where 'total_gib < 70 and mfu > 0.3' -o mixtral.arrow", 'a sweep file, filtered')
     .example('$0 best --model llama3.1-405b --hardware h100-sxm-80gb --ngpus 1024,8192', 'what to run on 1024 and 8192 GPUs')
+    .example('$0 sweep --model llama3.1-405b --ngpus 8..1024:8 -o - | duckdb -c "..."', 'Arrow IPC on stdout, for a pipe')
+    .example('$0 report results.parquet -o report.html', 'charts of a sweep, one self-contained HTML file')
     .example('$0 check --model deepseek-v3', 'GPU against CPU, column by column')
     .example('$0 models', 'the bundled models')
     .demandCommand(1, 'name a command: sweep or models')

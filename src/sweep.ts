@@ -220,9 +220,14 @@ export function abortOpenSinks(): void {
 export async function sweepToFiles(
   runs: SweepOptions | SweepOptions[],
   paths: string[],
-  /** Also handed every batch, e.g. to aggregate a report while the files are written. */
-  observers: BatchObserver[] = [],
+  options: {
+    /** Also handed every batch (as written), e.g. to aggregate a report while the files are written. */
+    observers?: BatchObserver[];
+    /** Applied to every batch before it is written (adds columns; must keep one schema). */
+    transform?: (batch: RecordBatch) => RecordBatch;
+  } = {},
 ): Promise<SweepStats> {
+  const observers = options.observers ?? [];
   checkOutputPaths(paths);
   const all = Array.isArray(runs) ? runs : [runs];
   const prepared = all.map(prepareSweep);
@@ -236,8 +241,9 @@ export async function sweepToFiles(
   const metadata = provenanceOf(prepared, all, engine);
   try {
     for (let r = 0; r < prepared.length; r++) {
-      const options = { ...all[r], constantLabels, dictionaries, metadata };
-      for await (const batch of sweepBatches(prepared[r], engine, stats, options)) {
+      const runOptions = { ...all[r], constantLabels, dictionaries, metadata };
+      for await (const produced of sweepBatches(prepared[r], engine, stats, runOptions)) {
+        const batch = options.transform ? options.transform(produced) : produced;
         for (const observer of observers) observer.add(batch);
         if (sinks.length === 0) {
           for (const path of paths) {
