@@ -334,7 +334,7 @@ export async function main(argv: string[]): Promise<number> {
           const schema = new Schema(
             [
               ...table.schema.fields,
-              new Field('rank', new Int32(), true, new Map([[UNIT_KEY, `rank by ${rank.by} per ${rank.per}`]])),
+              new Field('rank', new Int32(), true, new Map([['parasweep.description', `rank by ${rank.by} per ${rank.per}; null: only on the Pareto front`]])),
               new Field('on_pareto', new Bool(), false, new Map([[UNIT_KEY, 'boolean']])),
             ],
             table.schema.metadata,

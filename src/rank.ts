@@ -276,16 +276,17 @@ export function mergeEquivalent(rows: RankedRow[], columns: TableColumn[], k: nu
 /** Greedy word wrap at `width` columns, continuation lines indented by `indent`. */
 function wrap(text: string, width: number, indent: string): string[] {
   const out: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > width) {
+  const lead = /^ */.exec(text)![0];
+  let line = lead;
+  for (const word of text.slice(lead.length).split(/ +/)) {
+    if (line.trim() !== '' && line.length + 1 + word.length > width) {
       out.push(line);
       line = indent + word;
     } else {
-      line = line === '' ? word : `${line} ${word}`;
+      line = line.trim() === '' ? line + word : `${line} ${word}`;
     }
   }
-  if (line !== '') out.push(line);
+  if (line.trim() !== '') out.push(line);
   return out;
 }
 
@@ -349,7 +350,7 @@ export function formatBest(results: ReturnType<BestConfigs['results']>, context:
       const terms = ['compute_s', 'tp_comm_s', 'pp_comm_s', 'dp_comm_s', 'ep_comm_s', 'cp_comm_s', 'bubble_s', 'optimizer_s', 'offload_s']
         .filter((name) => Number(winner[name]) > 0)
         .map(part);
-      lines.push(...wrap(`  why #1: ${layoutText(winner)}: step ${fixed(step, 2)} s = ${terms.join(' + ')}`, BEST_WIDTH, '          '));
+      lines.push(...wrap(`  why #1: step ${fixed(step, 2)} s = ${terms.join(' + ')}`, BEST_WIDTH, '          '));
       lines.push(
         ...wrap(
           `          memory ${fixed(winner.total_gib, 1)} GiB = weights ${fixed(winner.weights_gib, 1)} + grads ${fixed(winner.grads_gib, 1)} + optimizer ${fixed(winner.optimizer_gib, 1)} + activations ${fixed(winner.activations_gib, 1)} + logits ${fixed(winner.logits_gib, 1)} (stage ${winner.heaviest_stage}, ${fixed(winner.inflight_microbatches, 1)} micro-batches in flight); hidden comm ${fixed(winner.overlapped_comm_s, 2)} s`,

@@ -35,7 +35,10 @@ function formatterFor(type: DataType): Formatter {
     };
   }
   return (batch, column) => {
-    const values = batch.data.children[column].values as Int32Array;
+    const data = batch.data.children[column];
+    const values = data.values as Int32Array;
+    // Nulls (best's rank of a row that is only on the Pareto front) as empty fields, as pandas writes them.
+    if (data.nullCount > 0) return (row) => (data.getValid(row) ? String(values[row]) : '');
     return (row) => String(values[row]);
   };
 }
