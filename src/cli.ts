@@ -212,6 +212,20 @@ function yargsError(message: string): InputError {
   return new InputError('arguments', message.replace(/\s*\n\s*/g, '; '));
 }
 
+/** yargs reads a lone `-` as a positional: `-o -` becomes `--out=-`, which it keeps as the flag's value. */
+function joinStdoutFlag(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if ((argv[i] === '-o' || argv[i] === '--out') && argv[i + 1] === STDOUT_PATH) {
+      out.push(`--out=${STDOUT_PATH}`);
+      i++;
+    } else {
+      out.push(argv[i]);
+    }
+  }
+  return out;
+}
+
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 bad input. */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -224,7 +238,7 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const parser = yargs(argv)
+  const parser = yargs(joinStdoutFlag(argv))
     .scriptName('parasweep')
     .parserConfiguration({ 'camel-case-expansion': false, 'dot-notation': false, 'parse-numbers': false })
     .version(version())

@@ -229,7 +229,7 @@ function tableColumns(rows: RankedRow[], by: string): TableColumn[] {
     { header: 'rc', cell: (v) => RECOMPUTE_SHORT[String(v.recompute)] ?? String(v.recompute) },
     { header: 'off', cell: (v) => OFFLOAD_SHORT[String(v.offload)] ?? String(v.offload) },
     { header: 'GiB/GPU', cell: (v) => fixed(v.total_gib, 1), metric: true },
-    { header: 'step s', cell: (v) => fixed(v.step_time_s, 2), metric: true },
+    { header: 's/step', cell: (v) => fixed(v.step_time_s, 2), metric: true },
     { header: 'tok/s/GPU', cell: (v) => fixed(v.tokens_per_s_per_gpu, 0), metric: true },
     { header: 'MFU', cell: (v) => `${(Number(v.mfu) * 100).toFixed(1)}%`, metric: true },
   ];
