@@ -30,17 +30,12 @@ export async function* readResults(path: string): AsyncGenerator<{ schema: Schem
     } catch (error) {
       throw new InputError('report', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message ?? String(error)}`);
     }
+    // The file's Arrow schema carries the provenance; batches read back do not.
+    const schema = tableFromIPC(file.schema().intoIPCStream()).schema;
+    yield { schema };
     const stream = (await file.stream({ batchSize: PARQUET_BATCH_ROWS })) as ReadableStream<{ intoIPCStream(): Uint8Array }>;
-    let schema: Schema | undefined;
     for await (const wasmBatch of stream) {
-      const table = tableFromIPC(wasmBatch.intoIPCStream());
-      schema ??= table.schema;
-      for (const batch of table.batches) yield { schema, batch };
-    }
-    if (!schema) {
-      // No rows: the schema alone, from the file's stored Arrow schema.
-      const table = tableFromIPC(file.schema().intoIPCStream());
-      yield { schema: table.schema };
+      for (const batch of tableFromIPC(wasmBatch.intoIPCStream()).batches) yield { schema, batch };
     }
     return;
   }
