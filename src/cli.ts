@@ -3,17 +3,19 @@ import { join } from 'node:path';
 import yargs, { Argv } from 'yargs';
 import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
-import { EngineError, InputError } from './errors.js';
+import { EngineError, InputError, OutputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
 import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
 import { Progress } from './progress.js';
 import { BestConfigs, formatBest } from './rank.js';
-import { checkOutputPaths, writeRows } from './sink/index.js';
+import { checkOutputPaths, declareCsvOutput, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
+const HANDLED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 function version(): string {
   return JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
@@ -182,13 +184,13 @@ function yargsError(message: string): InputError {
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 bad input. */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
+  // A closed terminal (SIGHUP) is an interrupt like Ctrl-C: partial files go, and the exit code is 128 + signal.
   const onSignal = (signal: NodeJS.Signals) => {
     abortOpenSinks();
     process.stderr.write(`parasweep: interrupted by ${signal}; no output written\n`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 15));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of HANDLED_SIGNALS) process.once(signal, onSignal);
 
   const parser = yargs(argv)
     .scriptName('parasweep')
@@ -201,6 +203,7 @@ export async function main(argv: string[]): Promise<number> {
       (args) => withSweepOptions(args),
       async (args) => {
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
+        if (args.csv) declareCsvOutput(args.csv);
         if (outputs.length === 0) outputs.push(DEFAULT_POC_OUTPUT);
         const runs = sweepRuns(args);
         const progress = new Progress({ label: 'sweep', enabled: !args.quiet, total: progressTotal(runs, args.quiet) });
@@ -226,6 +229,7 @@ export async function main(argv: string[]): Promise<number> {
         if (!Number.isInteger(k) || k < 1) throw new InputError('--top', `must be a positive integer, got ${k}`);
         if (args.formula === 'poc') throw new InputError('--formula', 'best ranks by the time model of --formula full');
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
+        if (args.csv) declareCsvOutput(args.csv);
         checkOutputPaths(outputs);
         const run = { ...sweepOptions({ ...args, top: undefined, by: undefined, per: undefined, order: undefined }), fitsOnly: true };
         const progress = new Progress({ label: 'best', enabled: !args.quiet, total: progressTotal([run], args.quiet) });
@@ -304,7 +308,7 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof InputError) {
       process.stderr.write(`parasweep: ${error.message}\n`);
       exitCode = 2;
-    } else if (error instanceof EngineError) {
+    } else if (error instanceof EngineError || error instanceof OutputError) {
       process.stderr.write(`parasweep: ${error.message}\n`);
       exitCode = 1;
     } else {
@@ -312,8 +316,7 @@ export async function main(argv: string[]): Promise<number> {
       exitCode = 1;
     }
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const signal of HANDLED_SIGNALS) process.removeListener(signal, onSignal);
   }
   return exitCode;
 }
