@@ -1,7 +1,7 @@
 import { EngineError } from '../../errors.js';
 import type { Formula } from '../../formulas/types.js';
 import type { GridChunk } from '../../grid/grid.js';
-import { evaluateChunkOnCpu } from '../cpu/cpu.js';
+import { evaluateChunkOnCpu, yieldToEventLoop } from '../cpu/cpu.js';
 import { EngineSelection, gatherRows, selectOnCpu } from '../selection.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { GpuDevice, GpuDeviceOptions, openGpuDevice } from './device.js';
@@ -327,7 +327,10 @@ export class GpuEngine implements Engine {
         return selection ? selectOnCpu(evaluated, selection) : evaluated;
       };
       for (const grid of rest) yield onCpu(grid);
-      for (let next = iterator.next(); !next.done; next = iterator.next()) yield onCpu(next.value);
+      for (let next = iterator.next(); !next.done; next = iterator.next()) {
+        yield onCpu(next.value);
+        await yieldToEventLoop();
+      }
     }
   }
 
