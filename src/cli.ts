@@ -14,6 +14,8 @@ import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
+/** 64 KiB: a few hundred rows of the widest formula per GPU chunk. */
+const MIN_BUFFER_MIB = 1 / 16;
 const HANDLED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
@@ -89,7 +91,10 @@ type SweepArgs = ReturnType<typeof withSweepOptions> extends Argv<infer T> ? T :
 /** The runs a sweep command describes: one, or one per hardware of a sweep file, with flags applied on top. */
 function sweepRuns(args: SweepArgs): SweepOptions[] {
   const mib = args['max-buffer-mib'];
-  if (!(mib > 0 && mib <= 1024)) throw new InputError('--max-buffer-mib', `must be between 0 and 1024, got ${mib}`);
+  // The floor keeps a chunk at a few hundred rows: below it a sweep runs one tiny dispatch (or CPU chunk) per row.
+  if (!(mib >= MIN_BUFFER_MIB && mib <= 1024)) {
+    throw new InputError('--max-buffer-mib', `must be from ${MIN_BUFFER_MIB} to 1024 (MiB), got ${mib}`);
+  }
   const workgroupSize = args['workgroup-size'];
   if (!Number.isInteger(workgroupSize) || workgroupSize < 1 || workgroupSize > 128) {
     throw new InputError('--workgroup-size', `must be an integer from 1 to 128, got ${workgroupSize}`);

@@ -69,7 +69,8 @@ export function parseIntList(value: unknown, field: string, min = 1): number[] {
         continue;
       }
     }
-    const n = typeof item === 'string' && item.trim() !== '' ? Number(item) : item;
+    // Decimal digits only: Number() would also take `0x10`, `1e3` and `0b1`, which no one means as a GPU count.
+    const n = typeof item === 'string' && /^\s*[+-]?\d+\s*$/.test(item) ? Number(item) : item;
     if (typeof n !== 'number' || !Number.isInteger(n)) {
       throw new InputError(field, `must hold integers, got ${JSON.stringify(item)}`);
     }

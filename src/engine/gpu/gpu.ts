@@ -1,4 +1,4 @@
-import { EngineError } from '../../errors.js';
+import { EngineError, InputError } from '../../errors.js';
 import type { Formula } from '../../formulas/types.js';
 import type { GridChunk } from '../../grid/grid.js';
 import { evaluateChunkOnCpu, yieldToEventLoop } from '../cpu/cpu.js';
@@ -88,7 +88,11 @@ export class GpuEngine implements Engine {
   chunkRows(formula: Formula, gridWidth: number): number {
     // The results buffer holds the outputs plus, when selecting, each survivor's row index.
     const columns = Math.max(gridWidth, formula.outputs.length + 1);
-    return Math.max(1, Math.floor(this.maxBufferBytes / (4 * columns)));
+    const rows = Math.floor(this.maxBufferBytes / (4 * columns));
+    if (rows < 1) {
+      throw new InputError('--max-buffer-mib', `${this.maxBufferBytes} bytes hold no row of --formula ${formula.name} (one needs ${4 * columns})`);
+    }
+    return rows;
   }
 
   private pipelineKey(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection): string {
