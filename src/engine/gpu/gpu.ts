@@ -322,7 +322,8 @@ export class GpuEngine implements Engine {
       if (!this.options.fallbackToCpu) throw error instanceof EngineError ? error : new EngineError(String(error));
       // Nothing is lost: every chunk not yet yielded is evaluated on the CPU, and stored as f32 so the schema
       // of the sweep does not change midway.
-      this.options.notice?.(`GPU failed (${(error as Error).message}); continuing on the CPU`);
+      const reason = (error instanceof Error ? error.message || error.name : String(error)).split('\n')[0] || 'unknown error';
+      this.options.notice?.(`GPU failed (${reason}); continuing on the CPU`);
       const rest: GridChunk[] = pending.map((p) => p.grid);
       if (taken) rest.push(taken);
       pending.length = 0;
