@@ -75,7 +75,8 @@ export function parseIntList(value: unknown, field: string, min = 1): number[] {
       throw new InputError(field, `must hold integers, got ${JSON.stringify(item)}`);
     }
     if (n < min) throw new InputError(field, `values must be at least ${min}, got ${n}`);
-    if (n > 2 ** 31 - 1) throw new InputError(field, `value ${n} is too large`);
+    // Grid values reach the GPU as i32 and its model as f32, which holds integers exactly up to 2^24.
+    if (n > 2 ** 24) throw new InputError(field, `value ${n} is too large (at most ${2 ** 24})`);
     out.push(n);
   }
   for (const n of out) {
