@@ -46,17 +46,19 @@ function extensionOf(path: string): string {
 export function checkOutputPaths(paths: string[], field = '--out'): void {
   const seen = new Map<string, string>();
   for (const path of paths) {
+    // A `--csv` path's errors name that flag, whatever the caller's field.
+    const flag = csvPaths.has(path) ? '--csv' : field;
     if (!FORMATS[extensionOf(path)]) {
-      throw new InputError(field, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
+      throw new InputError(flag, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
     }
-    const target = resolveOutput(path, field);
+    const target = resolveOutput(path, flag);
     const first = seen.get(target.real);
     if (first !== undefined) {
       const how = first === path ? '' : ` (as ${first} and ${path})`;
-      throw new InputError(field, `${path} is named twice${how}`);
+      throw new InputError(flag, `${path} is named twice${how}`);
     }
     seen.set(target.real, path);
-    probeOutput(target, field);
+    probeOutput(target, flag);
   }
 }
 
