@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import yargs, { Argv } from 'yargs';
 import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
-import { EngineError, InputError } from './errors.js';
+import { EngineError, InputError, OutputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
 import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
 import { Progress } from './progress.js';
 import { BestConfigs, bestContext, bestRows, checkRankColumns, formatBest, formatTable } from './rank.js';
-import { checkOutputPaths, writeRows } from './sink/index.js';
+import { checkOutputPaths, declareCsvOutput, writeRows } from './sink/index.js';
 import { STDOUT_PATH } from './sink/stdout.js';
 import { ParetoFronts } from './pareto.js';
 import { checkReportPath, reportFromFile, ReportAggregator, writeReport } from './report/index.js';
@@ -19,6 +19,10 @@ import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
+/** 64 KiB: a few hundred rows of the widest formula per GPU chunk. */
+const MIN_BUFFER_MIB = 1 / 16;
+const HANDLED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 function version(): string {
   return JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
@@ -98,7 +102,10 @@ type SweepArgs = ReturnType<typeof withSweepOptions> extends Argv<infer T> ? T :
 /** The runs a sweep command describes: one, or one per hardware of a sweep file, with flags applied on top. */
 function sweepRuns(args: SweepArgs): SweepOptions[] {
   const mib = args['max-buffer-mib'];
-  if (!(mib > 0 && mib <= 1024)) throw new InputError('--max-buffer-mib', `must be between 0 and 1024, got ${mib}`);
+  // The floor keeps a chunk at a few hundred rows: below it a sweep runs one tiny dispatch (or CPU chunk) per row.
+  if (!(mib >= MIN_BUFFER_MIB && mib <= 1024)) {
+    throw new InputError('--max-buffer-mib', `must be from ${MIN_BUFFER_MIB} to 1024 (MiB), got ${mib}`);
+  }
   const workgroupSize = args['workgroup-size'];
   if (!Number.isInteger(workgroupSize) || workgroupSize < 1 || workgroupSize > 128) {
     throw new InputError('--workgroup-size', `must be an integer from 1 to 128, got ${workgroupSize}`);
@@ -230,13 +237,13 @@ function joinStdoutFlag(argv: string[]): string[] {
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   commandLine = argv;
+  // A closed terminal (SIGHUP) is an interrupt like Ctrl-C: partial files go, and the exit code is 128 + signal.
   const onSignal = (signal: NodeJS.Signals) => {
     abortOpenSinks();
     process.stderr.write(`parasweep: interrupted by ${signal}; no output written\n`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 15));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of HANDLED_SIGNALS) process.once(signal, onSignal);
 
   const parser = yargs(joinStdoutFlag(argv))
     .scriptName('parasweep')
@@ -253,6 +260,7 @@ export async function main(argv: string[]): Promise<number> {
         }),
       async (args) => {
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
+        if (args.csv) declareCsvOutput(args.csv);
         const runs = sweepRuns(args);
         const formula = runs[0].formula ?? 'full';
         // The PoC wrote memory_estimation.csv without being asked; its command keeps doing so. Anything else
@@ -321,6 +329,7 @@ export async function main(argv: string[]): Promise<number> {
         if (!Number.isInteger(k) || k < 1) throw new InputError('--top', `must be a positive integer, got ${k}`);
         if (args.formula === 'poc') throw new InputError('--formula', 'best ranks by the time model of --formula full');
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
+        if (args.csv) declareCsvOutput(args.csv);
         checkOutputPaths(outputs);
         if (args.report !== undefined) checkReportPath(args.report);
         const focus = reportNgpus(args['report-ngpus']);
@@ -439,7 +448,7 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof InputError) {
       process.stderr.write(`parasweep: ${error.message}\n`);
       exitCode = 2;
-    } else if (error instanceof EngineError) {
+    } else if (error instanceof EngineError || error instanceof OutputError) {
       process.stderr.write(`parasweep: ${error.message}\n`);
       exitCode = 1;
     } else {
@@ -447,8 +456,7 @@ export async function main(argv: string[]): Promise<number> {
       exitCode = 1;
     }
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const signal of HANDLED_SIGNALS) process.removeListener(signal, onSignal);
   }
   return exitCode;
 }

@@ -1,6 +1,7 @@
 import { extname } from 'node:path';
 import { makeData, RecordBatch, Schema, Struct, vectorFromArray } from 'apache-arrow';
 import { InputError } from '../errors.js';
+import { probeOutput, resolveOutput } from './atomic.js';
 import { ArrowSink } from './arrow.js';
 import { CsvSink } from './csv.js';
 import { ParquetSink } from './parquet.js';
@@ -20,26 +21,56 @@ const FORMATS: Record<string, (path: string, schema: Schema) => Promise<Sink>> =
 
 export const OUTPUT_EXTENSIONS = Object.keys(FORMATS);
 
-/** Checks output paths before any work starts: known extension, no duplicates. */
+/**
+ * Paths given with `--csv` are CSV whatever their name, so that `--csv /dev/stdout` or a named pipe works;
+ * `-o` still tells the format by the extension.
+ */
+const csvPaths = new Set<string>();
+
+/** Marks `path` as a CSV output (the `--csv` flag). */
+export function declareCsvOutput(path: string): void {
+  csvPaths.add(path);
+}
+
+function extensionOf(path: string): string {
+  const extension = extname(path).toLowerCase();
+  if (FORMATS[extension]) return extension;
+  return csvPaths.has(path) ? '.csv' : extension;
+}
+
+/**
+ * Checks output paths before any work starts: a known format, each file named once (compared by real path, so
+ * `a.arrow`, `./a.arrow` and a symlink to it are the same file), and each writable: its directory exists and
+ * takes a new file (a directory as output, a parent that is a file, a read-only directory or a name too long
+ * are all refused here, in one line, before anything is evaluated).
+ */
 export function checkOutputPaths(paths: string[], field = '--out'): void {
-  const seen = new Set<string>();
+  const seen = new Map<string, string>();
   for (const path of paths) {
     if (path === STDOUT_PATH) {
       if (seen.has(path)) throw new InputError(field, 'standard output (-) is named twice');
-      seen.add(path);
+      seen.set(path, path);
       continue;
     }
-    if (!FORMATS[extname(path).toLowerCase()]) {
-      throw new InputError(field, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
+    // A `--csv` path's errors name that flag, whatever the caller's field.
+    const flag = csvPaths.has(path) ? '--csv' : field;
+    if (!FORMATS[extensionOf(path)]) {
+      throw new InputError(flag, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
     }
-    if (seen.has(path)) throw new InputError(field, `${path} is named twice`);
-    seen.add(path);
+    const target = resolveOutput(path, flag);
+    const first = seen.get(target.real);
+    if (first !== undefined) {
+      const how = first === path ? '' : ` (as ${first} and ${path})`;
+      throw new InputError(flag, `${path} is named twice${how}`);
+    }
+    seen.set(target.real, path);
+    probeOutput(target, flag);
   }
 }
 
 export async function openSink(path: string, schema: Schema): Promise<Sink> {
   if (path === STDOUT_PATH) return new StdoutSink(schema);
-  return FORMATS[extname(path).toLowerCase()](path, schema);
+  return FORMATS[extensionOf(path)](path, schema);
 }
 
 /** Writes rows (as column-name → value records) with `schema` to every path, atomically. */

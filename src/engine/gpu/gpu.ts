@@ -1,7 +1,7 @@
-import { EngineError } from '../../errors.js';
+import { EngineError, InputError } from '../../errors.js';
 import type { Formula } from '../../formulas/types.js';
 import type { GridChunk } from '../../grid/grid.js';
-import { evaluateChunkOnCpu } from '../cpu/cpu.js';
+import { evaluateChunkOnCpu, yieldToEventLoop } from '../cpu/cpu.js';
 import { EngineSelection, gatherRows, selectOnCpu } from '../selection.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { GpuDevice, GpuDeviceOptions, openGpuDevice } from './device.js';
@@ -88,7 +88,11 @@ export class GpuEngine implements Engine {
   chunkRows(formula: Formula, gridWidth: number): number {
     // The results buffer holds the outputs plus, when selecting, each survivor's row index.
     const columns = Math.max(gridWidth, formula.outputs.length + 1);
-    return Math.max(1, Math.floor(this.maxBufferBytes / (4 * columns)));
+    const rows = Math.floor(this.maxBufferBytes / (4 * columns));
+    if (rows < 1) {
+      throw new InputError('--max-buffer-mib', `${this.maxBufferBytes} bytes hold no row of --formula ${formula.name} (one needs ${4 * columns})`);
+    }
+    return rows;
   }
 
   private pipelineKey(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection): string {
@@ -318,7 +322,8 @@ export class GpuEngine implements Engine {
       if (!this.options.fallbackToCpu) throw error instanceof EngineError ? error : new EngineError(String(error));
       // Nothing is lost: every chunk not yet yielded is evaluated on the CPU, and stored as f32 so the schema
       // of the sweep does not change midway.
-      this.options.notice?.(`GPU failed (${(error as Error).message}); continuing on the CPU`);
+      const reason = (error instanceof Error ? error.message || error.name : String(error)).split('\n')[0] || 'unknown error';
+      this.options.notice?.(`GPU failed (${reason}); continuing on the CPU`);
       const rest: GridChunk[] = pending.map((p) => p.grid);
       if (taken) rest.push(taken);
       pending.length = 0;
@@ -327,7 +332,10 @@ export class GpuEngine implements Engine {
         return selection ? selectOnCpu(evaluated, selection) : evaluated;
       };
       for (const grid of rest) yield onCpu(grid);
-      for (let next = iterator.next(); !next.done; next = iterator.next()) yield onCpu(next.value);
+      for (let next = iterator.next(); !next.done; next = iterator.next()) {
+        yield onCpu(next.value);
+        await yieldToEventLoop();
+      }
     }
   }
 
