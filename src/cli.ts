@@ -7,6 +7,7 @@ import { EngineError, InputError, OutputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
 import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
+import { parseShard } from './grid/shard.js';
 import { Progress } from './progress.js';
 import { BestConfigs, bestContext, bestRows, checkRankColumns, formatBest, formatTable } from './rank.js';
 import { checkOutputPaths, declareCsvOutput, writeRows } from './sink/index.js';
@@ -73,11 +74,12 @@ function withSweepOptions<T>(args: Argv<T>) {
       alias: 'o',
       type: 'string',
       array: true,
-      describe: 'output file(s); format by extension: .parquet (DuckDB), .arrow/.ipc (polars, pyarrow), .arrows, .csv; - for Arrow IPC on stdout',
+      describe: 'output file(s); format by extension: .parquet (DuckDB), .arrow/.ipc (polars, pyarrow), .arrows, .csv; - for Arrow IPC on stdout; DIR/ for a Hive-partitioned Parquet dataset',
     })
     .option('float64', { type: 'boolean', describe: 'Float64 result columns, computed by the CPU engine [default: Float32 from either engine]' })
     .option('csv', { type: 'string', describe: 'CSV output path (the PoC\'s columns with --formula poc)' })
     .option('chunk-rows', { type: 'number', describe: 'rows per evaluation chunk (default: what the engine prefers)' })
+    .option('shard', { type: 'string', describe: 'evaluate only slice i of n of the grid (0-based, balanced by configs), e.g. 3/16 for a job array; with -o DIR/ each shard writes its own part files' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' });
   for (const [key, spec] of Object.entries(SEARCH_KEYS)) {
     out = out.option(spec.flag, {
@@ -153,6 +155,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     workgroupSize,
     chunkRows,
     float64: args.float64,
+    shard: args.shard !== undefined ? parseShard(String(args.shard)) : undefined,
     commandLine: ['parasweep', ...commandLine],
     notice: (line: string) => process.stderr.write(`parasweep: ${line}\n`),
   }));
@@ -180,7 +183,8 @@ const SUMMARY_ROWS = 5;
 
 /** Valid configs of all runs, for the progress bar's percentage and ETA: counted only when a bar is drawn. */
 function progressTotal(runs: SweepOptions[], quiet: boolean): number | undefined {
-  if (quiet || !process.stderr.isTTY) return undefined;
+  // A shard's share of the grid is known only once its span is found; its bar counts rows without a percentage.
+  if (quiet || !process.stderr.isTTY || runs.some((run) => run.shard)) return undefined;
   return runs.reduce((sum, run) => sum + prepareSweep({ ...run, where: undefined, fitsOnly: false, top: undefined }).grid.count(), 0);
 }
 

@@ -29,6 +29,8 @@ export interface ProvenanceInput {
   commandLine?: readonly string[];
   /** The selection applied (--where, --fits-only, --top), as the user gave it. */
   selection?: { where?: string; fitsOnly?: boolean; top?: unknown };
+  /** `--shard i/n`: which slice of the grid the rows are (grid/shard.ts). */
+  shard?: { index: number; count: number };
 }
 
 export function provenance(input: ProvenanceInput): Map<string, string> {
@@ -63,6 +65,7 @@ export function provenance(input: ProvenanceInput): Map<string, string> {
     ['calibration', json(first.context.calibration ?? loadCalibration())],
     ['search_space', json(space)],
     ['selection', json(input.selection ?? {})],
+    ...(input.shard ? [['shard', `${input.shard.index}/${input.shard.count}`] as [string, string]] : []),
   ];
   return new Map(entries.map(([key, value]) => [PROVENANCE_PREFIX + key, value]));
 }

@@ -8,6 +8,7 @@ import { InputError } from './errors.js';
 import { DEFAULT_FORMULA, Formula, getFormula } from './formulas/index.js';
 import type { ResultColumn, SweepContext } from './formulas/types.js';
 import { GridChunk, GridPlan } from './grid/grid.js';
+import { ShardSpec, shardSpan } from './grid/shard.js';
 import { provenance } from './provenance.js';
 import { FloatType, ResultAssembler } from './result.js';
 import { SelectionOptions, Selector } from './select.js';
@@ -41,6 +42,8 @@ export interface SweepOptions extends EngineOptions, SelectionOptions {
   float64?: boolean;
   /** The command line recorded in the outputs' metadata (the CLI passes its argv). */
   commandLine?: readonly string[];
+  /** Evaluate only this deterministic 1/count of the grid (`--shard i/n`, see grid/shard.ts). */
+  shard?: ShardSpec;
 }
 
 /** Sees every record batch a sweep writes (the report's aggregator, the summary table). */
@@ -143,6 +146,7 @@ export async function* sweepBatches(
     float64?: boolean;
     /** Schema metadata; by default this run's provenance. */
     metadata?: Map<string, string>;
+    shard?: ShardSpec;
   } = {},
 ): AsyncGenerator<RecordBatch> {
   const { formula, grid, constants, selector } = prepared;
@@ -161,7 +165,8 @@ export async function* sweepBatches(
   let last: EvaluatedChunk | undefined;
   const evaluatedBefore = stats.evaluated;
   const rowsBefore = stats.rows;
-  const chunks = counted(grid.chunks(rows), stats, options.onProgress);
+  const span = options.shard ? shardSpan(grid, options.shard) : undefined;
+  const chunks = counted(grid.chunks(rows, span), stats, options.onProgress);
   for await (const chunk of engine.evaluate(formula, constants, chunks, selector?.engineSelection)) {
     last = chunk;
     const kept = selector ? selector.accept(chunk) : chunk;
@@ -170,7 +175,12 @@ export async function* sweepBatches(
       yield assembler.batch(kept);
     }
   }
-  if (stats.evaluated === evaluatedBefore) throw emptyGridError(prepared);
+  if (stats.evaluated === evaluatedBefore) {
+    // A shard may hold no rows (more shards than prefixes); the grid as a whole was checked by prepareSweep.
+    if (!span) throw emptyGridError(prepared);
+    yield assembler.batch(emptyChunk(prepared, floatType));
+    return;
+  }
   const winners = selector?.finish();
   if (winners && winners.grid.length > 0) {
     stats.rows += winners.grid.length;
@@ -178,6 +188,16 @@ export async function* sweepBatches(
   } else if (stats.rows === rowsBefore && last) {
     yield assembler.batch({ grid: { ...last.grid, length: 0, columns: last.grid.columns.map((c) => c.subarray(0, 0)) }, computed: last.computed.map((c) => c.subarray(0, 0)) as EvaluatedChunk['computed'] });
   }
+}
+
+/** A chunk of no rows, with this sweep's columns, for a shard that evaluated nothing. */
+function emptyChunk(prepared: PreparedSweep, floatType: FloatType): EvaluatedChunk {
+  const computed = prepared.columns.reduce((n, column) => (column.from === 'computed' ? Math.max(n, column.index + 1) : n), 0);
+  const columns = prepared.grid.columns.map(() => new Int32Array(0));
+  return {
+    grid: { length: 0, columns, offset: 0, columnNames: prepared.grid.columns.map((column) => column.name) },
+    computed: Array.from({ length: computed }, () => (floatType === 'f64' ? new Float64Array(0) : new Float32Array(0))) as EvaluatedChunk['computed'],
+  };
 }
 
 function newStats(engine: Engine): SweepStats {
@@ -239,6 +259,11 @@ export async function sweepToFiles(
   const sinks: Sink[] = [];
   // One schema (metadata included) for every run sharing the outputs.
   const metadata = provenanceOf(prepared, all, engine);
+  // A dataset output is partitioned by the runs' constant strings (model, hardware) and names its files by shard.
+  const dataset = {
+    partitionColumns: [...constantLabels.keys()],
+    part: String(all[0].shard?.index ?? 0),
+  };
   try {
     for (let r = 0; r < prepared.length; r++) {
       const runOptions = { ...all[r], constantLabels, dictionaries, metadata };
@@ -247,7 +272,7 @@ export async function sweepToFiles(
         for (const observer of observers) observer.add(batch);
         if (sinks.length === 0) {
           for (const path of paths) {
-            const sink = await openSink(path, batch.schema);
+            const sink = await openSink(path, batch.schema, dataset);
             sinks.push(sink);
             openSinks.add(sink);
           }
@@ -280,6 +305,7 @@ function provenanceOf(prepared: PreparedSweep[], options: SweepOptions[], engine
     floatType: floatTypeOf(prepared[0], first),
     commandLine: first.commandLine,
     selection: { where: first.where, fitsOnly: first.fitsOnly, top: first.top },
+    shard: first.shard,
   });
 }
 

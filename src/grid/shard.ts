@@ -2,15 +2,15 @@
  * Shards for batch schedulers: `--shard i/n` evaluates the i-th of n deterministic, contiguous slices of the grid.
  *
  * The grid is a nested loop (grid.ts). A shard must not enumerate the whole grid to find its slice, so the split is
- * made on a prefix of the levels: the valid prefixes of length `depth` (the assignments of the first `depth` levels
- * that pass every `accept` rule) are numbered in enumeration order and cut into n contiguous runs of equal count.
- * Every prefix at one depth stands for the same number of candidates below it (the product of the remaining levels'
- * sizes), so equal prefix counts mean equal candidate counts; the deeper the prefix, the more of the validity rules
- * it has already applied, and the closer an equal split of prefixes comes to an equal split of valid configs
- * (at the full depth a prefix is a row, and the split is exact). The depth is the deepest whose prefixes number at
- * most SHARD_PREFIX_BUDGET, found by one walk that stops descending once a level exceeds the budget, so finding a
- * shard costs at most about levels x budget steps whatever the grid's size, and a shard then walks only its own
- * sub-trees (plus the prefixes before them).
+ * made on a prefix of the levels: the valid prefixes of length `depth` (assignments of the first `depth` levels
+ * that pass every `accept` rule) are numbered in enumeration order and cut into n contiguous runs of equal weight.
+ * A prefix's weight is the number of valid nodes below it at a deeper probe depth: the deepest level the walk
+ * reaches within SHARD_WALK_BUDGET nodes per level. At the full depth a node is a row and the split is exact;
+ * above it, the weight counts the sub-tree's configs that survive every validity rule of the probed levels (the
+ * divisibility of TP, PP, CP and DP into the GPU count, which is what makes GPU counts so unequal), and treats the
+ * levels below as equally wide. The split depth is the deepest whose prefixes number at most
+ * SHARD_PREFIX_BUDGET (the weights' array). So finding a shard costs two walks of at most about levels x budget
+ * nodes, whatever the grid's size, and a shard then expands only its own sub-trees.
  *
  * The split depends only on the grid and n: every shard computes the same cut, and shards 0..n-1 concatenated in
  * order are the unsharded sweep, row for row.
@@ -24,8 +24,11 @@ export interface ShardSpec {
   count: number;
 }
 
-/** Most prefixes the split may number: ~0.1 s of walking on this project's 2-core machine. */
-export const SHARD_PREFIX_BUDGET = 1 << 19;
+/** Most prefixes the split may number (8 bytes of weight each). */
+export const SHARD_PREFIX_BUDGET = 1 << 20;
+
+/** Most nodes per level the probe walks: ~2 s for the two walks of the 10.7 M-row 405B grid on this project's 2-core machine. */
+export const SHARD_WALK_BUDGET = 1 << 23;
 
 /** Largest shard count taken: far beyond any job array, small enough that a prefix budget still splits it. */
 export const MAX_SHARDS = 65536;
@@ -92,14 +95,74 @@ export function prefixCounts(plan: GridPlan, budget = SHARD_PREFIX_BUDGET): numb
   return counts.slice(0, maxLevel + 2);
 }
 
-/** The span of shard `index` of `count`: equal runs of the deepest prefixes within the budget. */
-export function shardSpan(plan: GridPlan, shard: ShardSpec, budget = SHARD_PREFIX_BUDGET): GridSpan {
-  const counts = prefixCounts(plan, budget);
-  const depth = counts.length - 1;
-  const total = counts[depth];
-  return {
-    depth,
-    first: Math.floor((shard.index * total) / shard.count),
-    end: Math.floor(((shard.index + 1) * total) / shard.count),
+/**
+ * Weights of the `counts[depth]` prefixes of length `depth`: the valid nodes under each at `probe` (>= depth),
+ * found by a walk to that depth.
+ */
+function prefixWeights(plan: GridPlan, depth: number, probe: number, prefixes: number): Float64Array {
+  const levels = plan.levels;
+  const row = new Int32Array(plan.columns.length);
+  const index = new Int32Array(levels.length);
+  const weights = new Float64Array(prefixes);
+  const splitLevel = depth - 1;
+  const probeLevel = probe - 1;
+  let ordinal = -1;
+  let level = 0;
+  index[0] = -1;
+  while (level >= 0) {
+    const spec = levels[level];
+    const i = ++index[level];
+    if (spec.values) {
+      if (i >= spec.values.length) {
+        level--;
+        continue;
+      }
+      row[spec.column] = spec.values[i];
+    } else {
+      if (i >= 1) {
+        level--;
+        continue;
+      }
+      const value = spec.derive!(row);
+      if (!Number.isInteger(value)) continue;
+      row[spec.column] = value;
+    }
+    if (spec.accept && !spec.accept(row)) continue;
+    if (level === splitLevel) ordinal++;
+    if (level === probeLevel) {
+      weights[ordinal]++;
+      continue;
+    }
+    level++;
+    index[level] = -1;
+  }
+  return weights;
+}
+
+/** The span of shard `index` of `count`: a contiguous run of prefixes holding 1/count of the total weight. */
+export function shardSpan(
+  plan: GridPlan,
+  shard: ShardSpec,
+  budgets: { prefixes?: number; walk?: number } = {},
+): GridSpan {
+  const counts = prefixCounts(plan, budgets.walk ?? SHARD_WALK_BUDGET);
+  const probe = counts.length - 1;
+  let depth = probe;
+  while (depth > 1 && counts[depth] > (budgets.prefixes ?? SHARD_PREFIX_BUDGET)) depth--;
+  const prefixes = counts[depth];
+  const weights = prefixWeights(plan, depth, probe, prefixes);
+  let total = 0;
+  for (const weight of weights) total += weight;
+  // Boundary k: the first prefix whose preceding weight reaches k/count of the total; the last boundary is the end.
+  const boundary = (k: number): number => {
+    if (k >= shard.count) return prefixes;
+    const target = (k * total) / shard.count;
+    let before = 0;
+    for (let j = 0; j < prefixes; j++) {
+      if (before >= target) return j;
+      before += weights[j];
+    }
+    return prefixes;
   };
+  return { depth, first: boundary(shard.index), end: boundary(shard.index + 1) };
 }

@@ -6,6 +6,7 @@ import { ArrowSink } from './arrow.js';
 import { CsvSink } from './csv.js';
 import { ParquetSink } from './parquet.js';
 import { STDOUT_PATH, StdoutSink } from './stdout.js';
+import { checkDatasetPath, DatasetSink, isDatasetPath } from './dataset.js';
 import type { Sink } from './types.js';
 
 export type { Sink } from './types.js';
@@ -54,6 +55,12 @@ export function checkOutputPaths(paths: string[], field = '--out'): void {
     }
     // A `--csv` path's errors name that flag, whatever the caller's field.
     const flag = csvPaths.has(path) ? '--csv' : field;
+    if (flag !== '--csv' && isDatasetPath(path)) {
+      const real = checkDatasetPath(path, flag);
+      if (seen.has(real)) throw new InputError(flag, `${path} is named twice`);
+      seen.set(real, path);
+      continue;
+    }
     if (!FORMATS[extensionOf(path)]) {
       throw new InputError(flag, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
     }
@@ -68,8 +75,18 @@ export function checkOutputPaths(paths: string[], field = '--out'): void {
   }
 }
 
-export async function openSink(path: string, schema: Schema): Promise<Sink> {
+/** Partition columns of a dataset output (`-o DIR/`) when the caller names none: those of either formula. */
+const DATASET_PARTITIONS = ['model', 'hardware', 'name'];
+
+export async function openSink(
+  path: string,
+  schema: Schema,
+  dataset: { partitionColumns?: readonly string[]; part?: string } = {},
+): Promise<Sink> {
   if (path === STDOUT_PATH) return new StdoutSink(schema);
+  if (!csvPaths.has(path) && isDatasetPath(path)) {
+    return DatasetSink.open(path, schema, dataset.partitionColumns ?? DATASET_PARTITIONS, dataset.part ?? '0');
+  }
   return FORMATS[extensionOf(path)](path, schema);
 }
 
