@@ -10,6 +10,9 @@ function quote(text: string): string {
 
 type Formatter = (batch: RecordBatch, column: number) => (row: number) => string;
 
+/** Distinct values a column's memo holds before it starts over (a few MB at most per column). */
+const FLOAT_MEMO_ENTRIES = 1 << 16;
+
 function formatterFor(type: DataType): Formatter {
   if (type instanceof Dictionary || type.typeId === Type.Dictionary) {
     return (batch, column) => {
@@ -20,26 +23,62 @@ function formatterFor(type: DataType): Formatter {
     };
   }
   if (type.typeId === Type.Bool) {
-    // Python's spelling, which pandas and polars read back as booleans.
+    // Python's spelling, which pandas and polars read back as booleans. Read from the bitmap: Vector.get costs
+    // more than the rest of the cell.
     return (batch, column) => {
-      const vector = batch.getChildAt(column)!;
-      return (row) => (vector.get(row) ? 'True' : 'False');
+      const data = batch.data.children[column];
+      const bits = data.values as Uint8Array;
+      const offset = data.offset;
+      if (data.nullCount > 0) {
+        return (row) => (!data.getValid(row) ? '' : (bits[(offset + row) >> 3] >> ((offset + row) & 7)) & 1 ? 'True' : 'False');
+      }
+      return (row) => ((bits[(offset + row) >> 3] >> ((offset + row) & 7)) & 1 ? 'True' : 'False');
     };
   }
   if (type.typeId === Type.Float) {
     // f32 results (GPU) print as the exact double they widen to: shortest-f32 printing needs toPrecision, which
     // made CSV twice as slow, and the value read back is the same either way.
+    // Printing a float is most of CSV's cost, and a result column holds few distinct values (rows differing only
+    // in ZeRO, SP, recompute or offload share most of them: tens to a few thousand per 65 k rows), so each column
+    // remembers the text of the values it printed, keyed by their bits (so -0 and 0 stay apart).
+    const memo = new Map<number, string>();
     return (batch, column) => {
       const values = batch.data.children[column].values as Float64Array | Float32Array;
-      return (row) => pyFloatRepr(values[row]);
+      if (memo.size > FLOAT_MEMO_ENTRIES) memo.clear();
+      if (values instanceof Float32Array) {
+        const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+        return (row) => {
+          const key = bits[row];
+          let text = memo.get(key);
+          if (text === undefined) memo.set(key, (text = pyFloatRepr(values[row])));
+          return text;
+        };
+      }
+      // f64: keyed by value, which is the bits except for zero's sign (SameValueZero), so zero is not memoized.
+      return (row) => {
+        const value = values[row];
+        if (value === 0) return pyFloatRepr(value);
+        let text = memo.get(value);
+        if (text === undefined) memo.set(value, (text = pyFloatRepr(value)));
+        return text;
+      };
     };
   }
+  // Integers: the grid's sizes and the counts repeat as much as the floats do (BigInt printing most of all).
+  const memo = new Map<number | bigint, string>();
   return (batch, column) => {
     const data = batch.data.children[column];
-    const values = data.values as Int32Array;
+    const values = data.values as Int32Array | BigInt64Array;
+    if (memo.size > FLOAT_MEMO_ENTRIES) memo.clear();
+    const cell = (row: number) => {
+      const value = values[row];
+      let text = memo.get(value);
+      if (text === undefined) memo.set(value, (text = String(value)));
+      return text;
+    };
     // Nulls (best's rank of a row that is only on the Pareto front) as empty fields, as pandas writes them.
-    if (data.nullCount > 0) return (row) => (data.getValid(row) ? String(values[row]) : '');
-    return (row) => String(values[row]);
+    if (data.nullCount > 0) return (row) => (data.getValid(row) ? cell(row) : '');
+    return cell;
   };
 }
 
