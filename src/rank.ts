@@ -91,18 +91,22 @@ export class BestConfigs {
     const columns = names.map((name) => batch.getChild(name)!);
     const col = (name: string) => columns[names.indexOf(name)];
     const group = this.per === undefined ? undefined : col(this.per);
-    const ranked = col(this.by);
-    const memory = col('total_gib');
-    const step = col('step_time_s');
-    const fits = col('fits');
+    // Typed arrays rather than Vector.get: `sweep`'s summary sees every row.
+    const ranked = values(col(this.by));
+    const memory = values(col('total_gib'));
+    const step = values(col('step_time_s'));
+    const fits = col('fits')?.data[0];
     for (let i = 0; i < batch.numRows; i++) {
       const rowId = this.nextRowId++;
-      if (fits && !fits.get(i)) continue;
+      if (fits) {
+        const j = i + fits.offset;
+        if ((((fits.values as Uint8Array)[j >> 3] >> (j & 7)) & 1) === 0) continue;
+      }
       const g = group ? this.groupOf(group.get(i)) : this.groupOf(undefined);
       this.counts.set(g, (this.counts.get(g) ?? 0) + 1);
-      const value = Number(ranked.get(i));
-      const total = Number(memory.get(i));
-      const time = Number(step.get(i));
+      const value = Number(ranked[i]);
+      const total = memory[i] as number;
+      const time = step[i] as number;
       const inTop = this.descending ? value >= this.top.threshold(g) : value <= this.top.threshold(g);
       const front = this.fronts.get(g) ?? [];
       const dominated = front.some((p) => p.total_gib <= total && p.step_time_s <= time && (p.total_gib < total || p.step_time_s < time));
@@ -152,6 +156,13 @@ export class BestConfigs {
       front: this.fronts.get(id) ?? [],
     }));
   }
+}
+
+/** A numeric column's values as a typed array (BigInt64Array for Int64 counts). */
+function values(vector: { data: ReadonlyArray<{ values: unknown; offset: number; length: number }> }): ArrayLike<number | bigint> {
+  const data = vector.data[0];
+  const all = data.values as Int32Array | Float32Array | Float64Array | BigInt64Array;
+  return data.offset === 0 && all.length === data.length ? all : all.subarray(data.offset, data.offset + data.length);
 }
 
 /** Provenance the header prints, read from the result schema's metadata. */
