@@ -212,6 +212,13 @@ function yargsError(message: string): InputError {
   return new InputError('arguments', message.replace(/\s*\n\s*/g, '; '));
 }
 
+/** Binary Arrow on a terminal helps nobody: `-o -` wants a pipe or a redirection. */
+function checkStdout(outputs: string[]): void {
+  if (outputs.includes(STDOUT_PATH) && process.stdout.isTTY) {
+    throw new InputError('--out', '- writes binary Arrow IPC to stdout, which is a terminal: pipe it (| python ...) or redirect it (> x.arrows)');
+  }
+}
+
 /** yargs reads a lone `-` as a positional: `-o -` becomes `--out=-`, which it keeps as the flag's value. */
 function joinStdoutFlag(argv: string[]): string[] {
   const out: string[] = [];
@@ -260,6 +267,7 @@ export async function main(argv: string[]): Promise<number> {
         const pocMode = formula === 'poc' || argv.some((word) => word === '--config-name' || word.startsWith('--config-name='));
         if (outputs.length === 0 && pocMode) outputs.push(DEFAULT_POC_OUTPUT);
         checkOutputPaths(outputs);
+        checkStdout(outputs);
         if (args.report !== undefined) checkReportPath(args.report);
         const focus = reportNgpus(args['report-ngpus']);
         const full = formula !== 'poc';
@@ -322,6 +330,7 @@ export async function main(argv: string[]): Promise<number> {
         if (args.formula === 'poc') throw new InputError('--formula', 'best ranks by the time model of --formula full');
         const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
         checkOutputPaths(outputs);
+        checkStdout(outputs);
         if (args.report !== undefined) checkReportPath(args.report);
         const focus = reportNgpus(args['report-ngpus']);
         const rank = { k, by: args.by ?? 'tokens_per_s', per: args.per ?? 'ngpus', order: args.order as 'asc' | 'desc' | undefined };

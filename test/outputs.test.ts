@@ -164,6 +164,12 @@ describe('outputs people pipe', () => {
     expect(listDir(dir)).toEqual(['x.arrow']);
   });
 
+  it('a reader that quits early ends the sweep with one line and exit 1', () => {
+    const script = 'node bin/parasweep.js sweep --model llama3.1-8b --ngpus 8..512:8 --engine cpu -o - | head -c 1000 > /dev/null; echo "exit ${PIPESTATUS[0]}" >&2';
+    const result = spawnSync('bash', ['-c', script], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(result.stderr.trim().split('\n')).toEqual(['parasweep: standard output was closed before the sweep finished (EPIPE)', 'exit 1']);
+  });
+
   it('sweep without an output flag prints its best rows and writes no file', () => {
     const dir = makeTempDir();
     const run = cli(['sweep', '--model', 'llama3.1-8b', '--ngpus', '8,64', '--engine', 'cpu'], dir);
@@ -234,6 +240,19 @@ describe('best', () => {
     const perTp = cli([...args, '--ngpus', '1024', '--per', 'tp']);
     expect(perTp.text).toMatch(/tp = 4: \d+ configs fit/);
     expect(perTp.text).toMatch(/tp = 8: \d+ configs fit/);
+  });
+
+  it('--report writes the HTML report of the rows best ranked', () => {
+    const dir = makeTempDir();
+    const report = join(dir, 'best.html');
+    const run = cli([...args, '--ngpus', '1024', '--report', report]);
+    expect(run.status).toBe(0);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toContain('<title>parasweep report: LLaMA-3.1 405B on h100-sxm-80gb</title>');
+    expect(html).toContain('Top configs at 1024 GPUs');
+    // The report's #1 is best's #1.
+    const first = run.text.split('\n').find((line) => /^\s+1\s/.test(line))!;
+    expect(html).toContain(`<td class="num">${first.trim().split(/\s+/).at(-2)}</td>`);
   });
 
   it('refuses a --by or --per it cannot use, in one line', () => {
