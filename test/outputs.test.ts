@@ -4,7 +4,7 @@
  * --float64, sweep --pareto and `best` options.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataType, tableFromIPC, Type } from 'apache-arrow';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -265,5 +265,28 @@ describe('best', () => {
       expect(run.stderr.trim().split('\n')).toHaveLength(1);
       expect(run.stderr).toContain(`${flag}: '${value}'`);
     }
+  });
+});
+
+describe('report input errors', () => {
+  it('a missing, unreadable or PoC results file is one line and exit 2, and no report', () => {
+    const dir = makeTempDir();
+    const poc = join(dir, 'poc.arrow');
+    expect(cli(['sweep', '--model', 'llama3.1-8b', '--formula', 'poc', '-o', poc, '-q']).status).toBe(0);
+    const garbage = join(dir, 'bad.parquet');
+    writeFileSync(garbage, 'not parquet');
+    const cases: Array<[string, RegExp]> = [
+      [join(dir, 'missing.arrow'), /report: cannot read .*missing\.arrow: ENOENT/],
+      [garbage, /report: cannot read .*bad\.parquet/],
+      [poc, /report: .*poc\.arrow lacks .*--formula full/],
+      [join(dir, 'x.csv'), /report: cannot tell the format/],
+    ];
+    for (const [input, message] of cases) {
+      const run = cli(['report', input, '-o', join(dir, 'r.html')]);
+      expect(run.status, input).toBe(2);
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+      expect(run.stderr).toMatch(message);
+    }
+    expect(listDir(dir).sort()).toEqual(['bad.parquet', 'poc.arrow']);
   });
 });
