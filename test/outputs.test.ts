@@ -12,7 +12,7 @@ import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FULL_CONSTANTS, model_params, FullConstants } from '../src/model.js';
 import { prepareSweep, sweep, sweepToFiles, SweepOptions } from '../src/sweep.js';
-import { BEST_WIDTH } from '../src/rank.js';
+import { BEST_WIDTH, formatTable, RankedRow } from '../src/rank.js';
 import { gpuAvailable } from './gpu-support.js';
 import { cleanupTempDirs, listDir, makeTempDir, REPO_ROOT } from './helpers.js';
 
@@ -253,6 +253,32 @@ describe('best', () => {
     // The report's #1 is best's #1.
     const first = run.text.split('\n').find((line) => /^\s+1\s/.test(line))!;
     expect(html).toContain(`<td class="num">${first.trim().split(/\s+/).at(-2)}</td>`);
+  });
+
+  it('the widest layouts, merged with many alternatives, still fit 100 columns and stay aligned', () => {
+    const row = (i: number, values: Record<string, unknown>): RankedRow => ({
+      rowId: i,
+      value: 1,
+      total_gib: 79.9,
+      step_time_s: 123.45,
+      values: {
+        ngpus: 10240, global_batch_size: 16384 - (i % 2) * 8192, seq_length: 131072, tp: 8, pp: 16, schedule: 'interleaved', vpp: 4,
+        cp: 8, ep: 256, etp: 8, dp: 10, zero: 1, sp: true, mbs: 4, recompute: 'selective', offload: 'optimizer_cpu_step',
+        total_gib: 79.9, step_time_s: 123.45, tokens_per_s_per_gpu: 12345, mfu: 0.555, ...values,
+      },
+    });
+    // Eight configs with the same numbers but different CP/DP/mbs: one line; then distinct ones.
+    const rows = [
+      ...Array.from({ length: 8 }, (_, i) => row(i, { cp: 1 << (i % 4), dp: 10 << i, mbs: 1 + (i % 4) })),
+      ...Array.from({ length: 6 }, (_, i) => row(100 + i, { total_gib: 70 - i, tokens_per_s_per_gpu: 12000 - i })),
+    ];
+    const lines = formatTable(rows, 5, 'tokens_per_s');
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(BEST_WIDTH);
+    const body = lines.filter((line) => /^\s+\d+\s/.test(line));
+    expect(body).toHaveLength(5);
+    expect(body[0]).toMatch(/ 8$/); // n: the eight merged configs
+    // Right-aligned columns: every row ends where the header ends.
+    for (const line of body) expect(line.length).toBe(lines[0].length);
   });
 
   it('refuses a --by or --per it cannot use, in one line', () => {
