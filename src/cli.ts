@@ -5,17 +5,11 @@ import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
 import { EngineError, InputError, OutputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
-import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
+import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, SweepOptions } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
 import { parseShard } from './grid/shard.js';
-import { Progress } from './progress.js';
-import { BestConfigs, bestContext, bestRows, checkRankColumns, formatBest, formatTable } from './rank.js';
-import { checkOutputPaths, declareCsvOutput, writeRows } from './sink/index.js';
 import { STDOUT_PATH } from './sink/stdout.js';
-import { ParetoFronts } from './pareto.js';
-import { checkReportPath, reportFromFile, ReportAggregator, writeReport } from './report/index.js';
-import { Bool, Field, Int32, RecordBatch, Schema } from 'apache-arrow';
-import { UNIT_KEY } from './units.js';
+import { runBestCommand, runReportCommand, runSweepCommand } from './commands/outputs.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
 
@@ -171,16 +165,6 @@ function withReportOptions<T>(args: Argv<T>) {
     .option('report-ngpus', { type: 'number', describe: 'GPU count of the report\'s heatmap, Pareto and breakdown charts [default: the largest with a fitting config]' });
 }
 
-function reportNgpus(value: number | undefined): number | undefined {
-  if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
-    throw new InputError('--report-ngpus', `must be a positive integer, got ${value}`);
-  }
-  return value;
-}
-
-/** Rows of the summary table `sweep` prints when it writes no file. */
-const SUMMARY_ROWS = 5;
-
 /** Valid configs of all runs, for the progress bar's percentage and ETA: counted only when a bar is drawn. */
 function progressTotal(runs: SweepOptions[], quiet: boolean): number | undefined {
   // A shard's share of the grid is known only once its span is found; its bar counts rows without a percentage.
@@ -263,65 +247,10 @@ export async function main(argv: string[]): Promise<number> {
           describe: 'add an on_pareto column: on the front of memory against step time among fitting rows, per --per group (default ngpus); runs the sweep twice',
         }),
       async (args) => {
-        const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
-        if (args.csv) declareCsvOutput(args.csv);
         const runs = sweepRuns(args);
-        const formula = runs[0].formula ?? 'full';
-        // The PoC wrote memory_estimation.csv without being asked; its command keeps doing so. Anything else
-        // writes only what it is told to, and otherwise prints its best rows.
-        const pocMode = formula === 'poc' || argv.some((word) => word === '--config-name' || word.startsWith('--config-name='));
-        if (outputs.length === 0 && pocMode) outputs.push(DEFAULT_POC_OUTPUT);
-        checkOutputPaths(outputs);
-        if (args.report !== undefined) checkReportPath(args.report);
-        const focus = reportNgpus(args['report-ngpus']);
-        const full = formula !== 'poc';
-        if ((args.report !== undefined || args.pareto) && !full) {
-          throw new InputError(args.report !== undefined ? '--report' : '--pareto', 'needs the time model of --formula full');
-        }
-        const progress = new Progress({ label: 'sweep', enabled: !args.quiet, total: progressTotal(runs, args.quiet) });
-        // Each run's stats start where the previous run's ended (sweepToFiles shares one SweepStats).
-        for (const run of runs) run.onProgress = (evaluated) => progress.tick(evaluated);
-        let transform: ((batch: RecordBatch) => RecordBatch) | undefined;
-        if (args.pareto) {
-          const fronts = new ParetoFronts(runs[0].top?.per ?? 'ngpus');
-          await sweepToFiles(runs, [], { observers: [fronts] });
-          transform = (batch) => fronts.label(batch);
-        }
-        const aggregator = args.report !== undefined ? new ReportAggregator(focus) : undefined;
-        const summary = outputs.length === 0 && full ? new BestConfigs(SUMMARY_ROWS, {}) : undefined;
-        let schema: Schema | undefined;
-        const observers = [
-          ...(aggregator ? [aggregator] : []),
-          ...(summary ? [summary] : []),
-          { add: (batch: RecordBatch) => void (schema ??= batch.schema) },
-        ];
-        const stats = await sweepToFiles(runs, outputs, { observers, transform });
-        progress.finish();
-        if (aggregator && schema) {
-          const bytes = await writeReport(args.report!, aggregator.result(), schema.metadata, 'this sweep');
-          if (!args.quiet) process.stderr.write(`parasweep: report -> ${args.report} (${(bytes / 1e6).toFixed(2)} MB)\n`);
-        }
-        if (summary && schema) {
-          const [group] = summary.results();
-          const context = bestContext(schema, { model: '', hardware: '' }, { k: SUMMARY_ROWS });
-          if (!group) {
-            process.stdout.write(`no config fits on ${context.hardware}: try more GPUs, recompute, ZeRO or offload\n`);
-          } else {
-            process.stdout.write(
-              `${context.model} on ${context.hardware}: ${group.fitting} of ${stats.rows} configs fit; the ${Math.min(SUMMARY_ROWS, group.top.length)} fastest by tokens/s:\n`,
-            );
-            process.stdout.write(formatTable(group.top, SUMMARY_ROWS, 'tokens_per_s').join('\n') + '\n');
-            process.stdout.write('No file written: -o results.parquet (or .arrow, .csv, - for stdout) keeps every row.\n');
-          }
-        }
-        if (!args.quiet) {
-          const kept = stats.rows === stats.evaluated ? '' : ` (${stats.evaluated} evaluated)`;
-          const where = outputs.length === 0 ? 'no file' : outputs.map((path) => (path === STDOUT_PATH ? 'stdout' : path)).join(', ');
-          process.stderr.write(
-            `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows ${outputs.length === 0 ? 'kept' : 'written'}${kept} in ${stats.seconds.toFixed(2)} s` +
-              ` (${stats.engine}) -> ${where}\n`,
-          );
-        }
+        // The PoC wrote memory_estimation.csv without being asked; its command keeps doing so.
+        const pocMode = (runs[0].formula ?? 'full') === 'poc' || argv.some((word) => word === '--config-name' || word.startsWith('--config-name='));
+        await runSweepCommand(runs, args, { pocOutput: pocMode ? DEFAULT_POC_OUTPUT : undefined, progressTotal });
       },
     )
     .command(
@@ -329,54 +258,9 @@ export async function main(argv: string[]): Promise<number> {
       'the fastest configs that fit, per GPU count, with the Pareto front of memory against step time',
       (args) => withReportOptions(withSweepOptions(args)),
       async (args) => {
-        const k = args.top ?? 5;
-        if (!Number.isInteger(k) || k < 1) throw new InputError('--top', `must be a positive integer, got ${k}`);
-        if (args.formula === 'poc') throw new InputError('--formula', 'best ranks by the time model of --formula full');
-        const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
-        if (args.csv) declareCsvOutput(args.csv);
-        checkOutputPaths(outputs);
-        if (args.report !== undefined) checkReportPath(args.report);
-        const focus = reportNgpus(args['report-ngpus']);
-        const rank = { k, by: args.by ?? 'tokens_per_s', per: args.per ?? 'ngpus', order: args.order as 'asc' | 'desc' | undefined };
         const run = { ...sweepOptions({ ...args, top: undefined, by: undefined, per: undefined, order: undefined }), fitsOnly: true };
-        checkRankColumns(prepareSweep({ ...run, fitsOnly: false }).columns, rank);
-        const progress = new Progress({ label: 'best', enabled: !args.quiet, total: progressTotal([run], args.quiet) });
-        run.onProgress = (evaluated) => progress.tick(evaluated);
-        const best = new BestConfigs(k, rank);
-        const aggregator = args.report !== undefined ? new ReportAggregator(focus) : undefined;
-        const { table, stats } = await sweep(run);
-        for (const batch of table.batches) {
-          best.add(batch);
-          aggregator?.add(batch);
-        }
-        progress.finish();
-        const results = best.results();
-        const { context } = prepareSweep({ ...run, fitsOnly: false });
-        // With -o - the rows own stdout; the table goes to stderr.
-        const text = outputs.includes(STDOUT_PATH) ? process.stderr : process.stdout;
-        text.write(formatBest(results, bestContext(table.schema, { model: context.config.model.name, hardware: context.hardware.name }, rank), k));
-        if (results.length === 0) text.write('no config fits: try more GPUs, recompute, ZeRO or offload\n');
-        if (outputs.length > 0) {
-          // The ranked rows and the Pareto fronts, with the same sinks as sweep.
-          const schema = new Schema(
-            [
-              ...table.schema.fields,
-              new Field('rank', new Int32(), true, new Map([['parasweep.description', `rank by ${rank.by} per ${rank.per}; null: only on the Pareto front`]])),
-              new Field('on_pareto', new Bool(), false, new Map([[UNIT_KEY, 'boolean']])),
-            ],
-            table.schema.metadata,
-          );
-          await writeRows(schema, bestRows(results, k), outputs);
-        }
-        if (aggregator) {
-          const bytes = await writeReport(args.report!, aggregator.result(), table.schema.metadata, 'this run of best');
-          if (!args.quiet) process.stderr.write(`parasweep: report -> ${args.report} (${(bytes / 1e6).toFixed(2)} MB)\n`);
-        }
-        if (!args.quiet) {
-          process.stderr.write(
-            `parasweep: ${stats.candidates} configs considered, ${stats.evaluated} evaluated, ${stats.rows} fit, in ${stats.seconds.toFixed(2)} s (${stats.engine})\n`,
-          );
-        }
+        const rank = { k: args.top ?? 5, by: args.by, per: args.per, order: args.order as 'asc' | 'desc' | undefined };
+        await runBestCommand(run, args, rank, { progressTotal });
       },
     )
     .command(
@@ -388,12 +272,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the report, e.g. report.html' })
           .option('ngpus', { type: 'number', describe: 'GPU count of the heatmap, Pareto and breakdown charts [default: the largest with a fitting config]' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' }),
-      async (args) => {
-        const { bytes, data } = await reportFromFile(args.results, args.out, { ngpus: reportNgpus(args.ngpus) });
-        if (!args.quiet) {
-          process.stderr.write(`parasweep: ${data.rows} rows -> ${args.out} (${(bytes / 1e6).toFixed(2)} MB)\n`);
-        }
-      },
+      (args) => runReportCommand(args),
     )
     .command(
       'check [overrides..]',

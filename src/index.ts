@@ -9,3 +9,10 @@ export { FORMULAS, getFormula } from './formulas/index.js';
 export { createEngine } from './engine/index.js';
 export type { Engine, EngineChoice } from './engine/index.js';
 export { InputError, EngineError } from './errors.js';
+// Outputs (issue 11): the report, the ranking of `best`, --pareto, provenance.
+export { reportFromFile, readResults, ReportAggregator, renderReport, writeReport } from './report/index.js';
+export type { ReportData, ReportOptions } from './report/index.js';
+export { BestConfigs, bestRows, formatBest } from './rank.js';
+export { ParetoFronts } from './pareto.js';
+export { provenance } from './provenance.js';
+export type { BatchObserver } from './sweep.js';

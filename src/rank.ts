@@ -91,18 +91,22 @@ export class BestConfigs {
     const columns = names.map((name) => batch.getChild(name)!);
     const col = (name: string) => columns[names.indexOf(name)];
     const group = this.per === undefined ? undefined : col(this.per);
-    const ranked = col(this.by);
-    const memory = col('total_gib');
-    const step = col('step_time_s');
-    const fits = col('fits');
+    // Typed arrays rather than Vector.get: `sweep`'s summary sees every row.
+    const ranked = values(col(this.by));
+    const memory = values(col('total_gib'));
+    const step = values(col('step_time_s'));
+    const fits = col('fits')?.data[0];
     for (let i = 0; i < batch.numRows; i++) {
       const rowId = this.nextRowId++;
-      if (fits && !fits.get(i)) continue;
+      if (fits) {
+        const j = i + fits.offset;
+        if ((((fits.values as Uint8Array)[j >> 3] >> (j & 7)) & 1) === 0) continue;
+      }
       const g = group ? this.groupOf(group.get(i)) : this.groupOf(undefined);
       this.counts.set(g, (this.counts.get(g) ?? 0) + 1);
-      const value = Number(ranked.get(i));
-      const total = Number(memory.get(i));
-      const time = Number(step.get(i));
+      const value = Number(ranked[i]);
+      const total = memory[i] as number;
+      const time = step[i] as number;
       const inTop = this.descending ? value >= this.top.threshold(g) : value <= this.top.threshold(g);
       const front = this.fronts.get(g) ?? [];
       const dominated = front.some((p) => p.total_gib <= total && p.step_time_s <= time && (p.total_gib < total || p.step_time_s < time));
@@ -154,6 +158,13 @@ export class BestConfigs {
   }
 }
 
+/** A numeric column's values as a typed array (BigInt64Array for Int64 counts). */
+function values(vector: { data: ReadonlyArray<{ values: unknown; offset: number; length: number }> }): ArrayLike<number | bigint> {
+  const data = vector.data[0];
+  const all = data.values as Int32Array | Float32Array | Float64Array | BigInt64Array;
+  return data.offset === 0 && all.length === data.length ? all : all.subarray(data.offset, data.offset + data.length);
+}
+
 /** Provenance the header prints, read from the result schema's metadata. */
 export interface BestContext {
   model: string;
@@ -162,6 +173,9 @@ export interface BestContext {
   dtypes?: { param: string; grad: string; optimizer_state: string; master: string | null };
   by: string;
   per?: string;
+  /** Global batch sizes and sequence lengths the sweep covered (from its search space), as text. */
+  gbs?: string;
+  seq?: string;
 }
 
 export function bestContext(schema: Schema, fallback: { model: string; hardware: string }, options: RankOptions): BestContext {
@@ -172,7 +186,12 @@ export function bestContext(schema: Schema, fallback: { model: string; hardware:
   };
   const hardware = json('parasweep.hardware') as Array<{ name: string }> | undefined;
   const headroom = meta.get('parasweep.headroom');
+  const space = json('parasweep.search_space') as Record<string, number[]> | undefined;
+  const list = (values: number[] | undefined) =>
+    values === undefined ? undefined : values.length <= 4 ? values.join(',') : `${Math.min(...values)}..${Math.max(...values)} (${values.length} values)`;
   return {
+    gbs: list(space?.gbs_range),
+    seq: list(space?.seq_range),
     model: (json('parasweep.model') as { name?: string } | undefined)?.name ?? fallback.model,
     hardware: hardware?.map((h) => h.name).join('+') ?? fallback.hardware,
     headroom: headroom === undefined ? undefined : Number(headroom),
@@ -247,6 +266,15 @@ interface Line {
   configs: RankedRow[];
 }
 
+/** Widest list of alternatives in one cell; longer lists keep their first value and `…`, so the table fits. */
+const MAX_ALTERNATIVES_WIDTH = 7;
+
+function alternatives(values: string[]): string {
+  if (values.every((value) => value === values[0])) return values[0];
+  const text = values.join('/');
+  return text.length <= MAX_ALTERNATIVES_WIDTH ? text : `${values[0]}/…`;
+}
+
 /**
  * Merges ranked rows into at most `k` lines, best first: configs whose printed numbers are all equal (a swap of
  * CP for DP and micro-batch size, say, that changes nothing shown) share one line. A layout column where they
@@ -262,7 +290,7 @@ export function mergeEquivalent(rows: RankedRow[], columns: TableColumn[], k: nu
     if (existing) {
       existing.line.configs.push(row);
       cells.forEach((cell, c) => existing.values[c].push(cell));
-      existing.line.cells = existing.values.map((values) => (values.every((value) => value === values[0]) ? values[0] : values.join('/')));
+      existing.line.cells = existing.values.map((values) => alternatives(values));
       continue;
     }
     if (lines.length === k) continue;
@@ -320,7 +348,7 @@ export function formatBest(results: ReturnType<BestConfigs['results']>, context:
   const lines: string[] = [];
   const dtypes = context.dtypes;
   const precision = dtypes
-    ? `params ${short(dtypes.param)}, grads ${short(dtypes.grad)}, Adam states ${short(dtypes.optimizer_state)}` +
+    ? `params ${short(dtypes.param)}, grads ${short(dtypes.grad)}, Adam ${short(dtypes.optimizer_state)}` +
       (dtypes.master ? `, master ${short(dtypes.master)}` : '')
     : undefined;
   for (const { group, fitting, top, front } of results) {
@@ -335,8 +363,8 @@ export function formatBest(results: ReturnType<BestConfigs['results']>, context:
     lines.push(...wrap(title, BEST_WIDTH, '   '));
     const rows = top.length > 0 ? top : front;
     const setting = [
-      `GBS ${range(rows, 'global_batch_size')}`,
-      `seq ${range(rows, 'seq_length')}`,
+      `GBS ${context.gbs ?? range(rows, 'global_batch_size')}`,
+      `seq ${context.seq ?? range(rows, 'seq_length')}`,
       ...(context.headroom !== undefined ? [`headroom ${+(context.headroom * 100).toFixed(2)}%`] : []),
       ...(precision ? [precision] : []),
     ].join(', ');

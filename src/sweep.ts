@@ -151,6 +151,10 @@ export async function* sweepBatches(
 ): AsyncGenerator<RecordBatch> {
   const { formula, grid, constants, selector } = prepared;
   const floatType = floatTypeOf(prepared, options);
+  if (options.float64 && engine.kind === 'gpu') {
+    // Float64 columns holding f32 values would claim a precision they do not have.
+    throw new InputError('--float64', 'the GPU engine computes in f32; use --engine cpu (or auto) for f64 results');
+  }
   const assembler = new ResultAssembler(
     prepared.columns,
     grid.columns,

@@ -4,7 +4,7 @@
  * --float64, sweep --pareto and `best` options.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataType, tableFromIPC, Type } from 'apache-arrow';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -12,7 +12,7 @@ import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FULL_CONSTANTS, model_params, FullConstants } from '../src/model.js';
 import { prepareSweep, sweep, sweepToFiles, SweepOptions } from '../src/sweep.js';
-import { BEST_WIDTH } from '../src/rank.js';
+import { BEST_WIDTH, formatTable, RankedRow } from '../src/rank.js';
 import { gpuAvailable } from './gpu-support.js';
 import { cleanupTempDirs, listDir, makeTempDir, REPO_ROOT } from './helpers.js';
 
@@ -164,6 +164,12 @@ describe('outputs people pipe', () => {
     expect(listDir(dir)).toEqual(['x.arrow']);
   });
 
+  it('a reader that quits early ends the sweep with one line and exit 1', () => {
+    const script = 'node bin/parasweep.js sweep --model llama3.1-8b --ngpus 8..512:8 --engine cpu -o - | head -c 1000 > /dev/null; echo "exit ${PIPESTATUS[0]}" >&2';
+    const result = spawnSync('bash', ['-c', script], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(result.stderr.trim().split('\n')).toEqual(['parasweep: standard output was closed before the sweep finished (EPIPE)', 'exit 1']);
+  });
+
   it('sweep without an output flag prints its best rows and writes no file', () => {
     const dir = makeTempDir();
     const run = cli(['sweep', '--model', 'llama3.1-8b', '--ngpus', '8,64', '--engine', 'cpu'], dir);
@@ -236,6 +242,45 @@ describe('best', () => {
     expect(perTp.text).toMatch(/tp = 8: \d+ configs fit/);
   });
 
+  it('--report writes the HTML report of the rows best ranked', () => {
+    const dir = makeTempDir();
+    const report = join(dir, 'best.html');
+    const run = cli([...args, '--ngpus', '1024', '--report', report]);
+    expect(run.status).toBe(0);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toContain('<title>parasweep report: LLaMA-3.1 405B on h100-sxm-80gb</title>');
+    expect(html).toContain('Top configs at 1024 GPUs');
+    // The report's #1 is best's #1.
+    const first = run.text.split('\n').find((line) => /^\s+1\s/.test(line))!;
+    expect(html).toContain(`<td class="num">${first.trim().split(/\s+/).at(-2)}</td>`);
+  });
+
+  it('the widest layouts, merged with many alternatives, still fit 100 columns and stay aligned', () => {
+    const row = (i: number, values: Record<string, unknown>): RankedRow => ({
+      rowId: i,
+      value: 1,
+      total_gib: 79.9,
+      step_time_s: 123.45,
+      values: {
+        ngpus: 10240, global_batch_size: 16384 - (i % 2) * 8192, seq_length: 131072, tp: 8, pp: 16, schedule: 'interleaved', vpp: 4,
+        cp: 8, ep: 256, etp: 8, dp: 10, zero: 1, sp: true, mbs: 4, recompute: 'selective', offload: 'optimizer_cpu_step',
+        total_gib: 79.9, step_time_s: 123.45, tokens_per_s_per_gpu: 12345, mfu: 0.555, ...values,
+      },
+    });
+    // Eight configs with the same numbers but different CP/DP/mbs: one line; then distinct ones.
+    const rows = [
+      ...Array.from({ length: 8 }, (_, i) => row(i, { cp: 1 << (i % 4), dp: 10 << i, mbs: 1 + (i % 4) })),
+      ...Array.from({ length: 6 }, (_, i) => row(100 + i, { total_gib: 70 - i, tokens_per_s_per_gpu: 12000 - i })),
+    ];
+    const lines = formatTable(rows, 5, 'tokens_per_s');
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(BEST_WIDTH);
+    const body = lines.filter((line) => /^\s+\d+\s/.test(line));
+    expect(body).toHaveLength(5);
+    expect(body[0]).toMatch(/ 8$/); // n: the eight merged configs
+    // Right-aligned columns: every row ends where the header ends.
+    for (const line of body) expect(line.length).toBe(lines[0].length);
+  });
+
   it('refuses a --by or --per it cannot use, in one line', () => {
     for (const [flag, value] of [
       ['--by', 'schedule'],
@@ -246,5 +291,28 @@ describe('best', () => {
       expect(run.stderr.trim().split('\n')).toHaveLength(1);
       expect(run.stderr).toContain(`${flag}: '${value}'`);
     }
+  });
+});
+
+describe('report input errors', () => {
+  it('a missing, unreadable or PoC results file is one line and exit 2, and no report', () => {
+    const dir = makeTempDir();
+    const poc = join(dir, 'poc.arrow');
+    expect(cli(['sweep', '--model', 'llama3.1-8b', '--formula', 'poc', '-o', poc, '-q']).status).toBe(0);
+    const garbage = join(dir, 'bad.parquet');
+    writeFileSync(garbage, 'not parquet');
+    const cases: Array<[string, RegExp]> = [
+      [join(dir, 'missing.arrow'), /report: cannot read .*missing\.arrow: ENOENT/],
+      [garbage, /report: cannot read .*bad\.parquet/],
+      [poc, /report: .*poc\.arrow lacks .*--formula full/],
+      [join(dir, 'x.csv'), /report: cannot tell the format/],
+    ];
+    for (const [input, message] of cases) {
+      const run = cli(['report', input, '-o', join(dir, 'r.html')]);
+      expect(run.status, input).toBe(2);
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+      expect(run.stderr).toMatch(message);
+    }
+    expect(listDir(dir).sort()).toEqual(['bad.parquet', 'poc.arrow']);
   });
 });

@@ -30,7 +30,8 @@ export function fullExactColumns(
   let gpu = 0;
   for (let i = 0; i < length; i++) {
     const stage = computed[stageIndex][i];
-    const same = previous >= 0 && stage === cachedStage && keyed.every((k) => inputs[k][i] === inputs[k][previous]);
+    let same = previous >= 0 && stage === cachedStage;
+    for (let j = 0; same && j < keyed.length; j++) same = inputs[keyed[j]][i] === inputs[keyed[j]][previous];
     if (!same) {
       for (let k = 0; k < FULL_INPUTS.length; k++) target[FULL_INPUTS[k]] = inputs[k][i];
       total = model_params(c, row.tp, row.seq_length, 0);

@@ -66,14 +66,16 @@ export class ReportAggregator {
   add(batch: RecordBatch): void {
     if (batch.numRows === 0) return;
     const get = (name: string) => batch.getChild(name);
-    const ngpus = get('ngpus')!;
-    const tp = get('tp')!;
-    const pp = get('pp')!;
-    const fits = get('fits')!;
-    const total = get('total_gib')!;
-    const step = get('step_time_s')!;
-    const perGpu = get('tokens_per_s_per_gpu')!;
-    const hardware = get('hardware');
+    // Typed arrays, not Vector.get: this loop sees every row of the sweep.
+    const ngpus = numbers(batch, 'ngpus');
+    const tp = numbers(batch, 'tp');
+    const pp = numbers(batch, 'pp');
+    const fits = flags(batch, 'fits');
+    const total = numbers(batch, 'total_gib');
+    const step = numbers(batch, 'step_time_s');
+    const perGpu = numbers(batch, 'tokens_per_s_per_gpu');
+    const hardware = batch.getChild('hardware')?.data[0].dictionary;
+    if (hardware) for (const name of hardware.toArray() as Iterable<string>) this.hardwareNames.add(String(name));
     const keep = [...LAYOUT_FIELDS, ...METRICS, ...TIME_PARTS, ...MEMORY_PARTS, 'fits'].filter((name) => get(name));
     const vectors = keep.map((name) => get(name)!);
     const compact = (i: number): CompactRow => {
@@ -86,12 +88,11 @@ export class ReportAggregator {
     };
     for (let i = 0; i < batch.numRows; i++) {
       this.rows++;
-      if (hardware) this.hardwareNames.add(String(hardware.get(i)));
-      const g = ngpus.get(i) as number;
-      const fit = Boolean(fits.get(i));
-      const gib = total.get(i) as number;
-      const time = step.get(i) as number;
-      const tokens = perGpu.get(i) as number;
+      const g = ngpus[i];
+      const fit = fits[i] === 1;
+      const gib = total[i];
+      const time = step[i];
+      const tokens = perGpu[i];
       let point = this.scaling.get(g);
       if (!point) this.scaling.set(g, (point = { ngpus: g, configs: 0, fitting: 0 }));
       point.configs++;
@@ -100,8 +101,8 @@ export class ReportAggregator {
         if (!point.best || tokens > (point.best.tokens_per_s_per_gpu as number)) point.best = compact(i);
         if (g > this.largestFitting) this.largestFitting = g;
       }
-      const t = tp.get(i) as number;
-      const p = pp.get(i) as number;
+      const t = tp[i];
+      const p = pp[i];
       // A number, not a string: this runs once per row. TP and PP stay below 2^10.
       const cellKey = g * 1048576 + t * 1024 + p;
       let cell = this.cells.get(cellKey);
@@ -164,6 +165,24 @@ export class ReportAggregator {
       top: state?.top ?? [],
     };
   }
+}
+
+/** A numeric column's values (Int32 or Float32/64: one Data per batch column). */
+function numbers(batch: RecordBatch, name: string): ArrayLike<number> {
+  const data = batch.getChild(name)!.data[0];
+  return (data.values as ArrayLike<number>).length === data.length ? (data.values as ArrayLike<number>) : (data.values as Int32Array).subarray(data.offset, data.offset + data.length);
+}
+
+/** A Bool column as one byte per row. */
+function flags(batch: RecordBatch, name: string): Uint8Array {
+  const data = batch.getChild(name)!.data[0];
+  const bits = data.values as Uint8Array;
+  const out = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const j = i + data.offset;
+    out[i] = (bits[j >> 3] >> (j & 7)) & 1;
+  }
+  return out;
 }
 
 export interface ReportData {

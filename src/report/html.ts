@@ -59,7 +59,24 @@ function meta(metadata: ReadonlyMap<string, string>, key: string): unknown {
   }
 }
 
-export function layoutLabel(v: CompactRow): string {
+/** Batch size and sequence length go into the labels only when the sweep varies them. */
+interface LabelOptions {
+  gbs?: boolean;
+  seq?: boolean;
+}
+
+function labelOptions(data: ReportData): LabelOptions {
+  const rows = [...data.top, ...data.front, ...data.scaling.flatMap((point) => (point.best ? [point.best] : []))];
+  const varies = (name: string) => new Set(rows.map((row) => row[name])).size > 1;
+  return { gbs: varies('global_batch_size'), seq: varies('seq_length') };
+}
+
+export function layoutLabel(v: CompactRow, options: LabelOptions = {}): string {
+  const prefix = `${options.gbs ? `gbs${v.global_batch_size} ` : ''}${options.seq ? `seq${v.seq_length} ` : ''}`;
+  return prefix + layoutCore(v);
+}
+
+function layoutCore(v: CompactRow): string {
   const schedule = v.pp === 1 ? '' : v.schedule === 'interleaved' ? ` int/v${v.vpp}` : ` ${String(v.schedule)}`;
   const moe = Number(v.ep) > 1 || Number(v.etp) > 1 ? ` ep${v.ep} etp${v.etp}` : '';
   const offload = v.offload === undefined || v.offload === 'none' ? '' : ` off:${String(v.offload)}`;
@@ -79,6 +96,7 @@ const round = (value: number, digits = 4) => Number(value.toPrecision(digits));
 /** The Vega-Lite specs, by chart id. Marks are named so that tests (and readers) can find them. */
 export function reportSpecs(data: ReportData, metadata: ReadonlyMap<string, string>): Record<string, object> {
   const limit = fitLimitGib(metadata);
+  const labels = labelOptions(data);
   const width = 760;
   const scaling = data.scaling
     .filter((point) => point.best)
@@ -88,7 +106,7 @@ export function reportSpecs(data: ReportData, metadata: ReadonlyMap<string, stri
       mfu: round(point.best!.mfu as number),
       total_gib: round(point.best!.total_gib as number),
       fitting: point.fitting,
-      layout: layoutLabel(point.best!),
+      layout: layoutLabel(point.best!, labels),
     }));
   const x = { field: 'ngpus', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'GPUs' };
   const tooltip = [
@@ -165,7 +183,7 @@ export function reportSpecs(data: ReportData, metadata: ReadonlyMap<string, stri
     total_gib: round(row.total_gib as number),
     step_time_s: round(row.step_time_s as number),
     fits: row.fits === true,
-    layout: layoutLabel(row),
+    layout: layoutLabel(row, labels),
   }));
   specs['chart-pareto'] = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -194,7 +212,7 @@ export function reportSpecs(data: ReportData, metadata: ReadonlyMap<string, stri
     ],
   };
 
-  const top: CompactRow[] = data.top.map((row, i) => ({ ...row, rank: `#${i + 1} ${layoutLabel(row)}` }));
+  const top: CompactRow[] = data.top.map((row, i) => ({ ...row, rank: `#${i + 1} ${layoutLabel(row, labels)}` }));
   const long = (parts: readonly string[], unit: string) =>
     top.flatMap((row) =>
       parts
@@ -222,11 +240,12 @@ export function reportSpecs(data: ReportData, metadata: ReadonlyMap<string, stri
 }
 
 function topTable(data: ReportData): string {
+  const labels = labelOptions(data);
   const head = ['#', 'layout', 'GiB/GPU', 'step s', 'tokens/s/GPU', 'MFU'];
   const rows = data.top.map((row, i) =>
     [
       String(i + 1),
-      layoutLabel(row),
+      layoutLabel(row, labels),
       (row.total_gib as number).toFixed(1),
       (row.step_time_s as number).toFixed(2),
       (row.tokens_per_s_per_gpu as number).toFixed(0),
@@ -278,7 +297,7 @@ ${section('chart-pareto', `Pareto front: memory against step time at ${focus}`, 
 ${section('chart-time', `Where the step goes: top ${data.top.length} configs at ${focus}`, 'Step time by term (communication terms are the exposed part).')}
 ${section('chart-memory', `Where the memory goes: top ${data.top.length} configs at ${focus}`, 'Memory of the heaviest GPU by component.')}
 <section><h2>Top configs at ${escapeHtml(focus)}</h2>${topTable(data)}</section>
-<p class="note">Layout: tp/pp/cp/ep/etp/dp degrees, pipeline schedule (int/vN: interleaved with N virtual stages), zN: ZeRO stage, sp: sequence parallel, mbs: micro-batch size, rc: recompute, off: optimizer offload.</p>
+<p class="note">Layout: gbs: global batch size (when swept), tp/pp/cp/ep/etp/dp degrees, pipeline schedule (int/vN: interleaved with N virtual stages), zN: ZeRO stage, sp: sequence parallel, mbs: micro-batch size, rc: recompute, off: optimizer offload.</p>
 <script type="application/json" id="parasweep-specs">${json}</script>
 <script>
 const specs = JSON.parse(document.getElementById('parasweep-specs').textContent);

@@ -1,4 +1,4 @@
-import { createReadStream, openAsBlob } from 'node:fs';
+import { createReadStream, openAsBlob, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { RecordBatch, RecordBatchReader, Schema, tableFromIPC } from 'apache-arrow';
 import { InputError } from '../errors.js';
@@ -22,6 +22,12 @@ export async function* readResults(path: string): AsyncGenerator<{ schema: Schem
   if (!REPORT_INPUTS.includes(extension)) {
     throw new InputError('report', `cannot tell the format of ${path}: use one of ${REPORT_INPUTS.join(', ')}`);
   }
+  try {
+    if (!statSync(path).isFile()) throw new InputError('report', `${path} is not a file`);
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    throw new InputError('report', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
   if (extension === '.parquet') {
     const wasm = await import('parquet-wasm');
     let file: Awaited<ReturnType<typeof wasm.ParquetFile.fromFile>>;
@@ -43,6 +49,7 @@ export async function* readResults(path: string): AsyncGenerator<{ schema: Schem
   try {
     reader = await RecordBatchReader.from(createReadStream(path));
     await reader.open();
+    if (!reader.schema) throw new Error('not an Arrow IPC file');
   } catch (error) {
     throw new InputError('report', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }

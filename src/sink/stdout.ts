@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { RecordBatch, RecordBatchStreamWriter, Schema } from 'apache-arrow';
+import { EngineError } from '../errors.js';
 import type { Sink } from './types.js';
 
 /** The path that means standard output. */
@@ -23,17 +24,31 @@ export class StdoutSink implements Sink {
     private readonly out: Writable = process.stdout,
   ) {
     this.writer.reset(undefined, schema);
-    this.out.on('error', (error: Error) => {
-      this.failure = error;
+    this.out.on('error', (error: NodeJS.ErrnoException) => {
+      this.failure = StdoutSink.explain(error);
     });
     this.drained = this.drain();
     this.drained.catch(() => undefined);
   }
 
+  /** A reader that quits early (`| head`) closes the pipe: one line, not a stack trace. */
+  private static explain(error: NodeJS.ErrnoException): Error {
+    return error.code === 'EPIPE' ? new EngineError('standard output was closed before the sweep finished (EPIPE)') : error;
+  }
+
+  /** Waits until the pipe takes more (`once` rejects on the stream's 'error' event). */
+  private async room(): Promise<void> {
+    try {
+      await once(this.out, 'drain');
+    } catch (error) {
+      throw StdoutSink.explain(error as NodeJS.ErrnoException);
+    }
+  }
+
   private async drain(): Promise<void> {
     for await (const bytes of this.writer) {
       if (this.failure) throw this.failure;
-      if (!this.out.write(bytes)) await Promise.race([once(this.out, 'drain'), once(this.out, 'error')]);
+      if (!this.out.write(bytes)) await this.room();
     }
   }
 
@@ -42,7 +57,8 @@ export class StdoutSink implements Sink {
     this.writer.write(batch);
     // Let the drain loop hand the encoded bytes to the pipe before the next batch is encoded.
     await new Promise((resolve) => setImmediate(resolve));
-    if (this.out.writableNeedDrain) await Promise.race([once(this.out, 'drain'), once(this.out, 'error')]);
+    if (this.out.writableNeedDrain) await this.room();
+    if (this.failure) throw this.failure;
   }
 
   async commit(): Promise<void> {
@@ -52,6 +68,10 @@ export class StdoutSink implements Sink {
   }
 
   abortSync(): void {
-    this.writer.abort();
+    try {
+      this.writer.abort();
+    } catch {
+      // Already closed: the pipe failed first.
+    }
   }
 }
