@@ -245,6 +245,8 @@ export class GpuEngine implements Engine {
       const survivors = new Uint32Array(slot.counterStaging.getMappedRange(0, 16).slice(0))[0];
       slot.counterStaging.unmap();
       this.throwIfFailed();
+      // A count beyond the chunk means the adapter did not run the shader as written: refuse its results.
+      if (survivors > rows) throw new EngineError(`the GPU counted ${survivors} surviving rows in a chunk of ${rows}`);
       const copy = device.createCommandEncoder();
       for (let j = 0; j <= outputs && survivors > 0; j++) {
         copy.copyBufferToBuffer(slot.results, j * stride * 4, slot.staging, j * survivors * 4, survivors * 4);
