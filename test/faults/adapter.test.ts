@@ -6,8 +6,9 @@
 import { createRequire } from 'node:module';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CpuEngine } from '../../src/engine/cpu/cpu.js';
+import { CpuEngine, evaluateChunkOnCpu } from '../../src/engine/cpu/cpu.js';
 import { probeDevice } from '../../src/engine/gpu/probe.js';
+import { checkSampleAgainstCpu } from '../../src/engine/gpu/validate.js';
 import type { Engine } from '../../src/engine/types.js';
 import { EngineError } from '../../src/errors.js';
 import { compileWhere } from '../../src/filter/where.js';
@@ -43,6 +44,18 @@ describe('wrong adapters', () => {
   it.skipIf(!hasGpu)('the probe passes on the real adapter', async () => {
     const engine = await openGpu();
     await engine.dispose();
+  });
+
+  it('results of an adapter that returns zeros (or noise) are refused against the CPU model; f32 results pass', () => {
+    const { formula, constants, grid } = prepareSweep({ model: 'deepseek-v3', search: { ngpus_range: '1024' }, engine: 'cpu' });
+    const chunk = grid.chunks(4096).next().value!;
+    const exact = evaluateChunkOnCpu(formula, constants, chunk);
+    const asF32 = { grid: chunk, computed: exact.computed.map((column) => Float32Array.from(column)) };
+    expect(() => checkSampleAgainstCpu(formula, constants, asF32)).not.toThrow();
+    const zeros = { grid: chunk, computed: exact.computed.map((column) => new Float32Array(column.length)) };
+    expect(() => checkSampleAgainstCpu(formula, constants, zeros)).toThrow(/^GPU results disagree with the CPU model on 16 of 16 sampled rows \(\w+ is 0 on the GPU/);
+    const noise = { grid: chunk, computed: exact.computed.map((column) => column.map((v) => v * 1.01)) };
+    expect(() => checkSampleAgainstCpu(formula, constants, noise)).toThrow(EngineError);
   });
 
   const args = ['sweep', '--model', 'llama3.1-8b', '--ngpus', '8', '-q', '-o', '/dev/null.csv'];

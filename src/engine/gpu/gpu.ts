@@ -6,6 +6,7 @@ import { EngineSelection, gatherRows, selectOnCpu } from '../selection.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { GpuDevice, GpuDeviceOptions, openGpuDevice } from './device.js';
 import { buildShader } from './shader.js';
+import { checkSampleAgainstCpu } from './validate.js';
 
 /** 8 MiB: software adapters crashed at exit with single buffers of ~20 MB; 10 MB and below ran clean. */
 export const DEFAULT_MAX_BUFFER_BYTES = 8 << 20;
@@ -291,6 +292,14 @@ export class GpuEngine implements Engine {
     const iterator = chunks[Symbol.iterator]();
     // A chunk taken from the iterator but not yet submitted: on a failure it must not be lost either.
     let taken: GridChunk | undefined;
+    // The first chunk with rows is compared with the CPU on a few rows; a failure leaves it pending, so the CPU
+    // fallback evaluates it again.
+    let validated = false;
+    const validate = (evaluated: EvaluatedChunk) => {
+      if (validated || evaluated.grid.length === 0) return;
+      checkSampleAgainstCpu(formula, constants, evaluated);
+      validated = true;
+    };
     try {
       this.ensureSlots();
       this.writeConstants(constants);
@@ -302,6 +311,7 @@ export class GpuEngine implements Engine {
         if (pending.length === IN_FLIGHT) {
           const oldest = pending[0];
           const evaluated = await oldest.done;
+          validate(evaluated);
           pending.shift();
           yield evaluated;
         }
@@ -317,6 +327,7 @@ export class GpuEngine implements Engine {
       }
       while (pending.length > 0) {
         const evaluated = await pending[0].done;
+        validate(evaluated);
         pending.shift();
         yield evaluated;
       }
