@@ -4,11 +4,11 @@
  * temporary files of killed runs removed by the next run to the same output.
  */
 import { spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OutputError } from '../../src/errors.js';
-import { removeStaleTempFiles, setStreamFactory, StreamFactory, tempPathFor } from '../../src/sink/atomic.js';
+import { AtomicFile, removeStaleTempFiles, setStreamFactory, StreamFactory, tempPathFor } from '../../src/sink/atomic.js';
 import { sweepToFiles } from '../../src/sweep.js';
 import { cleanupTempDirs, makeTempDir, REPO_ROOT } from '../helpers.js';
 import { BIN, canMountTmpfs, ensureBuilt, entries, expectOneLine, parasweep } from './support.js';
@@ -174,6 +174,21 @@ describe('special files and symlinks are written through, not replaced', () => {
     expect(lstatSync(join(dir, 'dangling.arrow')).isSymbolicLink()).toBe(true);
     expect(readFileSync(join(dir, 'data', 'real.csv'), 'utf8')).toMatch(/^model,hardware/);
     expect(entries(join(dir, 'data'))).toEqual(['new.arrow', 'real.csv']);
+  });
+});
+
+describe('cleanup', () => {
+  it('abortSync never throws, even when the directory vanished or became a file', async () => {
+    const dir = makeTempDir();
+    const sub = join(dir, 'sub');
+    mkdirSync(sub);
+    const file = await AtomicFile.open(join(sub, 'x.csv'), '--out');
+    await file.write('partial');
+    rmSync(sub, { recursive: true, force: true });
+    writeFileSync(sub, 'now a file');
+    expect(() => file.abortSync()).not.toThrow();
+    expect(() => AtomicFile.abortAll()).not.toThrow();
+    expect(entries(dir)).toEqual(['sub']);
   });
 });
 
