@@ -8,4 +8,4 @@ export { expandRange } from './config/ranges.js';
 export { FORMULAS, getFormula } from './formulas/index.js';
 export { createEngine } from './engine/index.js';
 export type { Engine, EngineChoice } from './engine/index.js';
-export { InputError, EngineError } from './errors.js';
+export { InputError, EngineError, OutputError } from './errors.js';
