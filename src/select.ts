@@ -85,7 +85,8 @@ export class Selector {
     if (conditions.length > 0) {
       // Compile the user's text alone first so that its errors point into what the user wrote.
       if (options.where !== undefined) compileWhere(options.where, refs);
-      this.where = compileWhere(conditions.join(' and '), refs);
+      // Two levels more: `fits and (...)` wraps the user's text, which passed the bounds on its own.
+      this.where = compileWhere(conditions.join(' and '), refs, 2);
     }
     let top: Selector['top'];
     if (options.top) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES } from '../src/config/space.js';
 import { InputError } from '../src/errors.js';
-import { ColumnRef, compileWhere, describeColumns, whereColumns, wgslF32Literal } from '../src/filter/where.js';
+import { ColumnRef, compileWhere, describeColumns, MAX_WHERE_DEPTH, whereColumns, wgslF32Literal } from '../src/filter/where.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -704,5 +704,27 @@ describe('whereColumns and describeColumns', () => {
 
   it('describes columns with their labels', () => {
     expect(describeColumns(COLUMNS.slice(2, 5))).toBe('pp, schedule (1f1b|interleaved|gpipe), sp');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+describe('compileWhere: bounds', () => {
+  it('refuses an expression longer than MAX_WHERE_LENGTH or deeper than MAX_WHERE_DEPTH in one line', () => {
+    expect(() => compileWhere('tp > 0 or '.repeat(500) + 'tp > 0', COLUMNS)).toThrow(/^--where: the expression is 5006 characters long \(at most 4096\)$/);
+    const chain = (n: number) => Array(n).fill('tp>0').join('&&');
+    // n comparisons joined by n - 1 ANDs make a tree n + 1 high.
+    expect(() => compileWhere(chain(MAX_WHERE_DEPTH - 1), COLUMNS)).not.toThrow();
+    expect(() => compileWhere(chain(MAX_WHERE_DEPTH), COLUMNS)).toThrow(/more than 64 operators deep at position/);
+    const nested = (n: number) => `${'('.repeat(n)}tp > 0${')'.repeat(n)}`;
+    expect(() => compileWhere(nested(MAX_WHERE_DEPTH), COLUMNS)).not.toThrow();
+    expect(() => compileWhere(nested(2000), COLUMNS)).toThrow(/nests deeper than 64 levels/);
+    expect(() => compileWhere(`${'not '.repeat(1000)}sp`, COLUMNS)).toThrow(/nests deeper than 64 levels/);
+    expect(() => compileWhere(`${'-'.repeat(1000)}tp > 0`, COLUMNS)).toThrow(/nests deeper than 64 levels/);
+  });
+
+  it('leaves room for the conditions the sweep wraps around a bounded expression', () => {
+    const user = Array(MAX_WHERE_DEPTH - 1).fill('tp>0').join('&&');
+    expect(() => compileWhere(`fits and (${user})`, COLUMNS)).toThrow(/deep/);
+    expect(() => compileWhere(`fits and (${user})`, COLUMNS, 2)).not.toThrow();
   });
 });

@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import { InputError, OutputError } from '../errors.js';
 
 /** Longest file name most file systems take (ext4, xfs, btrfs, tmpfs: NAME_MAX, in bytes). */
@@ -56,6 +57,17 @@ export interface OutputTarget {
 
 function isDeviceTree(path: string): boolean {
   return /^\/(dev|proc)\//.test(path);
+}
+
+/**
+ * The descriptor behind /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N for N = 1 or 2. These are written
+ * through the process's own stream: when stdout is a socket (as under a spawning parent) the path cannot even be
+ * opened (ENXIO), and the stream already knows how to write to a pipe, a terminal or a file.
+ */
+function standardStream(path: string): 1 | 2 | undefined {
+  const match = /^\/(?:dev\/(stdout|stderr)|dev\/fd\/([12])|proc\/self\/fd\/([12]))$/.exec(path);
+  if (!match) return undefined;
+  return match[1] === 'stdout' || match[2] === '1' || match[3] === '1' ? 1 : 2;
 }
 
 /** Resolves an output path, refusing a directory, a missing directory or a parent that is a file with one line. */
@@ -211,7 +223,9 @@ export class AtomicFile {
   readonly target: OutputTarget;
   /** The file being written: the temporary file, or the special file itself. */
   readonly tempPath: string;
-  readonly stream: WriteStream;
+  readonly stream: Writable;
+  /** Set when writing to this process's stdout or stderr, which must not be ended or removed. */
+  private readonly standard?: 1 | 2;
   private failure?: Error;
   private closed = false;
 
@@ -219,7 +233,8 @@ export class AtomicFile {
     this.path = path;
     this.target = target;
     this.tempPath = target.mode === 'atomic' ? tempPathFor(target.real) : target.real;
-    this.stream = streamFactory(this.tempPath, 'w');
+    this.standard = target.mode === 'through' ? standardStream(target.real) : undefined;
+    this.stream = this.standard ? (this.standard === 1 ? process.stdout : process.stderr) : streamFactory(this.tempPath, 'w');
     AtomicFile.live.add(this);
     this.stream.on('error', (error) => {
       this.failure ??= this.ioError(error);
@@ -236,6 +251,7 @@ export class AtomicFile {
     const target = resolveOutput(path, field);
     if (target.mode === 'atomic') removeStaleTempFiles(target.real);
     const file = new AtomicFile(path, target);
+    if (file.standard) return file;
     try {
       await once(file.stream, 'open');
     } catch (error) {
@@ -261,6 +277,12 @@ export class AtomicFile {
   async commit(): Promise<void> {
     if (this.failure) throw this.failure;
     this.closed = true;
+    if (this.standard) {
+      // Flushed, not ended: the process still owns its stdout.
+      await new Promise<void>((resolve, reject) => this.stream.write('', (error) => (error ? reject(this.ioError(error)) : resolve())));
+      AtomicFile.live.delete(this);
+      return;
+    }
     this.stream.end();
     try {
       await once(this.stream, 'finish');
@@ -285,7 +307,7 @@ export class AtomicFile {
   abortSync(): void {
     if (!this.closed) {
       this.closed = true;
-      this.stream.destroy();
+      if (!this.standard) this.stream.destroy();
     }
     if (this.target.mode === 'atomic') {
       try {

@@ -104,7 +104,13 @@ export class CsvSink implements Sink {
   static async open(path: string, schema: Schema): Promise<CsvSink> {
     const file = await AtomicFile.open(path, '--csv');
     const sink = new CsvSink(file, schema);
-    await file.write(schema.fields.map((field) => quote(field.name)).join(',') + '\r\n');
+    try {
+      await file.write(schema.fields.map((field) => quote(field.name)).join(',') + '\r\n');
+    } catch (error) {
+      // Not a sink yet for the caller to abort: remove the temporary file here.
+      file.abortSync();
+      throw error;
+    }
     return sink;
   }
 

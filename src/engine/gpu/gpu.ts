@@ -6,6 +6,7 @@ import { EngineSelection, gatherRows, selectOnCpu } from '../selection.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { GpuDevice, GpuDeviceOptions, openGpuDevice } from './device.js';
 import { buildShader } from './shader.js';
+import { checkSampleAgainstCpu } from './validate.js';
 
 /** 8 MiB: software adapters crashed at exit with single buffers of ~20 MB; 10 MB and below ran clean. */
 export const DEFAULT_MAX_BUFFER_BYTES = 8 << 20;
@@ -245,6 +246,8 @@ export class GpuEngine implements Engine {
       const survivors = new Uint32Array(slot.counterStaging.getMappedRange(0, 16).slice(0))[0];
       slot.counterStaging.unmap();
       this.throwIfFailed();
+      // A count beyond the chunk means the adapter did not run the shader as written: refuse its results.
+      if (survivors > rows) throw new EngineError(`the GPU counted ${survivors} surviving rows in a chunk of ${rows}`);
       const copy = device.createCommandEncoder();
       for (let j = 0; j <= outputs && survivors > 0; j++) {
         copy.copyBufferToBuffer(slot.results, j * stride * 4, slot.staging, j * survivors * 4, survivors * 4);
@@ -289,6 +292,14 @@ export class GpuEngine implements Engine {
     const iterator = chunks[Symbol.iterator]();
     // A chunk taken from the iterator but not yet submitted: on a failure it must not be lost either.
     let taken: GridChunk | undefined;
+    // The first chunk with rows is compared with the CPU on a few rows; a failure leaves it pending, so the CPU
+    // fallback evaluates it again.
+    let validated = false;
+    const validate = (evaluated: EvaluatedChunk) => {
+      if (validated || evaluated.grid.length === 0) return;
+      checkSampleAgainstCpu(formula, constants, evaluated);
+      validated = true;
+    };
     try {
       this.ensureSlots();
       this.writeConstants(constants);
@@ -300,6 +311,7 @@ export class GpuEngine implements Engine {
         if (pending.length === IN_FLIGHT) {
           const oldest = pending[0];
           const evaluated = await oldest.done;
+          validate(evaluated);
           pending.shift();
           yield evaluated;
         }
@@ -315,6 +327,7 @@ export class GpuEngine implements Engine {
       }
       while (pending.length > 0) {
         const evaluated = await pending[0].done;
+        validate(evaluated);
         pending.shift();
         yield evaluated;
       }

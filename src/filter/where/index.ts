@@ -28,7 +28,7 @@ import { Checker } from './checker.js';
 import { boolFn } from './cpu.js';
 import { tokenize } from './lexer.js';
 import { Parser } from './parser.js';
-import { ColumnRef, CompiledWhere, FIELD, MAX_WHERE_LENGTH, Node } from './types.js';
+import { ColumnRef, CompiledWhere, FIELD, MAX_WHERE_DEPTH, MAX_WHERE_LENGTH, Node } from './types.js';
 import { boolWgsl } from './wgsl.js';
 
 export type { ColumnRef, CompiledWhere } from './types.js';
@@ -66,11 +66,13 @@ function collectRefs(node: Node, out: ColumnRef[]): void {
  * it decides exactly what it can (a column against a number or a column, integer arithmetic within 2^24) and keeps
  * every row whose comparison involves other arithmetic, which f32 would round, overflow or divide by zero
  * differently; the sweep re-applies `test` to every row the GPU keeps. So both engines keep the rows `test` keeps.
+ * `slack` raises the bounds by a few levels (and 16 characters each) for a condition the caller builds around a
+ * user's expression that already passed them (`fits and (WHERE)`).
  * Grid values are i32 on the GPU and at most 2^24 (src/config/ranges.ts), so exact in f32.
  */
-export function compileWhere(text: string, columns: ColumnRef[]): CompiledWhere {
+export function compileWhere(text: string, columns: ColumnRef[], slack = 0): CompiledWhere {
   if (typeof text !== 'string') throw new InputError(FIELD, 'expected an expression');
-  if (text.length > MAX_WHERE_LENGTH) {
+  if (text.length > MAX_WHERE_LENGTH + slack * 16) {
     throw new InputError(FIELD, `the expression is ${text.length} characters long (at most ${MAX_WHERE_LENGTH})`);
   }
   for (const column of columns) {
@@ -78,7 +80,7 @@ export function compileWhere(text: string, columns: ColumnRef[]): CompiledWhere 
       throw new Error(`--where: categorical column ${column.name} has no labels`);
     }
   }
-  const tree = new Parser(text, tokenize(text), columns).parse();
+  const tree = new Parser(text, tokenize(text), columns, MAX_WHERE_DEPTH + slack).parse();
   const bool = new Checker().root(tree);
   const referenced: ColumnRef[] = [];
   collectRefs(tree, referenced);

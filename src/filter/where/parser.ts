@@ -60,6 +60,8 @@ export class Parser {
     private readonly text: string,
     private readonly tokens: Token[],
     private readonly columns: readonly ColumnRef[],
+    /** Depth allowed: MAX_WHERE_DEPTH, plus a little for conditions the sweep wraps around the user's. */
+    private readonly maxDepth = MAX_WHERE_DEPTH,
   ) {
     this.byName = new Map();
     for (const column of columns) if (!this.byName.has(column.name)) this.byName.set(column.name, column);
@@ -81,8 +83,8 @@ export class Parser {
   private nesting = 0;
 
   private enter(token: Token): void {
-    if (++this.nesting > MAX_WHERE_DEPTH) {
-      failAt(this.text, token.pos, `the expression nests deeper than ${MAX_WHERE_DEPTH} levels`);
+    if (++this.nesting > this.maxDepth) {
+      failAt(this.text, token.pos, `the expression nests deeper than ${this.maxDepth} levels`);
     }
   }
 
@@ -90,8 +92,8 @@ export class Parser {
   private sized(node: Node): Node {
     const children = 'arg' in node ? [node.arg] : 'left' in node ? [node.left, node.right] : [];
     node.h = 1 + Math.max(0, ...children.map((child) => child.h));
-    if (node.h > MAX_WHERE_DEPTH) {
-      failAt(this.text, node.pos, `the expression is more than ${MAX_WHERE_DEPTH} operators deep`);
+    if (node.h > this.maxDepth) {
+      failAt(this.text, node.pos, `the expression is more than ${this.maxDepth} operators deep`);
     }
     return node;
   }
