@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { makeData, RecordBatch, Schema, Struct } from 'apache-arrow';
 import { InputError, OutputError } from '../errors.js';
 import { describeIoError, probeOutput, resolveOutput } from './atomic.js';
@@ -84,9 +84,13 @@ export function hivePathValue(value: string): string {
   return out;
 }
 
-/** `-o DIR/` (a trailing slash) or `-o DIR` naming an existing directory means a dataset. */
-export function isDatasetPath(path: string): boolean {
+/**
+ * `-o DIR/` (a trailing slash) means a dataset; so does `-o DIR` naming an existing directory, unless its name has
+ * a file format's extension (`-o out.arrow` on a directory is a mistake, refused as such).
+ */
+export function isDatasetPath(path: string, fileExtensions: readonly string[] = []): boolean {
   if (path.endsWith('/')) return true;
+  if (fileExtensions.includes(extname(path).toLowerCase())) return false;
   try {
     return statSync(path).isDirectory();
   } catch {

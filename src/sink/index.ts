@@ -55,7 +55,7 @@ export function checkOutputPaths(paths: string[], field = '--out'): void {
     }
     // A `--csv` path's errors name that flag, whatever the caller's field.
     const flag = csvPaths.has(path) ? '--csv' : field;
-    if (flag !== '--csv' && isDatasetPath(path)) {
+    if (flag !== '--csv' && isDatasetPath(path, OUTPUT_EXTENSIONS)) {
       const real = checkDatasetPath(path, flag);
       if (seen.has(real)) throw new InputError(flag, `${path} is named twice`);
       seen.set(real, path);
@@ -84,7 +84,7 @@ export async function openSink(
   dataset: { partitionColumns?: readonly string[]; part?: string } = {},
 ): Promise<Sink> {
   if (path === STDOUT_PATH) return new StdoutSink(schema);
-  if (!csvPaths.has(path) && isDatasetPath(path)) {
+  if (!csvPaths.has(path) && isDatasetPath(path, OUTPUT_EXTENSIONS)) {
     return DatasetSink.open(path, schema, dataset.partitionColumns ?? DATASET_PARTITIONS, dataset.part ?? '0');
   }
   return FORMATS[extensionOf(path)](path, schema);
