@@ -108,7 +108,9 @@ export function checkDatasetPath(path: string, field = '--out'): string {
     try {
       mkdirSync(real);
     } catch (error) {
-      throw new InputError(field, `cannot create the dataset directory ${path}: ${describeIoError(error)}`);
+      // Shards started together race to create it: another one having done so is fine.
+      const raced = (error as NodeJS.ErrnoException).code === 'EEXIST' && statSync(real).isDirectory();
+      if (!raced) throw new InputError(field, `cannot create the dataset directory ${path}: ${describeIoError(error)}`);
     }
   } else if (!statSync(real).isDirectory()) {
     throw new InputError(field, `${path} is not a directory`);
