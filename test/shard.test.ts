@@ -194,6 +194,17 @@ describe('-o DIR/: a Hive-partitioned Parquet dataset from n shards run as separ
     connection.closeSync();
   }, 120_000);
 
+  it('an existing directory given without a slash is a dataset too; unsharded files are part-0', () => {
+    const dir = makeTempDir();
+    const result = cli(['sweep', '-m', 'llama3.1-8b', '--ngpus', '8', '--engine', 'cpu', '-q', '-o', dir]);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const part = join(dir, 'model=LLaMA-3.1%208B', 'hardware=h100-sxm-80gb', 'part-0.parquet');
+    const table = readParquetFile(part);
+    expect(table.numRows).toBe(prepareSweep({ model: 'llama3.1-8b', search: { ngpus_range: [8] } }).grid.count());
+    expect(table.schema.metadata.get('parasweep.shard')).toBeUndefined();
+  });
+
   it('a shard with no rows writes no file and succeeds; a bad --shard is refused before anything is written', () => {
     const dir = makeTempDir();
     const dataset = join(dir, 'ds') + '/';
