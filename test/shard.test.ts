@@ -1,6 +1,6 @@
 /**
  * Sharding for batch schedulers: `--shard i/n` slices of the grid, balanced by valid configs and cheap to find, and
- * `-o DIR/` Hive-partitioned Parquet datasets that DuckDB reads as one table, equal to the unsharded sweep.
+ * `-o DIR/` Hive-partitioned Parquet datasets that DuckDB and polars read as one table, equal to the unsharded sweep.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Table, tableFromIPC } from 'apache-arrow';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { readParquet } from 'parquet-wasm';
+import pl from 'nodejs-polars';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GridPlan, GridSpan } from '../src/grid/grid.js';
 import { parseShard, prefixCounts, shardSpan } from '../src/grid/shard.js';
@@ -180,6 +181,11 @@ describe('-o DIR/: a Hive-partitioned Parquet dataset from n shards run as separ
     const minus = async (a: string, b: string) => (await query(`SELECT count(*)::INTEGER AS n FROM (SELECT ${columns} FROM ${a} EXCEPT ALL SELECT ${columns} FROM ${b})`))[0].n;
     expect(await minus(glob, `'${whole}'`)).toBe(0);
     expect(await minus(`'${whole}'`, glob)).toBe(0);
+
+    // polars too, through its Hive partitioning (the directory names decoded back to the model's name).
+    const frame = pl.scanParquet(`${dataset}**/*.parquet`, { hivePartitioning: true }).collectSync();
+    expect(frame.height).toBe(reference.numRows);
+    expect(frame.getColumn('model').unique().toArray()).toEqual(['LLaMA-3.1 8B']);
 
     // --top across shards: the documented query (docs/sharding.md) over the dataset gives what it gives over the
     // unsharded sweep.
