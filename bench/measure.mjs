@@ -1,6 +1,6 @@
 // One measurement in a fresh process (so peak RSS is its own): node bench/measure.mjs WORKLOAD ENGINE MODE [OUT]
 // MODE: enumerate (grid only), evaluate (grid + engine, results discarded), write (end to end into OUT).
-// Prints one JSON line: rows, seconds, peak RSS, engine description.
+// Prints one JSON line: rows, seconds, CPU seconds, peak RSS, engine description.
 import { prepareSweep, sweepToFiles } from '../dist/sweep.js';
 import { createEngine } from '../dist/engine/index.js';
 import { WORKLOADS } from './workloads.mjs';
@@ -33,4 +33,7 @@ if (mode === 'enumerate') {
   throw new Error(`unknown mode ${mode}`);
 }
 const seconds = (performance.now() - started) / 1000;
-console.log(JSON.stringify({ rows, seconds, rss_mb: process.resourceUsage().maxRSS / 1024, description }));
+// CPU time of every thread (engine, Dawn's, the Parquet encoder's): on a shared machine steadier than wall time.
+const { userCPUTime, systemCPUTime } = process.resourceUsage();
+const cpu_s = (userCPUTime + systemCPUTime) / 1e6;
+console.log(JSON.stringify({ rows, seconds, cpu_s, rss_mb: process.resourceUsage().maxRSS / 1024, description }));

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // npm run bench [-- --quick] [-- --workloads a,b] [-- --engines cpu,gpu] [-- --timeout S]
 // Runs each workload on each engine, each measurement in a fresh process, and prints one Markdown table:
-// rows, configs/s and peak RSS for grid enumeration, evaluation alone, and end to end into Arrow, CSV and Parquet.
+// rows, configs/s and peak RSS for grid enumeration, evaluation alone, and end to end into Arrow, CSV and Parquet,
+// each end-to-end cell with the disk's write bound for the bytes that sink wrote (bench/disk.mjs: the same number
+// of bytes written and fdatasync'd, as `dd conv=fdatasync` does), measured right after it.
 import { spawnSync } from 'node:child_process';
-import { cpus, totalmem, tmpdir } from 'node:os';
+import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { WORKLOADS } from './workloads.mjs';
+import { diskWriteSeconds } from './disk.mjs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
@@ -28,11 +31,20 @@ function measure(workload, engine, mode, out) {
   }
   const line = result.stdout.trim().split('\n').pop();
   const parsed = JSON.parse(line);
-  if (out) parsed.bytes = statSync(out).size;
+  if (out) {
+    parsed.bytes = statSync(out).size;
+    rmSync(out, { force: true });
+    parsed.disk_s = diskWriteSeconds(parsed.bytes, dir);
+  }
   return parsed;
 }
 
-const fmtRate = (m) => (m.failed ? m.failed : `${(m.rows / m.seconds / 1e6).toFixed(2)} M/s (${m.seconds.toFixed(2)} s)`);
+const fmtRate = (m) =>
+  m.failed ? m.failed : `${(m.rows / m.seconds / 1e6).toFixed(2)} M/s (${m.seconds.toFixed(2)} s, CPU ${m.cpu_s.toFixed(1)} s)`;
+// An end-to-end cell: the rate, then the disk's bound for the same bytes.
+const fmtWrite = (m) =>
+  m.failed ? m.failed : `${fmtRate(m)}; ${(m.bytes / 1e6).toFixed(0)} MB, disk ${m.disk_s.toFixed(2)} s`;
+const loadAtStart = loadavg();
 const rows = [];
 const adapters = new Set();
 for (const workload of workloads) {
@@ -52,11 +64,13 @@ const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|'
 for (const r of rows) {
   const rss = Math.max(r.evaluate.rss_mb ?? 0, ...sinks.map((s) => r.written[s].rss_mb ?? 0));
   lines.push(
-    `| ${r.workload} | ${r.engine} | ${r.enumerate.rows ?? '?'} | ${fmtRate(r.enumerate)} | ${fmtRate(r.evaluate)} | ${sinks.map((s) => fmtRate(r.written[s])).join(' | ')} | ${rss.toFixed(0)} |`,
+    `| ${r.workload} | ${r.engine} | ${r.enumerate.rows ?? '?'} | ${fmtRate(r.enumerate)} | ${fmtRate(r.evaluate)} | ${sinks.map((s) => fmtWrite(r.written[s])).join(' | ')} | ${rss.toFixed(0)} |`,
   );
 }
 console.log(`Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
 console.log(`Engines: ${[...adapters].join('; ')}`);
-console.log('Rates are valid configs per second; each cell is a fresh process.\n');
+const load = (l) => l.map((x) => x.toFixed(1)).join(' ');
+console.log(`Load average (1, 5, 15 min) at the start: ${load(loadAtStart)}, at the end: ${load(loadavg())} (over ${cpus().length} cores).`);
+console.log("Rates are valid configs per second; each cell is a fresh process. Cells: rate (wall seconds, CPU seconds of all threads); end to end also the bytes written and the disk's time to write and fdatasync as many.\n");
 console.log(lines.join('\n'));
 for (const r of rows) for (const [s, m] of Object.entries(r.written)) if (m.failed) console.log(`note: ${r.workload}/${r.engine}/.${s}: ${m.failed} ${m.tail ?? ''}`);

@@ -3,20 +3,24 @@ import { join } from 'node:path';
 import yargs, { Argv } from 'yargs';
 import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
 import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
-import { EngineError, InputError } from './errors.js';
+import { EngineError, InputError, OutputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
 import { DEFAULT_GBS_TOLERANCE } from './formulas/types.js';
-import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, SweepStats, sweepToFiles } from './sweep.js';
+import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, SweepOptions } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
-import { Progress } from './progress.js';
-import { BestConfigs, formatBest } from './rank.js';
-import { checkOutputPaths, writeRows } from './sink/index.js';
+import { parseShard } from './grid/shard.js';
+import { STDOUT_PATH } from './sink/stdout.js';
+import { runBestCommand, runReportCommand, runSweepCommand } from './commands/outputs.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration, writeCalibrationDocs, writeCalibrationReadme } from './calibrate.js';
 import { describeTimeSettings } from './settings.js';
 import { explain, formatExplanation } from './explain.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
+/** 64 KiB: a few hundred rows of the widest formula per GPU chunk. */
+const MIN_BUFFER_MIB = 1 / 16;
+const HANDLED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 function version(): string {
   return JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
@@ -75,9 +79,16 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('adapter', { type: 'string', describe: 'Dawn adapter name, e.g. SwiftShader or llvmpipe' })
     .option('max-buffer-mib', { type: 'number', default: 8, describe: 'bound on each GPU buffer, MiB' })
     .option('workgroup-size', { type: 'number', default: 64, describe: 'GPU workgroup size (1-128)' })
-    .option('out', { alias: 'o', type: 'string', array: true, describe: 'output file(s); format by extension: .arrow, .arrows, .csv, .parquet' })
+    .option('out', {
+      alias: 'o',
+      type: 'string',
+      array: true,
+      describe: 'output file(s); format by extension: .parquet (DuckDB), .arrow/.ipc (polars, pyarrow), .arrows, .csv; - for Arrow IPC on stdout; DIR/ for a Hive-partitioned Parquet dataset',
+    })
+    .option('float64', { type: 'boolean', describe: 'Float64 result columns, computed by the CPU engine [default: Float32 from either engine]' })
     .option('csv', { type: 'string', describe: 'CSV output path (the PoC\'s columns with --formula poc)' })
     .option('chunk-rows', { type: 'number', describe: 'rows per evaluation chunk (default: what the engine prefers)' })
+    .option('shard', { type: 'string', describe: 'evaluate only slice i of n of the grid (0-based, balanced by configs), e.g. 3/16 for a job array; with -o DIR/ each shard writes its own part files' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' });
   for (const [key, spec] of Object.entries(SEARCH_KEYS)) {
     out = out.option(spec.flag, {
@@ -89,13 +100,6 @@ function withSweepOptions<T>(args: Argv<T>) {
 }
 
 /** The GPU counts no config answered, each with the rule that removed most of its candidates. */
-function formatUnanswered(stats: SweepStats): string {
-  if (stats.unanswered.length === 0) return '';
-  const lines = stats.unanswered.slice(0, 20).map((group) => `  ngpus ${group.value}: ${group.rule}`);
-  if (stats.unanswered.length > 20) lines.push(`  ... and ${stats.unanswered.length - 20} more`);
-  return `parasweep: ${stats.unanswered.length} GPU count(s) have no valid config (rule that removed the most candidates):\n${lines.join('\n')}\n`;
-}
-
 function searchFromFlags(argv: Record<string, unknown>): Partial<Record<SearchKeyName, unknown>> {
   const search: Partial<Record<SearchKeyName, unknown>> = {};
   for (const [key, spec] of Object.entries(SEARCH_KEYS) as Array<[SearchKeyName, { flag: string }]>) {
@@ -110,7 +114,10 @@ type SweepArgs = ReturnType<typeof withSweepOptions> extends Argv<infer T> ? T :
 /** The runs a sweep command describes: one, or one per hardware of a sweep file, with flags applied on top. */
 function sweepRuns(args: SweepArgs): SweepOptions[] {
   const mib = args['max-buffer-mib'];
-  if (!(mib > 0 && mib <= 1024)) throw new InputError('--max-buffer-mib', `must be between 0 and 1024, got ${mib}`);
+  // The floor keeps a chunk at a few hundred rows: below it a sweep runs one tiny dispatch (or CPU chunk) per row.
+  if (!(mib >= MIN_BUFFER_MIB && mib <= 1024)) {
+    throw new InputError('--max-buffer-mib', `must be from ${MIN_BUFFER_MIB} to 1024 (MiB), got ${mib}`);
+  }
   const workgroupSize = args['workgroup-size'];
   if (!Number.isInteger(workgroupSize) || workgroupSize < 1 || workgroupSize > 128) {
     throw new InputError('--workgroup-size', `must be an integer from 1 to 128, got ${workgroupSize}`);
@@ -166,13 +173,27 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     maxBufferBytes: Math.floor(mib * 1024 * 1024),
     workgroupSize,
     chunkRows,
+    float64: args.float64,
+    shard: args.shard !== undefined ? parseShard(String(args.shard)) : undefined,
+    commandLine: ['parasweep', ...commandLine],
     notice: (line: string) => process.stderr.write(`parasweep: ${line}\n`),
   }));
 }
 
+/** The argv of this invocation, recorded in the outputs' provenance. */
+let commandLine: readonly string[] = [];
+
+/** --report and its focus GPU count, on sweep and best. */
+function withReportOptions<T>(args: Argv<T>) {
+  return args
+    .option('report', { type: 'string', describe: 'also write an HTML report (charts and top configs) to this path' })
+    .option('report-ngpus', { type: 'number', describe: 'GPU count of the report\'s heatmap, Pareto and breakdown charts [default: the largest with a fitting config]' });
+}
+
 /** Valid configs of all runs, for the progress bar's percentage and ETA: counted only when a bar is drawn. */
 function progressTotal(runs: SweepOptions[], quiet: boolean): number | undefined {
-  if (quiet || !process.stderr.isTTY) return undefined;
+  // A shard's share of the grid is known only once its span is found; its bar counts rows without a percentage.
+  if (quiet || !process.stderr.isTTY || runs.some((run) => run.shard)) return undefined;
   return runs.reduce((sum, run) => sum + prepareSweep({ ...run, where: undefined, fitsOnly: false, top: undefined }).grid.count(), 0);
 }
 
@@ -211,81 +232,60 @@ function yargsError(message: string): InputError {
   return new InputError('arguments', message.replace(/\s*\n\s*/g, '; '));
 }
 
+/** yargs reads a lone `-` as a positional: `-o -` becomes `--out=-`, which it keeps as the flag's value. */
+function joinStdoutFlag(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if ((argv[i] === '-o' || argv[i] === '--out') && argv[i + 1] === STDOUT_PATH) {
+      out.push(`--out=${STDOUT_PATH}`);
+      i++;
+    } else {
+      out.push(argv[i]);
+    }
+  }
+  return out;
+}
+
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 bad input. */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
+  commandLine = argv;
+  // A closed terminal (SIGHUP) is an interrupt like Ctrl-C: partial files go, and the exit code is 128 + signal.
   const onSignal = (signal: NodeJS.Signals) => {
     abortOpenSinks();
     process.stderr.write(`parasweep: interrupted by ${signal}; no output written\n`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 15));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of HANDLED_SIGNALS) process.once(signal, onSignal);
 
-  const parser = yargs(argv)
+  const parser = yargs(joinStdoutFlag(argv))
     .scriptName('parasweep')
     .parserConfiguration({ 'camel-case-expansion': false, 'dot-notation': false, 'parse-numbers': false })
     .version(version())
     .strict()
     .command(
       'sweep [overrides..]',
-      'evaluate every parallel config of a model and write the results',
-      (args) => withSweepOptions(args),
+      'evaluate every parallel config of a model; write the results (-o), or print the best rows',
+      (args) =>
+        withReportOptions(withSweepOptions(args)).option('pareto', {
+          type: 'boolean',
+          describe: 'add an on_pareto column: on the front of memory against step time among fitting rows, per --per group (default ngpus); runs the sweep twice',
+        }),
       async (args) => {
-        const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
-        if (outputs.length === 0) outputs.push(DEFAULT_POC_OUTPUT);
         const runs = sweepRuns(args);
-        const progress = new Progress({ label: 'sweep', enabled: !args.quiet, total: progressTotal(runs, args.quiet) });
-        // Each run's stats start where the previous run's ended (sweepToFiles shares one SweepStats).
-        for (const run of runs) run.onProgress = (evaluated) => progress.tick(evaluated);
-        const stats = await sweepToFiles(runs, outputs);
-        progress.finish();
-        if (!args.quiet) {
-          const kept = stats.rows === stats.evaluated ? '' : ` (${stats.evaluated} evaluated)`;
-          process.stderr.write(
-            formatUnanswered(stats) +
-              `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
-              ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
-          );
-        }
+        // The PoC wrote memory_estimation.csv without being asked; its command keeps doing so.
+        const pocMode = (runs[0].formula ?? 'full') === 'poc' || argv.some((word) => word === '--config-name' || word.startsWith('--config-name='));
+        await runSweepCommand(runs, args, { pocOutput: pocMode ? DEFAULT_POC_OUTPUT : undefined, progressTotal });
       },
     )
     .command(
       'best [overrides..]',
       'the fastest configs that fit, per GPU count, with the Pareto front of memory against step time',
-      (args) => withSweepOptions(args),
+      (args) => withReportOptions(withSweepOptions(args)),
       async (args) => {
-        const k = args.top ?? 5;
-        if (!Number.isInteger(k) || k < 1) throw new InputError('--top', `must be a positive integer, got ${k}`);
-        if (args.formula === 'poc') throw new InputError('--formula', 'best ranks by the time model of --formula full');
-        const outputs = [...(args.out ?? []), ...(args.csv ? [args.csv] : [])];
-        checkOutputPaths(outputs);
         const run = { ...sweepOptions({ ...args, top: undefined, by: undefined, per: undefined, order: undefined }), fitsOnly: true };
-        const progress = new Progress({ label: 'best', enabled: !args.quiet, total: progressTotal([run], args.quiet) });
-        run.onProgress = (evaluated) => progress.tick(evaluated);
-        const best = new BestConfigs(k);
-        const { table, stats } = await sweep(run);
-        for (const batch of table.batches) best.add(batch);
-        progress.finish();
-        const results = best.results();
-        const { context } = prepareSweep({ ...run, fitsOnly: false });
-        process.stdout.write(
-          formatBest(results, {
-            model: context.config.model.name,
-            hardware: context.hardware.name,
-            settings: describeTimeSettings(context.config.trainer),
-          }),
-        );
-        if (results.length === 0) process.stdout.write('no config fits: try more GPUs, recompute, ZeRO or offload\n');
-        if (outputs.length > 0) {
-          // The ranked rows, with the same sinks as sweep.
-          await writeRows(table.schema, results.flatMap((group) => group.top.map((row) => row.values)), outputs);
-        }
-        if (!args.quiet) {
-          process.stderr.write(
-            `parasweep: ${stats.candidates} configs considered, ${stats.evaluated} evaluated, ${stats.rows} fit, in ${stats.seconds.toFixed(2)} s (${stats.engine})\n`,
-          );
-        }
+        const rank = { k: args.top ?? 5, by: args.by, per: args.per, order: args.order as 'asc' | 'desc' | undefined };
+        await runBestCommand(run, args, rank, { progressTotal });
       },
     )
     .command(
@@ -296,6 +296,17 @@ export async function main(argv: string[]): Promise<number> {
         const explanation = explain(sweepOptions(args));
         process.stdout.write(args.json ? JSON.stringify(explanation, null, 2) + '\n' : formatExplanation(explanation));
       },
+    )
+    .command(
+      'report <results>',
+      'an HTML report (charts and top configs) of a results file (.arrow, .ipc, .arrows or .parquet)',
+      (args) =>
+        args
+          .positional('results', { type: 'string', demandOption: true, describe: 'results of a sweep (--formula full)' })
+          .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the report, e.g. report.html' })
+          .option('ngpus', { type: 'number', describe: 'GPU count of the heatmap, Pareto and breakdown charts [default: the largest with a fitting config]' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' }),
+      (args) => runReportCommand(args),
     )
     .command(
       'check [overrides..]',
@@ -343,6 +354,8 @@ export async function main(argv: string[]): Promise<number> {
     .example("$0 sweep --sweep mixtral-wide --where 'total_gib < 70 and mfu > 0.3' -o mixtral.arrow", 'a sweep file, filtered')
     .example('$0 best --model llama3.1-405b --hardware h100-sxm-80gb --ngpus 1024,8192', 'what to run on 1024 and 8192 GPUs')
     .example('$0 explain --model llama3.1-405b --ngpus 8192 --tp 8 --pp 16 --schedule interleaved --vpp 4 --cp 1 --zero 3 --grad-reduce microbatch --reshard false --sp true --recompute none --offload none --mbs 1', 'every stage of one config')
+    .example('$0 sweep --model llama3.1-405b --ngpus 8..1024:8 -o - | duckdb -c "..."', 'Arrow IPC on stdout, for a pipe')
+    .example('$0 report results.parquet -o report.html', 'charts of a sweep, one self-contained HTML file')
     .example('$0 check --model deepseek-v3', 'GPU against CPU, column by column')
     .example('$0 models', 'the bundled models')
     .demandCommand(1, 'name a command: sweep or models')
@@ -359,7 +372,7 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof InputError) {
       process.stderr.write(`parasweep: ${error.message}\n`);
       exitCode = 2;
-    } else if (error instanceof EngineError) {
+    } else if (error instanceof EngineError || error instanceof OutputError) {
       process.stderr.write(`parasweep: ${error.message}\n`);
       exitCode = 1;
     } else {
@@ -367,8 +380,7 @@ export async function main(argv: string[]): Promise<number> {
       exitCode = 1;
     }
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const signal of HANDLED_SIGNALS) process.removeListener(signal, onSignal);
   }
   return exitCode;
 }

@@ -18,3 +18,11 @@ export class EngineError extends Error {
     this.name = 'EngineError';
   }
 }
+
+/** Writing an output failed (a full disk, a closed pipe): exit code 1, and the partial file is removed. */
+export class OutputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OutputError';
+  }
+}

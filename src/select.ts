@@ -22,6 +22,16 @@ const LOWER_IS_BETTER = /((?<!per)_s|_gib|_gb|_bytes|_rate)$/;
 /** Largest group id a --per column may have: thresholds are an array indexed by it. */
 const MAX_GROUP_ID = 1 << 20;
 
+/** Bound on what --top keeps in memory, so the whole process stays well under 1.5 GB. */
+const MAX_TOP_BYTES = 512 * 2 ** 20;
+/** A stored row's JS overhead beyond its values: two arrays, an object, a Map entry and its heap slot. */
+const STORED_ROW_OVERHEAD_BYTES = 200;
+
+/** Distinct values of the swept grid column `gridIndex` (the groups of --per). */
+function groupCount(grid: GridPlan, gridIndex: number): number {
+  return grid.levels.find((level) => level.column === gridIndex)?.values?.length ?? 1;
+}
+
 /** The columns a --where expression may name: every grid column and every computed column. */
 export function filterColumns(columns: ResultColumn[], grid: GridPlan): ColumnRef[] {
   const refs: ColumnRef[] = [];
@@ -75,7 +85,8 @@ export class Selector {
     if (conditions.length > 0) {
       // Compile the user's text alone first so that its errors point into what the user wrote.
       if (options.where !== undefined) compileWhere(options.where, refs);
-      this.where = compileWhere(conditions.join(' and '), refs);
+      // Two levels more: `fits and (...)` wraps the user's text, which passed the bounds on its own.
+      this.where = compileWhere(conditions.join(' and '), refs, 2);
     }
     let top: Selector['top'];
     if (options.top) {
@@ -101,6 +112,18 @@ export class Selector {
         if (maxValue >= MAX_GROUP_ID) throw new InputError('--per', `values of '${per}' go up to ${maxValue}, too many groups`);
         perGridIndex = perRef.index;
         groups = maxValue + 1;
+      }
+      // Memory: every kept row is stored (grid and computed values) until it is pushed out, and the store is
+      // pruned at twice the heaps' capacity, so about three rows per slot live at the peak.
+      const slots = Math.min(k * (per === undefined ? 1 : groupCount(grid, perGridIndex)), grid.candidateCount());
+      const rowBytes = 8 * (grid.columns.length + formula.outputs.length) + STORED_ROW_OVERHEAD_BYTES;
+      const bytes = 3 * slots * rowBytes;
+      if (bytes > MAX_TOP_BYTES) {
+        const perGroup = per === undefined ? '' : ` (${k} per ${per} group)`;
+        throw new InputError(
+          '--top',
+          `keeping ${slots} rows${perGroup} needs about ${(bytes / 2 ** 30).toFixed(1)} GiB, over the ${MAX_TOP_BYTES / 2 ** 20} MiB bound (at most ${Math.floor(MAX_TOP_BYTES / (3 * rowBytes))} rows): lower K, or write every row and rank them afterwards`,
+        );
       }
       const descending = options.top.order ? options.top.order === 'desc' : !LOWER_IS_BETTER.test(by);
       const tieName = ['total_gib', 'total_memory_gb'].find((name) => formula.outputs.includes(name));
@@ -162,7 +185,7 @@ export class Selector {
       });
     }
     // Rows pushed out of the heaps are dropped from the store now and then, keeping memory O(groups x k).
-    if (this.stored.size > 4 * top.capacity + 1024) this.prune();
+    if (this.stored.size > 2 * top.capacity + 1024) this.prune();
     return undefined;
   }
 

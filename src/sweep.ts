@@ -8,7 +8,9 @@ import { InputError } from './errors.js';
 import { DEFAULT_FORMULA, Formula, getFormula } from './formulas/index.js';
 import type { ResultColumn, SweepContext } from './formulas/types.js';
 import { EmptyGroup, GridChunk, GridPlan } from './grid/grid.js';
-import { ResultAssembler } from './result.js';
+import { ShardSpec, shardSpan } from './grid/shard.js';
+import { provenance } from './provenance.js';
+import { FloatType, ResultAssembler } from './result.js';
 import { SelectionOptions, Selector } from './select.js';
 import { AtomicFile } from './sink/atomic.js';
 import { checkOutputPaths, openSink, Sink } from './sink/index.js';
@@ -35,6 +37,35 @@ export interface SweepOptions extends EngineOptions, SelectionOptions {
   chunkRows?: number;
   /** Called after each chunk with the rows evaluated so far (for a progress bar). */
   onProgress?: (evaluated: number) => void;
+  /**
+   * Float64 result columns, computed by the CPU engine (the GPU has no f64). Default: Float32 from either engine,
+   * so that outputs share one schema; the PoC formula is always Float64 (its numbers are f64 by definition).
+   */
+  float64?: boolean;
+  /** The command line recorded in the outputs' metadata (the CLI passes its argv). */
+  commandLine?: readonly string[];
+  /** Evaluate only this deterministic 1/count of the grid (`--shard i/n`, see grid/shard.ts). */
+  shard?: ShardSpec;
+}
+
+/** Sees every record batch a sweep writes (the report's aggregator, the summary table). */
+export interface BatchObserver {
+  add(batch: RecordBatch): void;
+}
+
+/** Float type of the computed columns, whichever engine runs. */
+export function floatTypeOf(prepared: PreparedSweep, options: Pick<SweepOptions, 'float64'>): FloatType {
+  // The PoC formula exists to reproduce the PoC's f64 numbers (see its autoPrefersCpu).
+  return options.float64 || prepared.formula.autoPrefersCpu ? 'f64' : 'f32';
+}
+
+/** The engine choice with --float64 applied: only the CPU computes in f64. */
+function engineOptions(options: SweepOptions): SweepOptions {
+  if (!options.float64) return options;
+  if (options.engine === 'gpu') {
+    throw new InputError('--float64', 'the GPU engine computes in f32; use --engine cpu (or auto) for f64 results');
+  }
+  return { ...options, engine: 'cpu' };
 }
 
 /** A validated sweep, ready to run: nothing has been evaluated or written yet. */
@@ -124,23 +155,34 @@ export async function* sweepBatches(
     onProgress?: (evaluated: number) => void;
     constantLabels?: ReadonlyMap<string, readonly string[]>;
     dictionaries?: Map<string, Vector<Utf8>>;
+    float64?: boolean;
+    /** Schema metadata; by default this run's provenance. */
+    metadata?: Map<string, string>;
+    shard?: ShardSpec;
   } = {},
 ): AsyncGenerator<RecordBatch> {
   const { formula, grid, constants, selector } = prepared;
-  const computedType = engine.kind === 'cpu' ? 'f64' : 'f32';
+  const floatType = floatTypeOf(prepared, options);
+  if (options.float64 && engine.kind === 'gpu') {
+    // Float64 columns holding f32 values would claim a precision they do not have.
+    throw new InputError('--float64', 'the GPU engine computes in f32; use --engine cpu (or auto) for f64 results');
+  }
   const assembler = new ResultAssembler(
     prepared.columns,
     grid.columns,
-    computedType,
+    floatType,
     options.constantLabels,
     options.dictionaries,
+    options.metadata ?? provenance({ prepared: [prepared], engine, floatType }),
+    { formula, constants },
   );
   stats.candidates += grid.candidateCount();
   const rows = options.chunkRows ?? engine.chunkRows(formula, grid.columns.length);
   let last: EvaluatedChunk | undefined;
   const evaluatedBefore = stats.evaluated;
   const rowsBefore = stats.rows;
-  const chunks = counted(grid.chunks(rows), stats, options.onProgress);
+  const span = options.shard ? shardSpan(grid, options.shard) : undefined;
+  const chunks = counted(grid.chunks(rows, span), stats, options.onProgress);
   for await (const chunk of engine.evaluate(formula, constants, chunks, selector?.engineSelection)) {
     last = chunk;
     const kept = selector ? selector.accept(chunk) : chunk;
@@ -149,7 +191,12 @@ export async function* sweepBatches(
       yield assembler.batch(kept);
     }
   }
-  if (stats.evaluated === evaluatedBefore) throw emptyGridError(prepared);
+  if (stats.evaluated === evaluatedBefore) {
+    // A shard may hold no rows (more shards than prefixes); the grid as a whole was checked by prepareSweep.
+    if (!span) throw emptyGridError(prepared);
+    yield assembler.batch(emptyChunk(prepared, floatType));
+    return;
+  }
   stats.unanswered.push(...(grid.diagnostics?.emptyGroups ?? []));
   const winners = selector?.finish();
   if (winners && winners.grid.length > 0) {
@@ -160,6 +207,16 @@ export async function* sweepBatches(
   }
 }
 
+/** A chunk of no rows, with this sweep's columns, for a shard that evaluated nothing. */
+function emptyChunk(prepared: PreparedSweep, floatType: FloatType): EvaluatedChunk {
+  const computed = prepared.columns.reduce((n, column) => (column.from === 'computed' ? Math.max(n, column.index + 1) : n), 0);
+  const columns = prepared.grid.columns.map(() => new Int32Array(0));
+  return {
+    grid: { length: 0, columns, offset: 0, columnNames: prepared.grid.columns.map((column) => column.name) },
+    computed: Array.from({ length: computed }, () => (floatType === 'f64' ? new Float64Array(0) : new Float32Array(0))) as EvaluatedChunk['computed'],
+  };
+}
+
 function newStats(engine: Engine): SweepStats {
   return { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description, unanswered: [] };
 }
@@ -167,12 +224,13 @@ function newStats(engine: Engine): SweepStats {
 /** Runs a sweep and returns the whole (selected) result as an Arrow table. For huge grids prefer `sweepToFiles`. */
 export async function sweep(options: SweepOptions): Promise<{ table: Table; stats: SweepStats }> {
   const prepared = prepareSweep(options);
-  const engine = await createEngine(options, prepared.formula);
+  const engine = await createEngine(engineOptions(options), prepared.formula);
   const started = performance.now();
   const stats = newStats(engine);
   try {
     const batches: RecordBatch[] = [];
-    for await (const batch of sweepBatches(prepared, engine, stats, options)) batches.push(batch);
+    const metadata = provenanceOf([prepared], [options], engine);
+    for await (const batch of sweepBatches(prepared, engine, stats, { ...options, metadata })) batches.push(batch);
     stats.seconds = (performance.now() - started) / 1000;
     return { table: new Table(batches), stats };
   } finally {
@@ -196,23 +254,42 @@ export function abortOpenSinks(): void {
  * files (format by extension). Files appear only when complete: an error or an interrupt leaves none behind.
  * Everything is validated before the first row is evaluated.
  */
-export async function sweepToFiles(runs: SweepOptions | SweepOptions[], paths: string[]): Promise<SweepStats> {
+export async function sweepToFiles(
+  runs: SweepOptions | SweepOptions[],
+  paths: string[],
+  options: {
+    /** Also handed every batch (as written), e.g. to aggregate a report while the files are written. */
+    observers?: BatchObserver[];
+    /** Applied to every batch before it is written (adds columns; must keep one schema). */
+    transform?: (batch: RecordBatch) => RecordBatch;
+  } = {},
+): Promise<SweepStats> {
+  const observers = options.observers ?? [];
   checkOutputPaths(paths);
   const all = Array.isArray(runs) ? runs : [runs];
   const prepared = all.map(prepareSweep);
   const constantLabels = sharedConstantLabels(prepared);
   const dictionaries = new Map<string, Vector<Utf8>>();
-  const engine = await createEngine(all[0], prepared[0].formula);
+  const engine = await createEngine(engineOptions(all[0]), prepared[0].formula);
   const started = performance.now();
   const stats = newStats(engine);
   const sinks: Sink[] = [];
+  // One schema (metadata included) for every run sharing the outputs.
+  const metadata = provenanceOf(prepared, all, engine);
+  // A dataset output is partitioned by the runs' constant strings (model, hardware) and names its files by shard.
+  const dataset = {
+    partitionColumns: [...constantLabels.keys()],
+    part: String(all[0].shard?.index ?? 0),
+  };
   try {
     for (let r = 0; r < prepared.length; r++) {
-      const options = { ...all[r], constantLabels, dictionaries };
-      for await (const batch of sweepBatches(prepared[r], engine, stats, options)) {
+      const runOptions = { ...all[r], constantLabels, dictionaries, metadata };
+      for await (const produced of sweepBatches(prepared[r], engine, stats, runOptions)) {
+        const batch = options.transform ? options.transform(produced) : produced;
+        for (const observer of observers) observer.add(batch);
         if (sinks.length === 0) {
           for (const path of paths) {
-            const sink = await openSink(path, batch.schema);
+            const sink = await openSink(path, batch.schema, dataset);
             sinks.push(sink);
             openSinks.add(sink);
           }
@@ -235,6 +312,18 @@ export async function sweepToFiles(runs: SweepOptions | SweepOptions[], paths: s
   } finally {
     await engine.dispose();
   }
+}
+
+function provenanceOf(prepared: PreparedSweep[], options: SweepOptions[], engine: Engine): Map<string, string> {
+  const first = options[0];
+  return provenance({
+    prepared,
+    engine,
+    floatType: floatTypeOf(prepared[0], first),
+    commandLine: first.commandLine,
+    selection: { where: first.where, fitsOnly: first.fitsOnly, top: first.top },
+    shard: first.shard,
+  });
 }
 
 /** Every value each constant string column takes across runs (model and hardware names). */

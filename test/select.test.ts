@@ -41,7 +41,7 @@ describe('selection on the CPU engine', () => {
     expect(table.numRows).toBeGreaterThan(0);
     for (const row of table.toArray()) {
       expect(row.total_gib).toBeLessThan(40);
-      expect(row.sp).toBe(0);
+      expect(row.sp).toBe(false);
       expect(row.schedule).toBe('interleaved');
     }
   });
@@ -124,9 +124,18 @@ describe('sweep files and best from the CLI', () => {
     expect(result.stdout).toMatch(/why #1: step [\d.]+ s = compute/);
     expect(result.stdout).toMatch(/Pareto front \(memory per GPU vs step time\), \d+ configs/);
     const csv = readFileSync(out, 'utf8').trim().split('\r\n');
-    expect(csv).toHaveLength(1 + 10);
-    const fits = csv[0].split(',').indexOf('fits');
-    expect(csv.slice(1).every((line) => line.split(',')[fits] === 'True')).toBe(true);
+    const header = csv[0].split(',');
+    const rows = csv.slice(1).map((line) => line.split(','));
+    const [fits, rank, onPareto, ngpus] = ['fits', 'rank', 'on_pareto', 'ngpus'].map((name) => header.indexOf(name));
+    expect(rows.every((row) => row[fits] === 'True')).toBe(true);
+    // best -o: the top 5 of each GPU count with their rank, then the Pareto rows not ranked (empty rank).
+    for (const count of ['1024', '8192']) {
+      const group = rows.filter((row) => row[ngpus] === count);
+      expect(group.filter((row) => row[rank] !== '').map((row) => row[rank])).toEqual(['1', '2', '3', '4', '5']);
+      const front = Number(new RegExp(`on ${count} x [\\s\\S]*?Pareto front \\(memory per GPU vs step time\\), (\\d+) configs`).exec(result.stdout)![1]);
+      expect(group.filter((row) => row[onPareto] === 'True')).toHaveLength(front);
+      expect(group.filter((row) => row[rank] === '').every((row) => row[onPareto] === 'True')).toBe(true);
+    }
   });
 
   it('Ctrl-C during a long sweep exits 130 and leaves no output and no partial file', async () => {

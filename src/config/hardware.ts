@@ -32,8 +32,13 @@ export interface HardwareConfig {
   calibration_family: string;
 }
 
-const positive: FieldSpec = { kind: 'number', exclusiveMin: 0 };
-const optionalPositive: FieldSpec = { kind: 'number', exclusiveMin: 0, optional: true };
+/**
+ * Hardware numbers (GiB, TFLOP/s, GB/s, microseconds) stay far below f32's 3.4e38 once the model multiplies them:
+ * 1e9 is a million times any GPU's figure today.
+ */
+const MAX_HARDWARE_NUMBER = 1e9;
+const positive: FieldSpec = { kind: 'number', exclusiveMin: 0, max: MAX_HARDWARE_NUMBER };
+const optionalPositive: FieldSpec = { kind: 'number', exclusiveMin: 0, max: MAX_HARDWARE_NUMBER, optional: true };
 
 export const HARDWARE_SPEC: FieldSpec = {
   kind: 'object',
@@ -58,13 +63,13 @@ export const HARDWARE_SPEC: FieldSpec = {
     scaleup_gb_s_per_gpu: positive,
     scaleup_bandwidth_convention: { kind: 'string', optional: true },
     scaleup_pair_gb_s: optionalPositive,
-    scaleup_domain_gpus: { kind: 'int', min: 1 },
-    gpus_per_node: { kind: 'int', min: 1 },
+    scaleup_domain_gpus: { kind: 'int', min: 1, max: 2 ** 24 },
+    gpus_per_node: { kind: 'int', min: 1, max: 2 ** 24 },
     scaleout_gb_s_per_gpu: positive,
     pcie_gb_s: positive,
-    scaleup_latency_us: { kind: 'number', min: 0 },
-    scaleout_latency_us: { kind: 'number', min: 0 },
-    collective_base_latency_us: { kind: 'number', min: 0 },
+    scaleup_latency_us: { kind: 'number', min: 0, max: MAX_HARDWARE_NUMBER },
+    scaleout_latency_us: { kind: 'number', min: 0, max: MAX_HARDWARE_NUMBER },
+    collective_base_latency_us: { kind: 'number', min: 0, max: MAX_HARDWARE_NUMBER },
     host_memory_gib_per_node: optionalPositive,
     tdp_w: optionalPositive,
     calibration_family: { kind: 'string', default: 'h100' },

@@ -11,17 +11,24 @@ import { SEARCH_KEYS } from './space.js';
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BUNDLED_CONFIG_DIR = join(PACKAGE_ROOT, 'configs');
 
+/** Alias expansions allowed per document: configs use a handful; a bomb needs thousands (yaml's own default). */
+const MAX_YAML_ALIASES = 100;
+
 /** YAML 1.1, as Hydra/OmegaConf read it (so `yes`/`no`/`on`/`off` and `1.` mean what PoC users expect). */
 export function parseYamlText(text: string, source: string): unknown {
   try {
-    return parseYaml(text, { version: '1.1', uniqueKeys: true, prettyErrors: true });
+    return parseYaml(text, { version: '1.1', uniqueKeys: true, prettyErrors: true, maxAliasCount: MAX_YAML_ALIASES });
   } catch (error) {
     if (error instanceof YAMLParseError) {
       const where = error.linePos ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
       const reason = error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
       throw new InputError(source, `invalid YAML${where}: ${reason}`);
     }
-    throw error;
+    // Aliases are expanded by the parser: a billion-laughs document or an alias to a missing anchor throws a
+    // plain Error (ReferenceError) from deep inside it; it is still the file's fault, so one line, exit 2.
+    const reason = (error as Error).message.split('\n')[0];
+    const why = /alias count/i.test(reason) ? `too many aliases (at most ${MAX_YAML_ALIASES}): ${reason}` : reason;
+    throw new InputError(source, `invalid YAML: ${why}`);
   }
 }
 

@@ -90,9 +90,20 @@ export type AttentionKernel = (typeof ATTENTION_KERNELS)[number];
 export const CP_COMM_TYPES = ['p2p', 'all_gather'] as const;
 export type CpCommType = (typeof CP_COMM_TYPES)[number];
 
-const positiveInt = (extra: Partial<{ optional: boolean; default: number }> = {}): FieldSpec => ({
+/**
+ * Bounds on model sizes. Every integer the GPU reads must be exact in f32 (a 24-bit significand: integers up to
+ * 2^24, IEEE 754 binary32), and no product the model forms may overflow f32 (3.4e38): with hidden 2^20, layers
+ * 2^16, sequence and batch 2^24, the largest term (attention FLOPs per step, ~seq^2 x hidden x layers x batch)
+ * stays near 2^110, well inside it. Each bound is still 30x or more beyond any published model.
+ */
+export const MAX_EXACT_F32_INT = 2 ** 24;
+const MAX_WIDTH = 2 ** 20;
+const MAX_COUNT = 2 ** 16;
+
+const positiveInt = (extra: Partial<{ optional: boolean; default: number; max: number }> = {}): FieldSpec => ({
   kind: 'int',
   min: 1,
+  max: MAX_EXACT_F32_INT,
   ...extra,
 });
 const dtype = (fallback: Dtype): FieldSpec => ({ kind: 'enum', values: DTYPES, aliases: DTYPE_ALIASES, default: fallback });
@@ -102,14 +113,14 @@ export const MODEL_SPEC: FieldSpec = {
   fields: {
     name: { kind: 'string' },
     global_batch_size: positiveInt(),
-    micro_batch_size: positiveInt({ default: 1 }),
+    micro_batch_size: positiveInt({ default: 1, max: MAX_COUNT }),
     vocab_size: positiveInt(),
-    num_layers: positiveInt(),
-    hidden_size: positiveInt(),
-    ffn_hidden_size: positiveInt(),
-    num_attention_heads: positiveInt({ optional: true }),
-    num_key_value_heads: positiveInt({ optional: true }),
-    kv_channels: positiveInt({ optional: true }),
+    num_layers: positiveInt({ max: MAX_COUNT }),
+    hidden_size: positiveInt({ max: MAX_WIDTH }),
+    ffn_hidden_size: positiveInt({ max: 4 * MAX_WIDTH }),
+    num_attention_heads: positiveInt({ optional: true, max: MAX_COUNT }),
+    num_key_value_heads: positiveInt({ optional: true, max: MAX_COUNT }),
+    kv_channels: positiveInt({ optional: true, max: MAX_COUNT }),
     seq_length: positiveInt(),
     activation: { kind: 'enum', values: ACTIVATIONS },
     // The PoC treats a missing key as tied embeddings; so do we.
@@ -123,28 +134,28 @@ export const MODEL_SPEC: FieldSpec = {
       kind: 'object',
       optional: true,
       fields: {
-        num_experts: { kind: 'int', min: 0 },
-        k: { kind: 'int', min: 0 },
+        num_experts: { kind: 'int', min: 0, max: MAX_COUNT },
+        k: { kind: 'int', min: 0, max: MAX_COUNT },
         expert_frequency: { kind: 'number', min: 0, max: 1 },
-        token_imbalance_hypothesis: { kind: 'number', exclusiveMin: 0, default: 1.0 },
-        ffn_hidden_size: positiveInt({ optional: true }),
-        first_k_dense_layers: { kind: 'int', min: 0, default: 0 },
-        num_shared_experts: { kind: 'int', min: 0, default: 0 },
-        shared_expert_ffn_hidden_size: positiveInt({ optional: true }),
+        token_imbalance_hypothesis: { kind: 'number', exclusiveMin: 0, max: MAX_COUNT, default: 1.0 },
+        ffn_hidden_size: positiveInt({ optional: true, max: 4 * MAX_WIDTH }),
+        first_k_dense_layers: { kind: 'int', min: 0, max: MAX_COUNT, default: 0 },
+        num_shared_experts: { kind: 'int', min: 0, max: MAX_COUNT, default: 0 },
+        shared_expert_ffn_hidden_size: positiveInt({ optional: true, max: 4 * MAX_WIDTH }),
       },
     },
     mla: {
       kind: 'object',
       optional: true,
       fields: {
-        q_lora_rank: { kind: 'int', min: 0 },
-        kv_lora_rank: positiveInt(),
-        qk_head_dim: positiveInt(),
-        qk_pos_emb_head_dim: positiveInt(),
-        v_head_dim: positiveInt(),
+        q_lora_rank: { kind: 'int', min: 0, max: MAX_WIDTH },
+        kv_lora_rank: positiveInt({ max: MAX_WIDTH }),
+        qk_head_dim: positiveInt({ max: MAX_COUNT }),
+        qk_pos_emb_head_dim: positiveInt({ max: MAX_COUNT }),
+        v_head_dim: positiveInt({ max: MAX_COUNT }),
       },
     },
-    mtp_num_layers: { kind: 'int', min: 0, default: 0 },
+    mtp_num_layers: { kind: 'int', min: 0, max: MAX_COUNT, default: 0 },
   },
 };
 
@@ -196,6 +207,13 @@ export function validateModel(raw: unknown): ModelConfig {
       throw new InputError(
         'model.num_key_value_heads',
         `must divide model.num_attention_heads (${model.num_attention_heads}), got ${kv}`,
+      );
+    }
+    // Without an explicit head size (kv_channels), it is hidden / heads, which must then be a whole number.
+    if (model.kv_channels === undefined && !model.mla && model.hidden_size % model.num_attention_heads !== 0) {
+      throw new InputError(
+        'model.num_attention_heads',
+        `must divide model.hidden_size (${model.hidden_size}), got ${model.num_attention_heads}; or give model.kv_channels (the head size)`,
       );
     }
   } else if (model.num_key_value_heads !== undefined) {

@@ -69,12 +69,14 @@ export function parseIntList(value: unknown, field: string, min = 1): number[] {
         continue;
       }
     }
-    const n = typeof item === 'string' && item.trim() !== '' ? Number(item) : item;
+    // Decimal digits only: Number() would also take `0x10`, `1e3` and `0b1`, which no one means as a GPU count.
+    const n = typeof item === 'string' && /^\s*[+-]?\d+\s*$/.test(item) ? Number(item) : item;
     if (typeof n !== 'number' || !Number.isInteger(n)) {
       throw new InputError(field, `must hold integers, got ${JSON.stringify(item)}`);
     }
     if (n < min) throw new InputError(field, `values must be at least ${min}, got ${n}`);
-    if (n > 2 ** 31 - 1) throw new InputError(field, `value ${n} is too large`);
+    // Grid values reach the GPU as i32 and its model as f32, which holds integers exactly up to 2^24.
+    if (n > 2 ** 24) throw new InputError(field, `value ${n} is too large (at most ${2 ** 24})`);
     out.push(n);
   }
   for (const n of out) {

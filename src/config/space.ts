@@ -123,6 +123,8 @@ export function resolveSearchSpace(
           `is not a search dimension of --formula ${formulaName}${flag ? ` (nor is --${flag})` : ''}`,
         );
       }
+      // Checked even when a later layer (a flag) replaces it: a bad override must not pass unnoticed.
+      parseSearchValue(key as SearchKeyName, value, key);
       raw[key] = { value, field: key };
     }
   }

@@ -41,11 +41,17 @@ export async function createEngine(options: EngineOptions = {}, formula?: Formul
     engine = await GpuEngine.create(gpuOptions);
   } catch (error) {
     if (choice === 'gpu') throw error;
-    options.notice?.(`no usable GPU (${(error as Error).message}); using the CPU`);
+    options.notice?.(`no usable GPU (${oneLine(error)}); using the CPU`);
     return new CpuEngine();
   }
   if (engine) return engine;
   if (choice === 'gpu') throw new EngineError('--engine gpu: no WebGPU adapter found (see README: software adapters)');
   options.notice?.('no WebGPU adapter found; using the CPU');
   return new CpuEngine();
+}
+
+/** An error as one line with a reason, whatever was thrown (an empty message says its class instead). */
+export function oneLine(error: unknown): string {
+  const text = error instanceof Error ? error.message || error.name : String(error);
+  return text.split('\n').map((line) => line.trim()).filter((line) => line.length > 0).join(' ') || 'unknown error';
 }

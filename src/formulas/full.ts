@@ -24,6 +24,7 @@ import {
   stage_time,
 } from '../model.js';
 import { DEFAULT_GBS_TOLERANCE, type Formula, type ResultColumn, type SweepContext } from './types.js';
+import { fullExactColumns } from './counts.js';
 
 const GATED = new Set(['swiglu', 'geglu', 'glu']);
 
@@ -431,6 +432,7 @@ export const fullFormula: Formula = {
       from: 'computed',
       index: FULL_OUTPUTS.indexOf(name as never),
       kind,
+      ...(/^params_|_bytes$/.test(name) ? { count: true } : {}),
     });
     return [
       { name: 'model', from: 'constant', value: ctx.config.model.name },
@@ -441,6 +443,8 @@ export const fullFormula: Formula = {
       ),
     ];
   },
+
+  exactColumns: fullExactColumns,
 
   nearTie(constants, inputs, i, rtol) {
     const c = unpack(constants);

@@ -26,7 +26,14 @@ export interface SweepContext {
 /** Where a result column comes from: the grid, the engine, or a per-sweep constant. */
 export type ResultColumn =
   | { name: string; from: 'grid'; column: string }
-  | { name: string; from: 'computed'; index: number; kind?: 'float' | 'int' | 'bool' }
+  | {
+      name: string;
+      from: 'computed';
+      index: number;
+      kind?: 'float' | 'int' | 'bool';
+      /** A whole number of parameters or bytes, computed as a float, written as Int64. */
+      count?: boolean;
+    }
   | { name: string; from: 'constant'; value: string | number };
 
 /**
@@ -66,6 +73,11 @@ export interface Formula {
    * within `rtol` of the memory limit), where f32 and f64 may legitimately choose differently.
    */
   nearTie?(constants: Float64Array, inputs: Int32Array[], i: number, rtol: number): boolean;
+  /**
+   * Recomputes in f64, from the grid, computed columns that must be exact integers but that f32 cannot hold
+   * (parameter counts above 2^24): called on the GPU engine's output only. Returns output index → values.
+   */
+  exactColumns?(constants: Float64Array, grid: { columns: Int32Array[]; columnNames: readonly string[] }, computed: ArrayLike<number>[], length: number): Map<number, Float64Array>;
   /** CPU kernel: evaluates `length` rows of `inputs` into `outputs` (one array per computed column). */
   evaluate(constants: Float64Array, inputs: Int32Array[], outputs: Float64Array[] | Float32Array[], length: number): void;
 }

@@ -55,6 +55,13 @@ export interface GridChunk {
   columnNames: readonly string[];
 }
 
+/** The sub-trees under the valid prefixes numbered [first, end) among those of length `depth` (1..levels). */
+export interface GridSpan {
+  depth: number;
+  first: number;
+  end: number;
+}
+
 export class GridPlan {
   readonly columns: GridColumnSpec[];
   readonly levels: GridLevel[];
@@ -90,9 +97,11 @@ export class GridPlan {
 
   /**
    * Enumerates valid rows in chunks of at most `chunkRows`: a depth-first walk over the levels with an explicit
-   * stack (no recursion), yielding only once per chunk so the generator costs nothing per row.
+   * stack (no recursion), yielding only once per chunk so the generator costs nothing per row. With `span`, only
+   * the sub-trees of the valid prefixes numbered [first, end) at that depth are expanded (a shard, see shard.ts);
+   * `offset` then counts from the span's first row.
    */
-  *chunks(chunkRows: number): Generator<GridChunk> {
+  *chunks(chunkRows: number, span?: GridSpan): Generator<GridChunk> {
     if (!(chunkRows >= 1)) throw new Error(`chunkRows must be at least 1, got ${chunkRows}`);
     const width = this.columns.length;
     const columnNames = this.columns.map((column) => column.name);
@@ -143,6 +152,9 @@ export class GridPlan {
     let offset = 0;
     let depth = 0;
     index[0] = -1;
+    // The prefix level whose valid nodes the span numbers; -1 (never reached) without a span.
+    const spanLevel = span ? span.depth - 1 : -1;
+    let prefixes = 0;
     while (depth >= 0) {
       const level = levels[depth];
       const i = ++index[depth];
@@ -178,6 +190,11 @@ export class GridPlan {
       if (level.accept && !level.accept(row)) {
         reject(depth);
         continue;
+      }
+      if (depth === spanLevel) {
+        const ordinal = prefixes++;
+        if (ordinal < span!.first) continue;
+        if (ordinal >= span!.end) break;
       }
       if (depth < last) {
         depth++;

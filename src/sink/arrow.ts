@@ -26,6 +26,8 @@ export class ArrowSink implements Sink {
   private accepted = 0;
   private written = 0;
   private wake?: () => void;
+  /** Why draining stopped (a full disk): `write` and `commit` throw it, so nothing waits for a disk that failed. */
+  private failure?: unknown;
 
   private constructor(
     private readonly file: AtomicFile,
@@ -35,7 +37,13 @@ export class ArrowSink implements Sink {
     this.format = stream ? 'arrow-stream' : 'arrow';
     this.writer = stream ? new RecordBatchStreamWriter() : new RecordBatchFileWriter();
     this.writer.reset(undefined, schema);
-    this.drained = this.drain();
+    this.drained = this.drain().catch((error) => {
+      this.failure = error;
+      this.wake?.();
+      throw error;
+    });
+    // Observed by write() through `failure` and by commit(); never an unhandled rejection.
+    this.drained.catch(() => undefined);
   }
 
   get path(): string {
@@ -55,13 +63,15 @@ export class ArrowSink implements Sink {
   }
 
   async write(batch: RecordBatch): Promise<void> {
+    if (this.failure) throw this.failure;
     this.writer.write(batch);
     this.accepted += batchBytes(batch);
     // Back-pressure: the encoder queues without limit, so wait for the disk to catch up.
-    while (this.accepted - this.written > MAX_PENDING_BYTES) {
+    while (this.accepted - this.written > MAX_PENDING_BYTES && !this.failure) {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
     this.wake = undefined;
+    if (this.failure) throw this.failure;
   }
 
   async commit(): Promise<void> {
@@ -71,9 +81,11 @@ export class ArrowSink implements Sink {
   }
 
   abortSync(): void {
-    // The drain loop's pending write fails once the file is gone; nobody is left to hear it.
-    this.drained.catch(() => undefined);
-    this.writer.abort();
+    try {
+      this.writer.abort();
+    } catch {
+      // already finished or aborted
+    }
     this.file.abortSync();
   }
 }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { EngineError } from '../../errors.js';
+import { EngineError, InputError } from '../../errors.js';
+import { probeDevice } from './probe.js';
 
 export interface GpuDeviceOptions {
   /** Dawn backend: vulkan, opengles, opengl, metal, d3d12, null. Default: Dawn's choice. */
@@ -52,18 +53,57 @@ function dawnOptions(options: GpuDeviceOptions): string[] {
   return out;
 }
 
+/** Backends Dawn knows; `null` among them computes nothing (it exists for Dawn's own tests). */
+const DAWN_BACKENDS = ['vulkan', 'opengles', 'opengl', 'metal', 'd3d12', 'd3d11', 'webgpu'];
+
+/**
+ * Dawn's errors for an unknown backend or adapter name span several lines and list what exists; this turns them
+ * into one line that names the flag. Anything else is an EngineError with its first line.
+ */
+function dawnError(error: unknown): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  const backend = /unrecognised backend '([^']*)'/.exec(message);
+  if (backend) return new InputError('--backend', `unknown backend '${backend[1]}' (known: ${DAWN_BACKENDS.join(', ')})`);
+  const adapter = /no adapter with backend '([^']*)' and name '([^']*)' found/.exec(message);
+  if (adapter) {
+    const available = [...message.matchAll(/backend: '([^']*)', name: '([^']*)'/g)].map((m) => `${m[2]} [${m[1]}]`);
+    return new InputError(
+      '--adapter',
+      `no adapter named '${adapter[2]}' on backend ${adapter[1]} (available: ${available.join('; ') || 'none'})`,
+    );
+  }
+  const first = message.split('\n').find((line) => line.trim().length > 0) ?? (error as Error)?.name ?? 'unknown error';
+  return new EngineError(`cannot start WebGPU: ${first.trim()}`);
+}
+
+/** Refuses what can be refused before Dawn starts: a backend it does not have, or its null backend. */
+function checkBackend(backend: string | undefined): void {
+  if (backend === undefined) return;
+  if (backend === 'null') {
+    throw new InputError('--backend', "null is Dawn's backend that computes nothing; name a real one (" + DAWN_BACKENDS.join(', ') + ')');
+  }
+  if (!DAWN_BACKENDS.includes(backend)) {
+    throw new InputError('--backend', `unknown backend '${backend}' (known: ${DAWN_BACKENDS.join(', ')})`);
+  }
+}
+
 async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdapter } | undefined> {
   let gpu: GPU;
   try {
     gpu = loadWebGpu().create(dawn);
     liveInstances.add(gpu);
   } catch (error) {
-    // Dawn throws here for an unknown backend or adapter name, listing the available ones.
-    throw new EngineError(`cannot start WebGPU: ${(error as Error).message.split('\n').join(' ')}`);
+    throw dawnError(error);
   }
   // Compatibility mode runs on GL ES and software Vulkan alike, and its limits are all this engine needs.
-  const adapter =
-    (await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)) ?? (await gpu.requestAdapter());
+  let adapter: GPUAdapter | null;
+  try {
+    adapter =
+      (await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)) ?? (await gpu.requestAdapter());
+  } catch (error) {
+    liveInstances.delete(gpu);
+    throw dawnError(error);
+  }
   if (!adapter) {
     liveInstances.delete(gpu);
     return undefined;
@@ -76,6 +116,7 @@ async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdap
  * GPU or software rasteriser); throws EngineError when there is one but it cannot be used.
  */
 export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevice | undefined> {
+  checkBackend(options.backend ?? process.env.PARASWEEP_GPU_BACKEND);
   let found = await findAdapter(dawnOptions(options));
   // Without a backend named, Dawn looks at Vulkan (and Metal/D3D) only; a machine whose only adapter is Mesa's
   // llvmpipe behind OpenGL ES still has one.
@@ -107,6 +148,14 @@ export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevic
   const info = adapter.info;
   const description =
     [info.description, info.device, info.vendor].filter((part) => part && part.length > 0).join(', ') || 'unknown adapter';
+  try {
+    await probeDevice(device, `the adapter (${description})`);
+  } catch (error) {
+    destroyed = true;
+    device.destroy();
+    liveInstances.delete(gpu);
+    throw error;
+  }
   return {
     device,
     description: `WebGPU: ${description}`,

@@ -1,11 +1,12 @@
-import { EngineError } from '../../errors.js';
+import { EngineError, InputError } from '../../errors.js';
 import type { Formula } from '../../formulas/types.js';
 import type { GridChunk } from '../../grid/grid.js';
-import { evaluateChunkOnCpu } from '../cpu/cpu.js';
+import { evaluateChunkOnCpu, yieldToEventLoop } from '../cpu/cpu.js';
 import { EngineSelection, gatherRows, selectOnCpu } from '../selection.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { GpuDevice, GpuDeviceOptions, openGpuDevice } from './device.js';
 import { buildShader } from './shader.js';
+import { checkSampleAgainstCpu } from './validate.js';
 
 /** 8 MiB: software adapters crashed at exit with single buffers of ~20 MB; 10 MB and below ran clean. */
 export const DEFAULT_MAX_BUFFER_BYTES = 8 << 20;
@@ -88,7 +89,11 @@ export class GpuEngine implements Engine {
   chunkRows(formula: Formula, gridWidth: number): number {
     // The results buffer holds the outputs plus, when selecting, each survivor's row index.
     const columns = Math.max(gridWidth, formula.outputs.length + 1);
-    return Math.max(1, Math.floor(this.maxBufferBytes / (4 * columns)));
+    const rows = Math.floor(this.maxBufferBytes / (4 * columns));
+    if (rows < 1) {
+      throw new InputError('--max-buffer-mib', `${this.maxBufferBytes} bytes hold no row of --formula ${formula.name} (one needs ${4 * columns})`);
+    }
+    return rows;
   }
 
   private pipelineKey(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection): string {
@@ -241,6 +246,8 @@ export class GpuEngine implements Engine {
       const survivors = new Uint32Array(slot.counterStaging.getMappedRange(0, 16).slice(0))[0];
       slot.counterStaging.unmap();
       this.throwIfFailed();
+      // A count beyond the chunk means the adapter did not run the shader as written: refuse its results.
+      if (survivors > rows) throw new EngineError(`the GPU counted ${survivors} surviving rows in a chunk of ${rows}`);
       const copy = device.createCommandEncoder();
       for (let j = 0; j <= outputs && survivors > 0; j++) {
         copy.copyBufferToBuffer(slot.results, j * stride * 4, slot.staging, j * survivors * 4, survivors * 4);
@@ -285,6 +292,14 @@ export class GpuEngine implements Engine {
     const iterator = chunks[Symbol.iterator]();
     // A chunk taken from the iterator but not yet submitted: on a failure it must not be lost either.
     let taken: GridChunk | undefined;
+    // The first chunk with rows is compared with the CPU on a few rows; a failure leaves it pending, so the CPU
+    // fallback evaluates it again.
+    let validated = false;
+    const validate = (evaluated: EvaluatedChunk) => {
+      if (validated || evaluated.grid.length === 0) return;
+      checkSampleAgainstCpu(formula, constants, evaluated);
+      validated = true;
+    };
     try {
       this.ensureSlots();
       this.writeConstants(constants);
@@ -296,6 +311,7 @@ export class GpuEngine implements Engine {
         if (pending.length === IN_FLIGHT) {
           const oldest = pending[0];
           const evaluated = await oldest.done;
+          validate(evaluated);
           pending.shift();
           yield evaluated;
         }
@@ -311,6 +327,7 @@ export class GpuEngine implements Engine {
       }
       while (pending.length > 0) {
         const evaluated = await pending[0].done;
+        validate(evaluated);
         pending.shift();
         yield evaluated;
       }
@@ -318,7 +335,8 @@ export class GpuEngine implements Engine {
       if (!this.options.fallbackToCpu) throw error instanceof EngineError ? error : new EngineError(String(error));
       // Nothing is lost: every chunk not yet yielded is evaluated on the CPU, and stored as f32 so the schema
       // of the sweep does not change midway.
-      this.options.notice?.(`GPU failed (${(error as Error).message}); continuing on the CPU`);
+      const reason = (error instanceof Error ? error.message || error.name : String(error)).split('\n')[0] || 'unknown error';
+      this.options.notice?.(`GPU failed (${reason}); continuing on the CPU`);
       const rest: GridChunk[] = pending.map((p) => p.grid);
       if (taken) rest.push(taken);
       pending.length = 0;
@@ -327,7 +345,10 @@ export class GpuEngine implements Engine {
         return selection ? selectOnCpu(evaluated, selection) : evaluated;
       };
       for (const grid of rest) yield onCpu(grid);
-      for (let next = iterator.next(); !next.done; next = iterator.next()) yield onCpu(next.value);
+      for (let next = iterator.next(); !next.done; next = iterator.next()) {
+        yield onCpu(next.value);
+        await yieldToEventLoop();
+      }
     }
   }
 

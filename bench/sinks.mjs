@@ -1,0 +1,44 @@
+// Sink throughput alone: node bench/sinks.mjs [WORKLOAD] [SHARD] [ENGINE]
+// Evaluates one shard of a workload into memory (default llama405b-1..10240, shard 0/10, ~1.07 M rows), then times
+// each sink writing those same batches to a temp dir, so the rates are the sinks' own, not the engine's.
+// Prints one JSON line per sink: rows, seconds, CPU seconds (all threads: on a shared machine the steadier number),
+// rows/s, bytes, and the disk's bound for those bytes.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepareSweep, sweepBatches } from '../dist/sweep.js';
+import { createEngine } from '../dist/engine/index.js';
+import { openSink } from '../dist/sink/index.js';
+import { parseShard } from '../dist/grid/shard.js';
+import { WORKLOADS } from './workloads.mjs';
+import { diskWriteSeconds } from './disk.mjs';
+
+const [name = 'llama405b-1..10240', shardText = '0/10', engineKind = 'cpu'] = process.argv.slice(2);
+const options = { ...WORKLOADS[name].options, engine: engineKind, shard: parseShard(shardText) };
+const prepared = prepareSweep(options);
+const engine = await createEngine(options, prepared.formula);
+const stats = { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description };
+const batches = [];
+for await (const batch of sweepBatches(prepared, engine, stats, options)) batches.push(batch);
+await engine.dispose();
+const rows = batches.reduce((n, batch) => n + batch.numRows, 0);
+const dir = mkdtempSync(join(tmpdir(), 'parasweep-sinks-'));
+try {
+  for (const format of (process.env.SINKS ?? 'arrow,csv,parquet').split(',')) {
+    const path = join(dir, `out.${format}`);
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    const sink = await openSink(path, batches[0].schema);
+    for (const batch of batches) await sink.write(batch);
+    await sink.commit();
+    const seconds = (performance.now() - started) / 1000;
+    const { user, system } = process.cpuUsage(cpu);
+    const cpu_s = (user + system) / 1e6;
+    const bytes = statSync(path).size;
+    const disk_s = diskWriteSeconds(bytes, dir);
+    console.log(JSON.stringify({ format, rows, seconds, cpu_s, rows_per_s: rows / seconds, rows_per_cpu_s: rows / cpu_s, bytes, disk_s, rss_mb: process.resourceUsage().maxRSS / 1024 }));
+    rmSync(path);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
