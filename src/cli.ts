@@ -283,7 +283,7 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .example('$0 sweep --model llama3.1-405b --ngpus 8,128,1024,10240 --out results.arrow --csv results.csv', 'sweep and write Arrow and CSV')
-    .example('$0 sweep --config-name llama3.1-405b.yaml +ngpus_range="[8, 128, 1024, 10240]" --formula poc --csv memory_estimation.csv', "the PoC's command, same CSV")
+    .example('$0 sweep --config-name examples/poc/llama3.1-405b.yaml +ngpus_range="[8, 128, 1024, 10240]" --formula poc --csv memory_estimation.csv', "the PoC's command, same CSV")
     .example('$0 sweep --model mixtral-8x7b --tp 1..8:*2 --ngpus 8..1024:8 model.seq_length=4096 -o mixtral.arrow', 'ranges and overrides')
     .example('$0 sweep --model llama3.1-405b --ngpus 1..10240 --fits-only --top 3 --per ngpus -o top.parquet', 'the 3 fastest fitting configs for every GPU count')
     .example("$0 sweep --sweep mixtral-wide --where 'total_gib < 70 and mfu > 0.3' -o mixtral.arrow", 'a sweep file, filtered')
