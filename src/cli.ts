@@ -12,6 +12,8 @@ import { BestConfigs, formatBest } from './rank.js';
 import { checkOutputPaths, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
+import { LAUNCH_TARGETS, LaunchTarget } from './launch/index.js';
+import { launch } from './launch/pick.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
 
@@ -272,6 +274,21 @@ export async function main(argv: string[]): Promise<number> {
       (args) => {
         const { report } = runCalibration(args.write);
         process.stdout.write(report + '\n');
+      },
+    )
+    .command(
+      'launch [overrides..]',
+      'Megatron-LM flags or a torchtitan config for one layout (pin it with flags; the fastest fitting one otherwise)',
+      (args) =>
+        withSweepOptions(args).option('emit', {
+          type: 'string',
+          choices: [...LAUNCH_TARGETS],
+          demandOption: true,
+          describe: 'megatron: pretrain_gpt.py flags; torchtitan: a Trainer.Config function',
+        }),
+      async (args) => {
+        const result = await launch({ ...sweepOptions(args), target: args.emit as LaunchTarget });
+        process.stdout.write(result.text);
       },
     )
     .command(

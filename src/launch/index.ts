@@ -1,0 +1,408 @@
+import { InputError } from '../errors.js';
+import type { ModelConfig, ShardStrategy, TrainerConfig } from '../config/model.js';
+import { SHARD_STRATEGIES } from '../config/model.js';
+
+/**
+ * Launch arguments for one resolved config: Megatron-LM command-line flags, or a torchtitan configuration function.
+ *
+ * Flag and field names were checked against the sources, not copied from memory:
+ * - Megatron-LM NVIDIA/Megatron-LM@d98e8a6 (2026-08-22): megatron/training/arguments.py, and the dataclasses it turns
+ *   into flags with ArgumentGroupFactory (megatron/core/model_parallel_config.py,
+ *   megatron/core/transformer/transformer_config.py, megatron/training/config/{common,training}_config.py: a field
+ *   `foo_bar` is `--foo-bar`; a bool defaulting to true is `--no-foo-bar`/`--disable-foo-bar`).
+ * - torchtitan pytorch/torchtitan@b5bcd76 (2026-08-21): torchtitan/config/configs.py (ParallelismConfig,
+ *   TrainingConfig), torchtitan/trainer.py (Trainer.Config), torchtitan/distributed/activation_checkpoint.py. That
+ *   torchtitan reads no TOML any more: a run is a Python function returning Trainer.Config (torchtitan/config/README.md),
+ *   so that is what is emitted.
+ */
+
+export const LAUNCH_TARGETS = ['megatron', 'torchtitan'] as const;
+export type LaunchTarget = (typeof LAUNCH_TARGETS)[number];
+
+/** One point of the search space, as the grid and `explain` name it. */
+export interface LaunchLayout {
+  ngpus: number;
+  tp: number;
+  pp: number;
+  cp: number;
+  /** Expert parallel and expert tensor parallel sizes (MoE models). */
+  ep: number;
+  etp: number;
+  /** Virtual stages per pipeline rank (interleaved schedule). */
+  vpp: number;
+  schedule: string;
+  /** ZeRO stage 0-3, or the PoC's strategy name. */
+  zero: number | ShardStrategy;
+  sp: boolean;
+  recompute: 'none' | 'selective' | 'full';
+  offload: 'none' | 'optimizer' | 'optimizer_cpu_step';
+  mbs: number;
+  gbs: number;
+  seq_length: number;
+  /**
+   * Decoder layers on each physical pipeline stage (MTP modules excluded), first to last. Default: the split both
+   * engines use (src/model.ts stage_first_layer): floor(L/pp) each, the remainder to the middle stages, then the last.
+   */
+  stageLayers?: number[];
+}
+
+export interface LaunchInput {
+  model: ModelConfig;
+  trainer: TrainerConfig;
+  layout: LaunchLayout;
+  /** GPUs per node (for torchrun's --nproc-per-node); default 8. */
+  gpusPerNode?: number;
+  /** One line naming the run, put in a comment at the top. */
+  title?: string;
+}
+
+export interface LaunchArgs {
+  target: LaunchTarget;
+  /** Megatron: the flags, one array element per token. torchtitan: empty (the output is a Python function). */
+  argv: string[];
+  /** What to print: a shell command line, or a Python module. */
+  text: string;
+}
+
+/** The decoder-layer split of src/model.ts (stage_first_layer), for layouts that do not give their own. */
+export function defaultStageLayers(numLayers: number, pp: number): number[] {
+  const base = Math.floor(numLayers / pp);
+  const extra = numLayers - base * pp;
+  const first = (i: number) => (i === 0 ? 0 : i * base + Math.min(i - 1, extra));
+  return Array.from({ length: pp }, (_, i) => (i === pp - 1 ? numLayers : first(i + 1)) - first(i));
+}
+
+interface Resolved {
+  model: ModelConfig;
+  trainer: TrainerConfig;
+  l: LaunchLayout;
+  zero: number;
+  dp: number;
+  microbatches: number;
+  stages: number[];
+  moe: boolean;
+  nodes: number;
+  perNode: number;
+}
+
+function positiveInt(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new InputError(field, `must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Checks the layout against the model (the rules the grid applies) and derives dp, micro-batches and stages. */
+function resolve(input: LaunchInput): Resolved {
+  const { model, trainer, layout: l } = input;
+  for (const key of ['ngpus', 'tp', 'pp', 'cp', 'ep', 'etp', 'vpp', 'mbs', 'gbs', 'seq_length'] as const) {
+    positiveInt(l[key], `layout.${key}`);
+  }
+  const zero = typeof l.zero === 'number' ? l.zero : SHARD_STRATEGIES.indexOf(l.zero);
+  if (!(Number.isInteger(zero) && zero >= 0 && zero <= 3)) {
+    throw new InputError('layout.zero', `must be a ZeRO stage 0-3, got ${JSON.stringify(l.zero)}`);
+  }
+  const modelParallel = l.tp * l.pp * l.cp;
+  if (l.ngpus % modelParallel !== 0) {
+    throw new InputError('layout.ngpus', `${l.ngpus} is not divisible by tp x pp x cp = ${modelParallel}`);
+  }
+  const dp = l.ngpus / modelParallel;
+  if (l.gbs % (dp * l.mbs) !== 0) {
+    throw new InputError('layout.gbs', `${l.gbs} is not divisible by dp x mbs = ${dp * l.mbs}`);
+  }
+  const moe = (model.moe?.num_experts ?? 0) > 0;
+  if (!moe && (l.ep > 1 || l.etp > 1)) throw new InputError('layout.ep', `${model.name} has no experts: ep and etp must be 1`);
+  if (moe && (l.ngpus / l.pp) % (l.ep * l.etp) !== 0) {
+    throw new InputError('layout.ep', `ngpus / pp = ${l.ngpus / l.pp} is not divisible by ep x etp = ${l.ep * l.etp}`);
+  }
+  const stages = l.stageLayers ?? defaultStageLayers(model.num_layers, l.pp);
+  if (stages.length !== l.pp || stages.some((n) => !Number.isInteger(n) || n < 0)) {
+    throw new InputError('layout.stageLayers', `must list ${l.pp} non-negative layer counts, got ${JSON.stringify(stages)}`);
+  }
+  const sum = stages.reduce((a, b) => a + b, 0);
+  if (sum !== model.num_layers) throw new InputError('layout.stageLayers', `adds up to ${sum} layers, the model has ${model.num_layers}`);
+  if (l.schedule === 'interleaved' && (l.vpp < 2 || stages.some((n) => n % l.vpp !== 0))) {
+    throw new InputError('layout.vpp', `the interleaved schedule needs vpp >= 2 dividing every stage's layers (${stages.join(', ')}), got ${l.vpp}`);
+  }
+  if (l.schedule !== 'interleaved' && l.vpp !== 1) {
+    throw new InputError('layout.vpp', `virtual stages go with the interleaved schedule, got vpp ${l.vpp} with ${l.schedule}`);
+  }
+  const perNode = Math.min(input.gpusPerNode ?? 8, l.ngpus);
+  return {
+    model,
+    trainer,
+    l,
+    zero,
+    dp,
+    microbatches: l.gbs / (dp * l.mbs),
+    stages,
+    moe,
+    perNode,
+    nodes: Math.ceil(l.ngpus / perNode),
+  };
+}
+
+function unsupported(target: string, field: string, reason: string): never {
+  throw new InputError(field, `${reason}; ${target} has no setting for it`);
+}
+
+/** One-line description of the layout, for the header comment. */
+function summary(r: Resolved): string {
+  const { l } = r;
+  const parts = [`tp${l.tp}`, `pp${l.pp}`, l.schedule, ...(l.vpp > 1 ? [`vpp${l.vpp}`] : []), `cp${l.cp}`];
+  if (r.moe) parts.push(`ep${l.ep}`, `etp${l.etp}`);
+  parts.push(`dp${r.dp}`, `zero${r.zero}`, ...(l.sp ? ['sp'] : []), `mbs${l.mbs}`, `gbs${l.gbs}`, `seq${l.seq_length}`, `rc:${l.recompute}`);
+  if (l.offload !== 'none') parts.push(`offload:${l.offload}`);
+  return parts.join(' ');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Megatron-LM
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Megatron's --pipeline-model-parallel-layout: E embedding, t decoder layer, m MTP, L loss, stages split by |. */
+function megatronLayout(r: Resolved): string {
+  const mtp = r.model.mtp_num_layers;
+  return r.stages
+    .map((layers, i) => {
+      let stage = i === 0 ? 'E' : '';
+      if (layers > 0) stage += layers === 1 ? 't' : `t*${layers}`;
+      if (i === r.stages.length - 1) stage += (mtp > 0 ? (mtp === 1 ? 'm' : `m*${mtp}`) : '') + 'L';
+      return stage;
+    })
+    .join('|');
+}
+
+function megatronFlags(r: Resolved): string[] {
+  const { model, trainer, l } = r;
+  const flags: string[] = [];
+  const add = (...tokens: Array<string | number>) => flags.push(...tokens.map(String));
+
+  // Parallel sizes (ModelParallelConfig). Data parallel is what is left: ngpus / (tp x pp x cp).
+  add('--tensor-model-parallel-size', l.tp, '--pipeline-model-parallel-size', l.pp, '--context-parallel-size', l.cp);
+  if (r.moe) add('--expert-model-parallel-size', l.ep, '--expert-tensor-parallel-size', l.etp);
+  if (l.sp && l.tp > 1) add('--sequence-parallel');
+
+  // Pipeline schedule and stage split. Megatron runs 1F1B, or interleaved 1F1B with virtual stages; no GPipe.
+  if (l.schedule === 'interleaved') add('--num-virtual-stages-per-pipeline-rank', l.vpp);
+  else if (l.schedule !== '1f1b') unsupported('Megatron-LM', 'layout.schedule', `the ${l.schedule} schedule`);
+  if (l.pp > 1 && new Set(r.stages).size > 1) {
+    const middle = r.stages.slice(1, -1);
+    if (middle.length === 0 || new Set(middle).size === 1) {
+      // Megatron splits the layers between the first and last stage evenly over the middle ones.
+      add('--decoder-first-pipeline-num-layers', r.stages[0], '--decoder-last-pipeline-num-layers', r.stages[r.stages.length - 1]);
+    } else if (l.vpp > 1) {
+      unsupported('Megatron-LM', 'layout.stageLayers', `middle stages of unequal size (${r.stages.join(', ')}) with virtual stages`);
+    } else {
+      add('--pipeline-model-parallel-layout', megatronLayout(r));
+    }
+  }
+
+  // Recompute: selective is Korthikanti et al. 2022's (core attention, Megatron's default recompute module).
+  if (l.recompute === 'selective') add('--recompute-granularity', 'selective');
+  else if (l.recompute === 'full') add('--recompute-granularity', 'full', '--recompute-method', 'uniform', '--recompute-num-layers', 1);
+
+  // ZeRO: 1 is the distributed optimizer; 2 and 3 are Megatron-FSDP's sharding strategies.
+  if (r.zero === 1) add('--use-distributed-optimizer');
+  else if (r.zero >= 2) add('--use-megatron-fsdp', '--data-parallel-sharding-strategy', r.zero === 2 ? 'optim_grads' : 'optim_grads_params');
+  if (l.offload === 'optimizer_cpu_step') {
+    // HybridDeviceOptimizer: states and step on the host; arguments.py requires the precision-aware optimizer.
+    add('--optimizer-cpu-offload', '--optimizer-offload-fraction', '1.0', '--use-precision-aware-optimizer');
+  } else if (l.offload === 'optimizer') {
+    unsupported('Megatron-LM', 'layout.offload', 'optimizer states on the host with the step on the GPU (offload=optimizer)');
+  }
+
+  // Batch and sequence (TrainingConfig); the micro-batch count follows: gbs / (dp x mbs).
+  add('--micro-batch-size', l.mbs, '--global-batch-size', l.gbs, '--seq-length', l.seq_length, '--max-position-embeddings', l.seq_length);
+
+  // Precision.
+  if (trainer.param_dtype === 'bfloat16') add('--bf16');
+  else if (trainer.param_dtype === 'float16') add('--fp16');
+  else if (trainer.param_dtype === 'fp8') {
+    add('--bf16', '--fp8-format', 'hybrid');
+    // fp8 weights kept in fp8 between steps: arguments.py allows it with the distributed optimizer or FSDP.
+    if (r.zero >= 1) add('--fp8-param-gather');
+  }
+
+  // Architecture (TransformerConfig), so that the command builds the model that was sized.
+  add('--num-layers', model.num_layers, '--hidden-size', model.hidden_size, '--ffn-hidden-size', model.ffn_hidden_size);
+  if (model.num_attention_heads) add('--num-attention-heads', model.num_attention_heads);
+  const kv = model.num_key_value_heads;
+  if (kv && model.num_attention_heads && kv !== model.num_attention_heads && !model.mla) add('--group-query-attention', '--num-query-groups', kv);
+  if (model.kv_channels) add('--kv-channels', model.kv_channels);
+  if (model.activation === 'swiglu') add('--swiglu');
+  else if (model.activation !== 'gelu') unsupported('Megatron-LM', 'model.activation', `activation ${model.activation} (pretrain_gpt.py has --swiglu or GeLU)`);
+  add('--normalization', model.normalization === 'rmsnorm' ? 'RMSNorm' : 'LayerNorm');
+  add('--position-embedding-type', model.position_embedding_type);
+  if (!model.share_embeddings_and_output_weights) add('--untie-embeddings-and-output-weights');
+  if (!model.add_bias_linear) add('--disable-bias-linear');
+  if (!model.dropout) add('--attention-dropout', 0, '--hidden-dropout', 0);
+  add('--make-vocab-size-divisible-by', model.make_vocab_size_divisible_by);
+  if (r.moe && model.moe) {
+    const moe = model.moe;
+    add('--num-experts', moe.num_experts, '--moe-router-topk', moe.k);
+    if (moe.ffn_hidden_size) add('--moe-ffn-hidden-size', moe.ffn_hidden_size);
+    if (moe.num_shared_experts > 0) {
+      const shared = moe.shared_expert_ffn_hidden_size ?? moe.ffn_hidden_size ?? model.ffn_hidden_size;
+      add('--moe-shared-expert-intermediate-size', moe.num_shared_experts * shared);
+    }
+    const every = 1 / moe.expert_frequency;
+    if (!Number.isInteger(every)) unsupported('Megatron-LM', 'model.moe.expert_frequency', `a MoE layer fraction of ${moe.expert_frequency} that is not 1/N`);
+    if (moe.first_k_dense_layers > 0) {
+      // --moe-layer-freq takes a Python list expression: 0 dense, 1 MoE, per layer.
+      const rest = model.num_layers - moe.first_k_dense_layers;
+      const pattern = every === 1 ? `[1]*${rest}` : `([0]*${every - 1}+[1])*${Math.floor(rest / every)}+[0]*${rest % every}`;
+      add('--moe-layer-freq', `([0]*${moe.first_k_dense_layers}+${pattern})`);
+    } else if (every !== 1) {
+      add('--moe-layer-freq', every);
+    }
+  }
+  if (model.mla) {
+    add('--multi-latent-attention');
+    if (model.mla.q_lora_rank > 0) add('--q-lora-rank', model.mla.q_lora_rank);
+    add('--kv-lora-rank', model.mla.kv_lora_rank, '--qk-head-dim', model.mla.qk_head_dim);
+    add('--qk-pos-emb-head-dim', model.mla.qk_pos_emb_head_dim, '--v-head-dim', model.mla.v_head_dim);
+  }
+  if (model.mtp_num_layers > 0) add('--mtp-num-layers', model.mtp_num_layers);
+  return flags;
+}
+
+/** POSIX shell quoting for tokens that need it (Megatron's list expressions, layouts with | and *). */
+function shellQuote(token: string): string {
+  return /^[\w@%+=:,./-]+$/.test(token) ? token : `'${token.replace(/'/g, `'\\''`)}'`;
+}
+
+function megatronText(r: Resolved, argv: string[], title: string): string {
+  const lines: string[] = [];
+  let current = '';
+  for (const token of argv) {
+    if (token.startsWith('--') && current) {
+      lines.push(current);
+      current = '';
+    }
+    current += (current ? ' ' : '') + shellQuote(token);
+  }
+  if (current) lines.push(current);
+  return [
+    `# ${title}`,
+    `# ${summary(r)}; data parallel ${r.dp}, ${r.microbatches} micro-batches per step`,
+    '# Megatron-LM flags (checked against NVIDIA/Megatron-LM d98e8a6); add your data, tokenizer and optimizer flags.',
+    `torchrun --nnodes ${r.nodes} --nproc-per-node ${r.perNode} pretrain_gpt.py \\`,
+    ...lines.map((line, i) => `  ${line}${i === lines.length - 1 ? '' : ' \\'}`),
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// torchtitan
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Pipeline schedules of torch.distributed.pipelining by the names torchtitan's pipeline_parallel_schedule takes. */
+const TORCHTITAN_SCHEDULES: Record<string, string> = { '1f1b': '1F1B', interleaved: 'Interleaved1F1B', gpipe: 'GPipe' };
+
+/**
+ * Module names per (virtual) stage, as torchtitan's decoder models name them (torchtitan/distributed/
+ * pipeline_parallel.py: tok_embeddings, layers.N, norm, lm_head). Virtual stage s runs on rank s mod pp.
+ */
+function torchtitanModelParts(r: Resolved): string[][] {
+  const { l } = r;
+  const chunks: number[] = [];
+  // Interleaved: each rank's layers are split into vpp equal chunks; chunk v of rank p is stage v * pp + p.
+  for (let v = 0; v < l.vpp; v++) for (let p = 0; p < l.pp; p++) chunks.push(r.stages[p] / l.vpp);
+  // Layer ids run through the virtual stages in stage order.
+  let next = 0;
+  const parts = chunks.map((count, s) => {
+    const names = Array.from({ length: count }, (_, i) => `layers.${next + i}`);
+    next += count;
+    if (s === 0) names.unshift('tok_embeddings');
+    if (s === chunks.length - 1) names.push('norm', 'lm_head');
+    return names;
+  });
+  return parts;
+}
+
+function py(value: string | number | boolean | null): string {
+  if (value === null) return 'None';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+function torchtitanText(r: Resolved, title: string): string {
+  const { model, trainer, l } = r;
+  const target = 'torchtitan';
+  const schedule = TORCHTITAN_SCHEDULES[l.schedule];
+  if (!schedule) unsupported(target, 'layout.schedule', `the ${l.schedule} schedule`);
+  if (r.zero === 1) unsupported(target, 'layout.zero', 'ZeRO-1 (torchtitan shards with FSDP2: zero 3, zero 2 with reshard_after_forward "never", or zero 0 replicated)');
+  if (l.offload !== 'none') unsupported(target, 'layout.offload', `optimizer offload (${l.offload})`);
+  if (r.moe && l.etp !== 1) unsupported(target, 'layout.etp', `expert tensor parallel ${l.etp} (torchtitan's experts are not tensor-parallel)`);
+  if (model.mtp_num_layers > 0) unsupported(target, 'model.mtp_num_layers', 'multi-token prediction modules');
+  const dtype = { bfloat16: 'bfloat16', float32: 'float32' }[trainer.param_dtype as string];
+  if (!dtype) unsupported(target, 'trainer.param_dtype', `${trainer.param_dtype} parameters (mixed_precision_param is bfloat16 or float32)`);
+
+  const set: Array<[string, string]> = [];
+  const p = (key: string, value: string | number | boolean | null) => set.push([`config.parallelism.${key}`, py(value)]);
+  p('tensor_parallel_degree', l.tp);
+  if (l.tp > 1) p('enable_sequence_parallel', l.sp);
+  p('context_parallel_degree', l.cp);
+  if (r.moe) p('expert_parallel_degree', l.ep);
+  // ZeRO-0 is plain replication (DDP); 2 and 3 are FSDP2 keeping or freeing the gathered weights after forward.
+  p('data_parallel_replicate_degree', r.zero === 0 ? r.dp : 1);
+  p('data_parallel_shard_degree', r.zero === 0 ? 1 : r.dp);
+  if (r.zero >= 2) p('fsdp_reshard_after_forward', r.zero === 2 ? 'never' : 'always');
+  p('pipeline_parallel_degree', l.pp);
+  if (l.pp > 1) {
+    p('pipeline_parallel_schedule', schedule);
+    p('num_pp_microbatches', r.microbatches);
+  }
+  const lines = set.map(([key, value]) => `    ${key} = ${value}`);
+  if (l.pp > 1) {
+    const parts = torchtitanModelParts(r)
+      .map((names) => `        [${names.map((n) => JSON.stringify(n)).join(', ')}],`)
+      .join('\n');
+    lines.push(`    config.parallelism.module_fqns_per_model_part = [\n${parts}\n    ]`);
+  }
+  // Tokens are counted before context and tensor parallel sharding (TrainingConfig's docstrings).
+  lines.push(`    config.training.num_tokens_per_microbatch_per_dp_rank = ${l.mbs * l.seq_length}  # mbs ${l.mbs} x seq ${l.seq_length}`);
+  lines.push(`    config.training.num_tokens_per_train_step = ${l.gbs * l.seq_length}  # gbs ${l.gbs} x seq ${l.seq_length}`);
+  lines.push(`    config.training.max_context_length = ${l.seq_length}`);
+  lines.push(`    config.training.mixed_precision_param = ${py(dtype!)}`);
+  const ac = l.recompute === 'full' ? 'FullAC.Config()' : l.recompute === 'selective' ? 'SelectiveAC.Config()' : 'None';
+  lines.push(`    config.activation_checkpoint = ${ac}`);
+  return [
+    `# ${title}`,
+    `# ${summary(r)}; data parallel ${r.dp}, ${r.microbatches} micro-batches per step`,
+    '# torchtitan configuration (checked against pytorch/torchtitan b5bcd76, which reads Python configs, not TOML).',
+    "# Apply it to your model's configuration function, e.g.",
+    '#     def my_run() -> Trainer.Config:',
+    '#         return parasweep_layout(llama3_8b())',
+    `# and run NGPU=${r.perNode} MODULE=<this module> CONFIG=my_run ./run_train.sh on each of ${r.nodes} node(s).`,
+    ...(l.recompute === 'selective'
+      ? ["# torchtitan's SelectiveAC is per-op; parasweep sized Korthikanti et al. 2022's (attention core) selective recompute."]
+      : []),
+    'from torchtitan.distributed.activation_checkpoint import FullAC, SelectiveAC',
+    'from torchtitan.trainer import Trainer',
+    '',
+    '',
+    'def parasweep_layout(config: Trainer.Config) -> Trainer.Config:',
+    ...lines,
+    '    return config',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Launch arguments for one resolved config (a model, its trainer settings and one layout). Throws InputError naming
+ * the layout field when the target cannot express it (GPipe in Megatron-LM, ZeRO-1 in torchtitan, ...).
+ */
+export function launchArgs(input: LaunchInput, target: LaunchTarget): LaunchArgs {
+  if (!(LAUNCH_TARGETS as readonly string[]).includes(target)) {
+    throw new InputError('target', `must be one of ${LAUNCH_TARGETS.join(', ')}, got ${JSON.stringify(target)}`);
+  }
+  const r = resolve(input);
+  const title = input.title ?? `${input.model.name} on ${input.layout.ngpus} GPUs`;
+  if (target === 'megatron') {
+    const argv = megatronFlags(r);
+    return { target, argv, text: megatronText(r, argv, title) };
+  }
+  return { target, argv: [], text: torchtitanText(r, title) };
+}
