@@ -65,7 +65,8 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('out', { alias: 'o', type: 'string', array: true, describe: 'output file(s); format by extension: .arrow, .arrows, .csv, .parquet' })
     .option('csv', { type: 'string', describe: 'CSV output path (the PoC\'s columns with --formula poc)' })
     .option('chunk-rows', { type: 'number', describe: 'rows per evaluation chunk (default: what the engine prefers)' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' });
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' })
+    .option('verbose', { type: 'boolean', default: false, describe: "let the GPU driver's (Dawn's) native warnings through to stderr" });
   for (const [key, spec] of Object.entries(SEARCH_KEYS)) {
     out = out.option(spec.flag, {
       type: 'string',
@@ -136,6 +137,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     maxBufferBytes: Math.floor(mib * 1024 * 1024),
     workgroupSize,
     chunkRows,
+    verbose: args.verbose,
     notice: (line: string) => process.stderr.write(`parasweep: ${line}\n`),
   }));
 }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { EngineError } from '../../errors.js';
+import { withoutNativeStderr } from './quiet.js';
 
 export interface GpuDeviceOptions {
   /** Dawn backend: vulkan, opengles, opengl, metal, d3d12, null. Default: Dawn's choice. */
@@ -8,6 +9,8 @@ export interface GpuDeviceOptions {
   adapter?: string;
   /** Largest storage buffer the engine will bind; the device is asked for at least this. */
   maxBufferBytes: number;
+  /** Let Dawn's native warnings through to stderr (default: silenced, see quiet.ts). */
+  verbose?: boolean;
 }
 
 export interface GpuDevice {
@@ -52,10 +55,11 @@ function dawnOptions(options: GpuDeviceOptions): string[] {
   return out;
 }
 
-async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdapter } | undefined> {
+async function findAdapter(dawn: string[], verbose = false): Promise<{ gpu: GPU; adapter: GPUAdapter } | undefined> {
+  const native = <T>(fn: () => T): T => (verbose ? fn() : withoutNativeStderr(fn));
   let gpu: GPU;
   try {
-    gpu = loadWebGpu().create(dawn);
+    gpu = native(() => loadWebGpu().create(dawn));
     liveInstances.add(gpu);
   } catch (error) {
     // Dawn throws here for an unknown backend or adapter name, listing the available ones.
@@ -63,7 +67,8 @@ async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdap
   }
   // Compatibility mode runs on GL ES and software Vulkan alike, and its limits are all this engine needs.
   const adapter =
-    (await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)) ?? (await gpu.requestAdapter());
+    (await native(() => gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions))) ??
+    (await native(() => gpu.requestAdapter()));
   if (!adapter) {
     liveInstances.delete(gpu);
     return undefined;
@@ -76,11 +81,11 @@ async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdap
  * GPU or software rasteriser); throws EngineError when there is one but it cannot be used.
  */
 export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevice | undefined> {
-  let found = await findAdapter(dawnOptions(options));
+  let found = await findAdapter(dawnOptions(options), options.verbose);
   // Without a backend named, Dawn looks at Vulkan (and Metal/D3D) only; a machine whose only adapter is Mesa's
   // llvmpipe behind OpenGL ES still has one.
   if (!found && !options.backend && !process.env.PARASWEEP_GPU_BACKEND) {
-    found = await findAdapter(dawnOptions({ ...options, backend: 'opengles' }));
+    found = await findAdapter(dawnOptions({ ...options, backend: 'opengles' }), options.verbose);
   }
   if (!found) return undefined;
   const { gpu, adapter } = found;
