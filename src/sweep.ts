@@ -64,7 +64,9 @@ export function prepareSweep(options: SweepOptions): PreparedSweep {
   const overrides = (options.overrides ?? []).map(parseOverride);
   const config = loadConfig(options.model, overrides);
   const headroom = options.headroom ?? DEFAULT_HEADROOM;
-  if (!(headroom >= 0 && headroom < 10)) throw new InputError('--headroom', `must be between 0 and 10, got ${headroom}`);
+  if (!(headroom >= 0 && headroom < 10)) {
+    throw new InputError('--headroom', `is the fraction of memory kept free (0.1 keeps 10%), from 0 to below 10; got ${headroom}`);
+  }
   const hardware = loadHardware(options.hardware ?? DEFAULT_HARDWARE);
   const context: SweepContext = { config, hardware, headroom };
   const space = resolveSearchSpace(formula.name, formula.searchDefaults(context), config.search, options.search ?? {});
