@@ -1,7 +1,7 @@
 import { RecordBatch, Table, Utf8, Vector } from 'apache-arrow';
 import { loadHardware } from './config/hardware.js';
 import { LoadedConfig, loadConfig, parseOverride } from './config/load.js';
-import { ParsedDimension, resolveSearchSpace, SearchKeyName } from './config/space.js';
+import { ParsedDimension, parseSearchValue, resolveSearchSpace, SEARCH_KEYS, SearchKeyName } from './config/space.js';
 import { createEngine, Engine, EngineOptions } from './engine/index.js';
 import type { EvaluatedChunk } from './engine/types.js';
 import { InputError } from './errors.js';
@@ -69,6 +69,10 @@ export function prepareSweep(options: SweepOptions): PreparedSweep {
   }
   const hardware = loadHardware(options.hardware ?? DEFAULT_HARDWARE);
   const context: SweepContext = { config, hardware, headroom };
+  for (const [key, value] of Object.entries(options.search ?? {})) {
+    // Values given as options are checked first, so that an error names the option (search.tp_range).
+    if (value !== undefined && key in SEARCH_KEYS) parseSearchValue(key as SearchKeyName, value, `search.${key}`);
+  }
   const space = resolveSearchSpace(formula.name, formula.searchDefaults(context), config.search, options.search ?? {});
   const constants = formula.packConstants(context);
   const grid = formula.buildGrid(context, space);

@@ -14,6 +14,7 @@ export interface GpuDeviceOptions {
 }
 
 export interface GpuDevice {
+  /** @internal Kept out of the published typings, so that consumers need no @webgpu/types. */
   device: GPUDevice;
   description: string;
   /** Set once the device is lost or reports an uncaptured error; checked after every chunk. */
