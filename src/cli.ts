@@ -286,6 +286,14 @@ function describeSweeps(): string[] {
   });
 }
 
+/** The alias the user typed, in an error that names its option: `--config-name x.yaml` is answered as --config-name. */
+function inTypedWords(error: InputError, argv: string[]): InputError {
+  if (error.field !== '--model') return error;
+  const typed = argv.find((arg) => arg === '--config-name' || arg.startsWith('--config-name=') || arg === '-m');
+  if (!typed) return error;
+  return new InputError(typed.split('=')[0], error.message.slice(error.field.length + 2));
+}
+
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 bad input. */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -397,8 +405,12 @@ export async function main(argv: string[]): Promise<number> {
           choices: [...LAUNCH_TARGETS],
           demandOption: true,
           describe: 'megatron: pretrain_gpt.py flags; torchtitan: a Trainer.Config function',
-        }),
+        }).group(['emit'], 'Output:'),
       async (args) => {
+        // launch picks one config and prints it: ranking and file outputs belong to sweep and best.
+        for (const flag of ['top', 'by', 'per', 'order', 'out', 'csv'] as const) {
+          if (args[flag] !== undefined) throw new InputError(`--${flag}`, 'launch prints the fastest fitting config to stdout; use it with sweep or best');
+        }
         const result = await launch({ ...sweepOptions(args), target: args.emit as LaunchTarget });
         process.stdout.write(result.text);
       },
@@ -439,7 +451,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     abortOpenSinks();
     if (error instanceof InputError) {
-      process.stderr.write(`parasweep: ${error.message}\n`);
+      process.stderr.write(`parasweep: ${inTypedWords(error, argv).message}\n`);
       exitCode = 2;
     } else if (error instanceof EngineError) {
       process.stderr.write(`parasweep: ${error.message}\n`);

@@ -272,7 +272,7 @@ describe('bad input: exit 2, one line on stderr naming the field, no output file
     {
       what: "NAME.yaml that is not a file is not the bundled model",
       args: (out) => ['sweep', '--config-name', 'llama3.1-405b.yaml', '--formula', 'poc', '--csv', join(out, 'o.csv')],
-      message: /^parasweep: --model: cannot read llama3\.1-405b\.yaml: no such file \(the bundled llama3\.1-405b is named without a path or \.yaml\)/,
+      message: /^parasweep: --config-name: cannot read llama3\.1-405b\.yaml: no such file \(the bundled llama3\.1-405b is named without a path or \.yaml\)/,
     },
     {
       what: 'a CSV path in a missing directory, after an Arrow output',
