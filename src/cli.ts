@@ -288,10 +288,14 @@ function describeSweeps(): string[] {
 
 /** The alias the user typed, in an error that names its option: `--config-name x.yaml` is answered as --config-name. */
 function inTypedWords(error: InputError, argv: string[]): InputError {
+  const reason = error.message.slice(error.field.length + 2);
+  // Search options reach shared code from flags: `search.ngpus_range` is --ngpus here.
+  const search = /^search\.(\w+)$/.exec(error.field);
+  if (search && search[1] in SEARCH_KEYS) return new InputError(`--${SEARCH_KEYS[search[1] as SearchKeyName].flag}`, reason);
   if (error.field !== '--model') return error;
   const typed = argv.find((arg) => arg === '--config-name' || arg.startsWith('--config-name=') || arg === '-m');
   if (!typed) return error;
-  return new InputError(typed.split('=')[0], error.message.slice(error.field.length + 2));
+  return new InputError(typed.split('=')[0], reason);
 }
 
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 bad input. */

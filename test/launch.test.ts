@@ -185,6 +185,12 @@ describe('from a Hugging Face config.json to a launch command', () => {
     const open = await launch({ model: 'llama3.1-8b', search: { ngpus_range: 64 }, engine: 'cpu', target: 'megatron' });
     expect(open.row.fits).toBe(true);
     expect(open.candidates).toBeGreaterThan(1000);
+    await expect(launch({ model: 'llama3.1-8b', search: { ngpus_range: '8,16' }, engine: 'cpu', target: 'megatron' })).rejects.toThrow(
+      /^search\.ngpus_range: launch arguments are for one GPU count, got 2 \(8, 16\)$/,
+    );
+    await expect(launch({ model: 'llama3.1-405b', search: { ngpus_range: 8 }, engine: 'cpu', target: 'megatron' })).rejects.toThrow(
+      /^search: none of the \d+ valid configs on 8 GPUs fits in h100-sxm-80gb's memory/,
+    );
   });
 
   it('two commands: best, then launch --emit megatron', () => {

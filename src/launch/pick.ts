@@ -1,5 +1,7 @@
 import { InputError } from '../errors.js';
-import { prepareSweep, sweep, SweepOptions } from '../sweep.js';
+import { sweepStream } from '../api.js';
+import { BestConfigs } from '../rank.js';
+import { prepareSweep, SweepOptions } from '../sweep.js';
 import { LaunchArgs, LaunchInput, LaunchLayout, launchArgs, LaunchTarget } from './index.js';
 
 /** Grid values come back as numbers, booleans or dictionary strings depending on the engine and column type. */
@@ -54,16 +56,26 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   if (options.formula !== undefined && options.formula !== 'full') {
     throw new InputError('formula', 'launch arguments need the layouts of formula full');
   }
-  const run: SweepOptions = { ...options, formula: 'full', fitsOnly: true, top: { k: 1, by: 'tokens_per_s', order: 'desc' } };
-  const { context } = prepareSweep({ ...run, fitsOnly: false, top: undefined, where: undefined });
-  const { table, stats } = await sweep(run);
-  if (table.numRows === 0) {
+  const run: SweepOptions = { ...options, formula: 'full', fitsOnly: true, top: undefined };
+  const { context, space } = prepareSweep({ ...run, fitsOnly: false, where: undefined });
+  const ngpus = space.get('ngpus_range')?.values ?? [];
+  if (ngpus.length !== 1) {
+    throw new InputError('search.ngpus_range', `launch arguments are for one GPU count, got ${ngpus.length} (${ngpus.slice(0, 4).join(', ')}${ngpus.length > 4 ? ', ...' : ''})`);
+  }
+  // Ranked as `best` ranks (tokens/s, ties to lower memory, then grid order), so launch prints best's #1.
+  const ranking = new BestConfigs(1);
+  const stream = sweepStream(run);
+  let next = await stream.next();
+  for (; !next.done; next = await stream.next()) ranking.add(next.value);
+  const stats = next.value;
+  const winner = ranking.results()[0]?.top[0];
+  if (!winner) {
     throw new InputError(
       'search',
-      `none of the ${stats.evaluated} valid configs fits in ${context.hardware.name}'s memory${options.where ? ' and matches where' : ''}: try more GPUs, recompute, ZeRO or offload`,
+      `none of the ${stats.evaluated} valid configs on ${ngpus[0]} GPUs fits in ${context.hardware.name}'s memory${options.where ? ' and matches where' : ''}: try more GPUs, recompute, ZeRO or offload`,
     );
   }
-  const row = table.get(0)!.toJSON() as Record<string, unknown>;
+  const row = winner.values;
   const input: LaunchInput = {
     model: context.config.model,
     trainer: context.config.trainer,
