@@ -336,6 +336,11 @@ function torchtitanText(r: Resolved, title: string): string {
   if (l.offload !== 'none') unsupported(target, 'layout.offload', `optimizer offload (${l.offload})`);
   if (r.moe && l.etp !== 1) unsupported(target, 'layout.etp', `expert tensor parallel ${l.etp} (torchtitan's experts are not tensor-parallel)`);
   if (model.mtp_num_layers > 0) unsupported(target, 'model.mtp_num_layers', 'multi-token prediction modules');
+  // ParallelismConfig.expert_parallel_degree: EP borrows ranks from FSDP, CP and TP (dp_shard x cp x tp = efsdp x ep).
+  const shard = r.zero === 0 ? 1 : r.dp;
+  if (r.moe && (shard * l.cp * l.tp) % l.ep !== 0) {
+    unsupported(target, 'layout.ep', `expert parallel ${l.ep} not dividing dp_shard x cp x tp = ${shard * l.cp * l.tp} (its experts borrow those ranks)`);
+  }
   const dtype = { bfloat16: 'bfloat16', float32: 'float32' }[trainer.param_dtype as string];
   if (!dtype) unsupported(target, 'trainer.param_dtype', `${trainer.param_dtype} parameters (mixed_precision_param is bfloat16 or float32)`);
 
