@@ -164,6 +164,9 @@ describe('torchtitan configuration', () => {
 
   it('what torchtitan cannot run is an error naming the layout field', () => {
     expect(() => launchArgs(input('llama3.1-405b', { zero: 1 }), 'torchtitan')).toThrow(/^layout\.zero: ZeRO-1/);
+    const replicatedExperts = { tp: 1, pp: 1, ep: 8, ngpus: 64, gbs: 512, seq_length: 4096, zero: 0 };
+    expect(() => launchArgs(input('mixtral-8x7b', replicatedExperts), 'torchtitan')).toThrow(/^layout\.ep: expert parallel 8 not dividing dp_shard x cp x tp = 1/);
+    expect(launchArgs(input('mixtral-8x7b', { ...replicatedExperts, zero: 3 }), 'torchtitan').text).toContain('config.parallelism.expert_parallel_degree = 8');
     expect(() => launchArgs(input('deepseek-v3', { tp: 4, pp: 16, ep: 8, cp: 2, gbs: 1024, zero: 3 }), 'torchtitan')).toThrow(
       /^model\.mtp_num_layers: /,
     );
