@@ -133,6 +133,8 @@ describe('defaults and overrides', () => {
     expect(mapped.seq_length).toBe(4096);
     expect(mapped.global_batch_size).toBe(1024);
     expect(mapped.name).toBe('Llama-3.1-8B');
+    // A downloaded model's directory works as well as its config.json.
+    expect(loadConfig(join(HF, 'Llama-3.1-8B')).model).toEqual(mapped);
     const neox = loadConfig(hf('gpt-neox-20b')).model;
     expect(neox.seq_length).toBe(2048); // max_position_embeddings is shorter than the default
     const set = loadConfig(hf('Llama-3.1-8B'), [

@@ -71,6 +71,9 @@ export function resolveConfigPath(kind: 'models' | 'hardware' | 'sweeps', nameOr
   for (const candidate of [nameOrPath, `${nameOrPath}.yaml`]) {
     if (existsSync(candidate) && statSync(candidate).isFile()) return resolve(candidate);
   }
+  // A downloaded Hugging Face model is a directory holding its config.json.
+  const hfConfig = join(nameOrPath, 'config.json');
+  if (kind === 'models' && existsSync(hfConfig) && statSync(hfConfig).isFile()) return resolve(hfConfig);
   const name = basename(nameOrPath).replace(/\.(ya?ml|json)$/, '');
   const bundled = join(BUNDLED_CONFIG_DIR, kind, `${name}.yaml`);
   // Only a bare name means a bundled config: `NAME.yaml` is a file the user meant (the PoC's own, say), and
