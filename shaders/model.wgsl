@@ -264,11 +264,19 @@ struct FullRow {
   offload: i32,
   mbs: f32,
   num_microbatches: f32,
+  first_stage_layers: f32,
+  last_stage_layers: f32,
+  grad_reduce: i32,
+  reshard: f32,
 }
 
 const SCHEDULE_1F1B: i32 = 0;
 const SCHEDULE_INTERLEAVED: i32 = 1;
 const SCHEDULE_GPIPE: i32 = 2;
+const SCHEDULE_ZB_H1: i32 = 3;
+const SCHEDULE_DUALPIPE: i32 = 4;
+const GRAD_REDUCE_STEP: i32 = 0;
+const GRAD_REDUCE_MICROBATCH: i32 = 1;
 const RECOMPUTE_NONE: i32 = 0;
 const RECOMPUTE_SELECTIVE: i32 = 1;
 const RECOMPUTE_FULL: i32 = 2;
@@ -321,21 +329,42 @@ fn moe_layers_before(c: FullConstants, x: f32) -> f32 {
   return floor(max(0.0, x - c.first_k_dense_layers) * c.moe_layer_freq);
 }
 
-fn stage_first_layer(c: FullConstants, pp: f32, i: f32) -> f32 {
-  let base = floor(c.num_layers / pp);
-  let extra = c.num_layers - base * pp;
-  if (i == 0.0) { return 0.0; }
-  return i * base + min(i - 1.0, extra);
+fn chunk_layers(c: FullConstants, r: FullRow, i: f32, j: f32) -> f32 {
+  let v = r.vpp;
+  if (r.pp == 1.0) { return c.num_layers; }
+  if (i == 0.0) {
+    let q = floor(r.first_stage_layers / v);
+    return q + select(0.0, 1.0, j >= v - (r.first_stage_layers - q * v));
+  }
+  if (i == r.pp - 1.0) {
+    let q = floor(r.last_stage_layers / v);
+    return q + select(0.0, 1.0, j < r.last_stage_layers - q * v);
+  }
+  return middle_chunk_layers(c, r);
 }
 
-fn stage_layers(c: FullConstants, pp: f32, i: f32) -> f32 {
-  let end = select(stage_first_layer(c, pp, i + 1.0), c.num_layers, i == pp - 1.0);
-  return end - stage_first_layer(c, pp, i);
+fn middle_chunk_layers(c: FullConstants, r: FullRow) -> f32 {
+  if (r.pp <= 2.0) { return 0.0; }
+  return (c.num_layers - r.first_stage_layers - r.last_stage_layers) / ((r.pp - 2.0) * r.vpp);
+}
+
+fn chunk_first_layer(c: FullConstants, r: FullRow, i: f32, j: f32) -> f32 {
+  if (r.pp == 1.0) { return 0.0; }
+  let v = r.vpp;
+  let fq = floor(r.first_stage_layers / v);
+  let fr = r.first_stage_layers - fq * v;
+  let lq = floor(r.last_stage_layers / v);
+  let lr = r.last_stage_layers - lq * v;
+  let mc = middle_chunk_layers(c, r);
+  let rounds = j * fq + max(0.0, j - (v - fr)) + j * (r.pp - 2.0) * mc + j * lq + min(j, lr);
+  if (i == 0.0) { return rounds; }
+  return rounds + chunk_layers(c, r, 0.0, j) + (i - 1.0) * mc;
 }
 
 fn inflight_microbatches(pp: f32, vpp: f32, schedule: i32, m: f32, i: f32) -> f32 {
   if (pp == 1.0) { return 1.0; }
   if (schedule == SCHEDULE_GPIPE) { return m; }
+  if (schedule == SCHEDULE_DUALPIPE) { return min((pp + 1.0) / 2.0, m / 2.0); }
   if (schedule == SCHEDULE_INTERLEAVED) {
     return min((2.0 * (pp - i - 1.0) + (vpp - 1.0) * pp + 1.0) / vpp, m);
   }
@@ -376,7 +405,7 @@ fn layer_activation_bytes(c: FullConstants, moe_layer: i32, s: f32, s_kv: f32, b
     let routed_tokens = (s * b * c.moe_k * c.capacity_factor) / t_rep;
     let router_probs = (4.0 * s * b * c.num_experts) / t_rep;
     let f_e = c.moe_ffn_hidden_size;
-    let experts = routed_tokens * etp * (2.0 * h + (2.0 * act_width * f_e) / etp + (2.0 * f_e) / etp + 2.0 * h);
+    let experts = routed_tokens * (etp * (2.0 * h + (2.0 * act_width * f_e) / etp + (2.0 * f_e) / etp) + 2.0 * h);
     let f_s = c.shared_expert_ffn_hidden_size * c.num_shared_experts;
     let shared_experts = (s * b * (2.0 * act_width * f_s + 2.0 * f_s)) / tp;
     mlp = mlp_norm_input + fc1_input + router_probs + experts + shared_experts + mlp_dropout_mask;
@@ -392,13 +421,26 @@ struct StageLayerCounts {
   moe: f32,
   dense: f32,
   mtp: f32,
+  embedding: f32,
+  output: f32,
 }
 
-fn stage_layer_counts(c: FullConstants, pp: f32, i: f32) -> StageLayerCounts {
-  let first_layer = stage_first_layer(c, pp, i);
-  let layers = stage_layers(c, pp, i);
-  let moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  return StageLayerCounts(layers, moe, layers - moe, select(0.0, c.mtp_num_layers, i == pp - 1.0));
+fn stage_layer_counts(c: FullConstants, r: FullRow, i: f32) -> StageLayerCounts {
+  let dualpipe = select(0, 1, r.schedule == SCHEDULE_DUALPIPE);
+  var layers = 0.0;
+  var moe = 0.0;
+  for (var k = 0; k <= dualpipe; k++) {
+    let rank = select(r.pp - 1.0 - i, i, k == 0);
+    for (var j = 0.0; j < r.vpp; j += 1.0) {
+      let first = chunk_first_layer(c, r, rank, j);
+      let n = chunk_layers(c, r, rank, j);
+      layers += n;
+      moe += moe_layers_before(c, first + n) - moe_layers_before(c, first);
+    }
+  }
+  let embedding = select(0.0, 1.0, i == 0.0 || (dualpipe == 1 && i == r.pp - 1.0));
+  let output = select(0.0, 1.0, i == r.pp - 1.0 || (dualpipe == 1 && i == 0.0));
+  return StageLayerCounts(layers, moe, layers - moe, output * c.mtp_num_layers, embedding, output);
 }
 
 struct LayerParams {
@@ -426,12 +468,12 @@ fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let pp = r.pp;
   let vocab = padded_vocab(c, tp);
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
-  let is_first = select(0.0, 1.0, i == 0.0);
-  let is_last = select(0.0, 1.0, i == pp - 1.0);
-  let counts = stage_layer_counts(c, pp, i);
+  let counts = stage_layer_counts(c, r, i);
   let moe = counts.moe;
   let dense = counts.dense;
   let mtp = counts.mtp;
+  let embedding = counts.embedding;
+  let output = counts.output;
   let layer = layer_params_gpu(c, r);
   let norm = c.norm_params * h;
   let embedding_gpu = (vocab * h) / tp + c.learned_positions * r.seq_length * h;
@@ -440,8 +482,8 @@ fn stage_params(c: FullConstants, r: FullRow, i: f32) -> vec2<f32> {
   let dense_params =
     dense * layer.dense_layer +
     moe * layer.moe_layer_dense +
-    is_first * embedding_gpu +
-    is_last * (norm + output_gpu) +
+    embedding * embedding_gpu +
+    output * (norm + output_gpu) +
     mtp * mtp_dense_gpu;
   let expert_params = (moe + mtp * has_moe) * layer.expert_layer;
   return vec2<f32>(dense_params, expert_params);
@@ -458,13 +500,12 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let pp = r.pp;
   let vocab = padded_vocab(c, tp);
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
-  let is_first = select(0.0, 1.0, i == 0.0);
-  let is_last = select(0.0, 1.0, i == pp - 1.0);
-  let counts = stage_layer_counts(c, pp, i);
-  let layers = counts.layers;
+  let counts = stage_layer_counts(c, r, i);
   let moe = counts.moe;
   let dense = counts.dense;
   let mtp = counts.mtp;
+  let embedding = counts.embedding;
+  let output = counts.output;
   let params = stage_params(c, r, i);
   let dense_params = params.x;
   let expert_params = params.y;
@@ -477,10 +518,16 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let grad_shards_expert = select(1.0, expert_shards, r.zero >= 2);
   let state_shards_dense = select(1.0, dense_shards, r.zero >= 1);
   let state_shards_expert = select(1.0, expert_shards, r.zero >= 1);
-  let zero3_gathered = select(0.0, 2.0 * largest_layer_params(c, r) * c.param_bytes, r.zero >= 3);
+  let zero3_gathered = select(0.0,
+    select(dense_params + expert_params, 2.0 * largest_layer_params(c, r), r.reshard == 1.0) * c.param_bytes, r.zero >= 3);
   let weights =
     (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
-  let grads = (dense_params * c.grad_bytes) / grad_shards_dense + (expert_params * c.grad_bytes) / grad_shards_expert;
+  let grads_sharded = select(0, 1, r.zero >= 2 && r.grad_reduce == GRAD_REDUCE_MICROBATCH);
+  let grads = select((dense_params + expert_params) * c.grad_bytes,
+    (dense_params * c.grad_bytes) / grad_shards_dense +
+      (expert_params * c.grad_bytes) / grad_shards_expert +
+      largest_layer_params(c, r) * c.grad_bytes,
+    grads_sharded == 1);
   let state_bytes = 2.0 * c.optimizer_state_bytes + c.master_bytes;
   let optimizer_all = (dense_params * state_bytes) / state_shards_dense + (expert_params * state_bytes) / state_shards_expert;
   let optimizer = select(0.0, optimizer_all, r.offload == OFFLOAD_NONE);
@@ -492,7 +539,7 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let dense_layer_act = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, r.recompute);
   let moe_layer_act = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, r.recompute);
   let mtp_layer_act = select(dense_layer_act, moe_layer_act, has_moe == 1.0);
-  let embedding_act = is_first * ((8.0 * s * b + c.dropout * s * b * h) / t_rep);
+  let embedding_act = embedding * ((8.0 * s * b + c.dropout * s * b * h) / t_rep);
   let microbatch_act = dense * dense_layer_act + moe * moe_layer_act + mtp * mtp_layer_act + embedding_act;
   let inflight = inflight_microbatches(pp, r.vpp, r.schedule, r.num_microbatches, i);
   let rebuilt_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
@@ -500,7 +547,7 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let rebuilt = select(0.0, max(select(0.0, rebuilt_dense, dense > 0.0), select(0.0, rebuilt_moe, moe > 0.0)),
                        r.recompute == RECOMPUTE_FULL);
   let activations = inflight * microbatch_act + rebuilt;
-  let logits = is_last * (1.0 + c.mtp_num_layers) * ((4.0 * s * b * h) / t_rep + (4.0 * s * b * vocab) / tp);
+  let logits = output * (1.0 + c.mtp_num_layers) * ((4.0 * s * b * h) / t_rep + (4.0 * s * b * vocab) / tp);
 
   let forward_backward = weights + grads + optimizer + activations + logits;
   let step = select(0.0, weights + grads + optimizer_all, r.offload == OFFLOAD_OPTIMIZER);
@@ -600,10 +647,13 @@ struct StageTime {
   cp_exposed_s: f32,
   cp_hidden_s: f32,
   pp_s: f32,
+  dp_mb_exposed_s: f32,
+  dp_mb_hidden_s: f32,
   tp_bytes: f32,
   ep_bytes: f32,
   cp_bytes: f32,
   pp_bytes: f32,
+  dp_mb_bytes: f32,
   dp_s: f32,
   dp_bytes: f32,
   optimizer_s: f32,
@@ -615,12 +665,12 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let tp = r.tp;
   let pp = r.pp;
   let has_moe = select(0.0, 1.0, c.num_experts > 0.0);
-  let is_last = select(0.0, 1.0, i == pp - 1.0);
-  let counts = stage_layer_counts(c, pp, i);
+  let counts = stage_layer_counts(c, r, i);
   let layers = counts.layers;
   let moe = counts.moe;
   let dense = counts.dense;
   let mtp = counts.mtp;
+  let output = counts.output;
   let all_layers = layers + mtp;
   let moe_like = moe + mtp * has_moe;
 
@@ -632,7 +682,7 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
     dense * layer_flops_per_token(c, 0, r.seq_length, c.capacity_factor) +
     moe * layer_flops_per_token(c, 1, r.seq_length, c.capacity_factor) +
     mtp * mtp_layer;
-  let logits_flops = is_last * (1.0 + c.mtp_num_layers) * 2.0 * h * padded_vocab(c, tp);
+  let logits_flops = output * (1.0 + c.mtp_num_layers) * 2.0 * h * padded_vocab(c, tp);
   var repeated = 0.0;
   if (r.recompute == RECOMPUTE_FULL) {
     repeated = layer_flops;
@@ -684,25 +734,29 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let dense_group = r.dp * r.cp;
   let dense_in_node = group_in_node(c, dense_group, tp);
   let expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
-  let gathers = select(1.0, 2.0, r.zero >= 3);
+  let grads_per_microbatch = select(0.0, 1.0, r.zero >= 2 && r.grad_reduce == GRAD_REDUCE_MICROBATCH);
+  let step_gathers = select(1.0, 0.0, r.zero >= 3);
+  let microbatch_gathers = select(0.0, 1.0 + r.reshard, r.zero >= 3);
+  let dense_rs_s = gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node);
+  let expert_rs_s = gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node);
+  let dense_ag_s = gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node);
+  let expert_ag_s = gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node);
+  let dense_share = select(0.0, ((dense_group - 1.0) / dense_group) * dense_params, dense_group > 1.0);
+  let expert_share = select(0.0, ((r.edp - 1.0) / r.edp) * expert_params, r.edp > 1.0);
   var dp_s: f32;
   var dp_bytes: f32;
   if (r.zero == 0) {
     dp_s = allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
       allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node);
-    dp_bytes =
-      select(0.0, ((2.0 * (dense_group - 1.0)) / dense_group) * dense_params * c.grad_bytes, dense_group > 1.0) +
-      select(0.0, ((2.0 * (r.edp - 1.0)) / r.edp) * expert_params * c.grad_bytes, r.edp > 1.0);
+    dp_bytes = 2.0 * (dense_share + expert_share) * c.grad_bytes;
   } else {
-    dp_s =
-      gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
-      gathers * gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node) +
-      gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node) +
-      gathers * gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node);
-    dp_bytes =
-      select(0.0, ((dense_group - 1.0) / dense_group) * dense_params * (c.grad_bytes + gathers * c.param_bytes), dense_group > 1.0) +
-      select(0.0, ((r.edp - 1.0) / r.edp) * expert_params * (c.grad_bytes + gathers * c.param_bytes), r.edp > 1.0);
+    dp_s = (1.0 - grads_per_microbatch) * (dense_rs_s + expert_rs_s) + step_gathers * (dense_ag_s + expert_ag_s);
+    dp_bytes = (dense_share + expert_share) * ((1.0 - grads_per_microbatch) * c.grad_bytes + step_gathers * c.param_bytes);
   }
+  let dp_mb_total_s = grads_per_microbatch * (dense_rs_s + expert_rs_s) + microbatch_gathers * (dense_ag_s + expert_ag_s);
+  let dp_mb_bytes = (dense_share + expert_share) * (grads_per_microbatch * c.grad_bytes + microbatch_gathers * c.param_bytes);
+  let dp_mb_exposed_s = max(0.0, dp_mb_total_s - compute_s);
+  let dp_mb_hidden_s = dp_mb_total_s - dp_mb_exposed_s;
 
   let state_shards_dense = select(1.0, dense_group, r.zero >= 1);
   let state_shards_expert = select(1.0, r.edp, r.zero >= 1);
@@ -716,12 +770,12 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   } else if (r.offload == OFFLOAD_OPTIMIZER_CPU_STEP) {
     offload_s = (local_params * (c.grad_bytes + c.param_bytes)) / c.pcie_bytes_s;
   }
-  return StageTime(compute_s, tp_s, ep_s, cp_exposed_s, cp_hidden_s, pp_s, tp_bytes, ep_bytes, cp_bytes, pp_bytes, dp_s, dp_bytes,
-                   optimizer_s, offload_s);
+  return StageTime(compute_s, tp_s, ep_s, cp_exposed_s, cp_hidden_s, pp_s, dp_mb_exposed_s, dp_mb_hidden_s, tp_bytes, ep_bytes,
+                   cp_bytes, pp_bytes, dp_mb_bytes, dp_s, dp_bytes, optimizer_s, offload_s);
 }
 
 fn microbatch_s(t: StageTime) -> f32 {
-  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s;
+  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s + t.dp_mb_exposed_s;
 }
 
 struct StageTail {
@@ -743,26 +797,53 @@ fn max_tail(a: StageTail, b: StageTail) -> StageTail {
   return b;
 }
 
+const PACE_TIE_RTOL: f32 = 1e-4;
+
+fn last_distinct_rank(r: FullRow) -> f32 {
+  return select(r.pp - 1.0, r.pp / 2.0 - 1.0, r.schedule == SCHEDULE_DUALPIPE);
+}
+
+fn same_as_previous_middle(c: FullConstants, r: FullRow, i: f32) -> bool {
+  if (i <= 1.0 || i >= last_distinct_rank(r)) { return false; }
+  let k = stage_layer_counts(c, r, i);
+  let before = stage_layer_counts(c, r, i - 1.0);
+  return k.moe == before.moe && k.dense == before.dense;
+}
+
+fn pipeline_bubble_s(pp: f32, vpp: f32, schedule: i32, microbatch: f32) -> f32 {
+  if (pp == 1.0) { return 0.0; }
+  if (schedule == SCHEDULE_ZB_H1) { return ((pp - 1.0) * microbatch) / 3.0; }
+  if (schedule == SCHEDULE_DUALPIPE) { return ((pp / 2.0 - 1.0) * microbatch) / 3.0; }
+  if (schedule == SCHEDULE_INTERLEAVED) { return ((pp - 1.0) / vpp) * microbatch; }
+  return (pp - 1.0) * microbatch;
+}
+
+fn microbatch_passes(schedule: i32, m: f32) -> f32 {
+  return select(m, m / 2.0, schedule == SCHEDULE_DUALPIPE);
+}
+
 fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_size: i32, tp: i32, pp: i32, vpp: i32,
                  schedule: i32, cp: i32, ep: i32, etp: i32, dp: i32, edp: i32, zero: i32, sp: i32, recompute: i32,
-                 offload: i32, mbs: i32, num_microbatches: i32) -> FullOutputs {
+                 offload: i32, mbs: i32, num_microbatches: i32, first_stage_layers: i32, last_stage_layers: i32,
+                 grad_reduce: i32, reshard: i32) -> FullOutputs {
   let r = FullRow(f32(ngpus), f32(seq_length), f32(global_batch_size), f32(tp), f32(pp), f32(vpp), schedule, f32(cp),
-                  f32(ep), f32(etp), f32(dp), f32(edp), zero, sp, recompute, offload, f32(mbs), f32(num_microbatches));
+                  f32(ep), f32(etp), f32(dp), f32(edp), zero, sp, recompute, offload, f32(mbs), f32(num_microbatches),
+                  f32(first_stage_layers), f32(last_stage_layers), grad_reduce, f32(reshard));
   var heaviest = stage_memory(c, r, 0.0);
   var heaviest_stage = 0.0;
-  if (r.pp > 2.0) {
-    let second = stage_memory(c, r, 1.0);
-    if (second.total > heaviest.total) {
-      heaviest = second;
-      heaviest_stage = 1.0;
+  var slowest = stage_time(c, r, 0.0);
+  var tail = stage_tail(slowest);
+  let last = last_distinct_rank(r);
+  for (var i = 1.0; i <= last; i += 1.0) {
+    if (same_as_previous_middle(c, r, i)) { continue; }
+    let memory = stage_memory(c, r, i);
+    if (memory.total > heaviest.total) {
+      heaviest = memory;
+      heaviest_stage = i;
     }
-  }
-  if (r.pp > 1.0) {
-    let last = stage_memory(c, r, r.pp - 1.0);
-    if (last.total > heaviest.total) {
-      heaviest = last;
-      heaviest_stage = r.pp - 1.0;
-    }
+    let time = stage_time(c, r, i);
+    if (microbatch_s(time) > microbatch_s(slowest) * (1.0 + PACE_TIE_RTOL)) { slowest = time; }
+    tail = max_tail(tail, stage_tail(time));
   }
   let total_gib = heaviest.total / GIB;
   var out: FullOutputs;
@@ -780,22 +861,9 @@ fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_siz
   out.inflight_microbatches = heaviest.inflight;
   out.fits = select(0.0, 1.0, total_gib * (1.0 + c.headroom) <= c.memory_gib);
 
-  var slowest = stage_time(c, r, 0.0);
-  var tail = stage_tail(slowest);
-  if (r.pp > 2.0) {
-    let second = stage_time(c, r, 1.0);
-    if (microbatch_s(second) > microbatch_s(slowest)) { slowest = second; }
-    tail = max_tail(tail, stage_tail(second));
-  }
-  if (r.pp > 1.0) {
-    let last = stage_time(c, r, r.pp - 1.0);
-    if (microbatch_s(last) > microbatch_s(slowest)) { slowest = last; }
-    tail = max_tail(tail, stage_tail(last));
-  }
-  let m = r.num_microbatches;
-  let virtual_stages = select(1.0, r.vpp, r.schedule == SCHEDULE_INTERLEAVED);
+  let m = microbatch_passes(r.schedule, r.num_microbatches);
   let microbatch = microbatch_s(slowest);
-  let bubble_s = ((r.pp - 1.0) / virtual_stages) * microbatch;
+  let bubble_s = pipeline_bubble_s(r.pp, r.vpp, r.schedule, microbatch);
   let step_time_s = m * microbatch + bubble_s + tail.dp_exposed_s + tail.optimizer_s + tail.offload_s;
   let tokens = r.global_batch_size * r.seq_length;
   let cluster_peak = r.ngpus * c.peak_flops;
@@ -807,17 +875,17 @@ fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_siz
   out.compute_s = m * slowest.compute_s;
   out.tp_comm_s = m * slowest.tp_s;
   out.pp_comm_s = m * slowest.pp_s;
-  out.dp_comm_s = tail.dp_exposed_s;
+  out.dp_comm_s = m * slowest.dp_mb_exposed_s + tail.dp_exposed_s;
   out.ep_comm_s = m * slowest.ep_s;
   out.cp_comm_s = m * slowest.cp_exposed_s;
   out.bubble_s = bubble_s;
   out.optimizer_s = tail.optimizer_s;
   out.offload_s = tail.offload_s;
-  out.exposed_comm_s = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s) + tail.dp_exposed_s;
-  out.overlapped_comm_s = m * slowest.cp_hidden_s + tail.dp_overlapped_s;
+  out.exposed_comm_s = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s + slowest.dp_mb_exposed_s) + tail.dp_exposed_s;
+  out.overlapped_comm_s = m * (slowest.cp_hidden_s + slowest.dp_mb_hidden_s) + tail.dp_overlapped_s;
   out.tp_bytes = m * slowest.tp_bytes;
   out.pp_bytes = m * slowest.pp_bytes;
-  out.dp_bytes = tail.dp_bytes;
+  out.dp_bytes = m * slowest.dp_mb_bytes + tail.dp_bytes;
   out.ep_bytes = m * slowest.ep_bytes;
   out.cp_bytes = m * slowest.cp_bytes;
   return out;

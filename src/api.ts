@@ -96,7 +96,7 @@ export async function* sweepStream(options: StreamOptions, stats?: SweepStats): 
     throw asLibraryError(error);
   }
   const engine = await createEngine(options, prepared.formula);
-  const totals = stats ?? { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description };
+  const totals: SweepStats = stats ?? { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description, unanswered: [] };
   totals.engine = engine.description;
   const started = performance.now();
   const onProgress = (evaluated: number) => {

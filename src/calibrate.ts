@@ -1,3 +1,4 @@
+import { defaultLayoutColumns } from './layout.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Calibration, CALIBRATION_PATH, loadCalibration } from './config/calibration.js';
@@ -109,6 +110,7 @@ function measurementOf(run: RawRun, field: string): Measurement {
     offload: OFFLOAD_MODES.indexOf('none'),
     mbs: run.mbs,
     num_microbatches: m,
+    ...defaultLayoutColumns(config.model.num_layers, run.pp, run.schedule === 'interleaved' ? (run.vpp ?? 2) : 1),
   };
   return {
     name: run.name,

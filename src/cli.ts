@@ -7,7 +7,8 @@ import { closest } from './config/schema.js';
 import { loadHardware } from './config/hardware.js';
 import { EngineError, InputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
-import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, sweepToFiles } from './sweep.js';
+import { DEFAULT_GBS_TOLERANCE } from './formulas/types.js';
+import { abortOpenSinks, DEFAULT_HARDWARE, DEFAULT_HEADROOM, prepareSweep, sweep, SweepOptions, SweepStats, sweepToFiles } from './sweep.js';
 import { loadSweepFile } from './config/sweepfile.js';
 import { Progress } from './progress.js';
 import { BestConfigs, formatBest } from './rank.js';
@@ -15,7 +16,8 @@ import { checkOutputPaths, writeRows } from './sink/index.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration } from './calibrate.js';
 import { LAUNCH_TARGETS, LaunchTarget } from './launch/index.js';
-import { launch } from './launch/pick.js';
+import { explainLaunch, launch } from './launch/pick.js';
+import { explain, formatExplanation } from './explain.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
 
@@ -41,6 +43,10 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('headroom', {
       type: 'number',
       describe: `memory kept free: fits when total x (1 + headroom) <= memory [default: ${DEFAULT_HEADROOM}]`,
+    })
+    .option('gbs-tolerance', {
+      type: 'number',
+      describe: `how far the global batch may move from --gbs so that dp x mbs divides it; 0 = exact [default: ${DEFAULT_GBS_TOLERANCE}]`,
     })
     .option('where', { type: 'string', describe: "keep rows matching a condition, e.g. 'total_gib < 70 and mfu > 0.4'" })
     .option('fits-only', { type: 'boolean', describe: 'keep only configs that fit in memory' })
@@ -75,7 +81,7 @@ function withSweepOptions<T>(args: Argv<T>) {
   // Grouped as a planner thinks about them; yargs lists each group under its title.
   return out
     .group(['model', 'sweep', 'hardware', 'formula'], 'Model and hardware:')
-    .group(Object.values(SEARCH_KEYS).map((spec) => spec.flag), 'Search space (lists: 1,2,4; numeric flags also take ranges: 8..1024:8, 1..64:*2):')
+    .group([...Object.values(SEARCH_KEYS).map((spec) => spec.flag), 'gbs-tolerance'], 'Search space (lists: 1,2,4; numeric flags also take ranges: 8..1024:8, 1..64:*2):')
     .group(['param-dtype', 'grad-dtype', 'optimizer-dtype', 'master-dtype', 'master-weights', 'flash-attention'], 'Precision:')
     .group(['fits-only', 'headroom', 'where', 'top', 'by', 'per', 'order'], 'Selection:')
     .group(['engine', 'backend', 'adapter', 'max-buffer-mib', 'workgroup-size', 'chunk-rows', 'verbose'], 'Engine:')
@@ -92,6 +98,14 @@ function searchFlagHelp(key: SearchKeyName, spec: SearchKey): string {
 
 /** The ZeRO flag speaks in stages: `--zero 4` is answered with 0-3, not with the PoC's strategy names. */
 const ZERO_WORDS = ['0', '1', '2', '3'];
+
+/** The GPU counts no config answered, each with the rule that removed most of its candidates. */
+function formatUnanswered(stats: SweepStats): string {
+  if (stats.unanswered.length === 0) return '';
+  const lines = stats.unanswered.slice(0, 20).map((group) => `  ngpus ${group.value}: ${group.rule}`);
+  if (stats.unanswered.length > 20) lines.push(`  ... and ${stats.unanswered.length - 20} more`);
+  return `parasweep: ${stats.unanswered.length} GPU count(s) have no valid config (rule that removed the most candidates):\n${lines.join('\n')}\n`;
+}
 
 function searchFromFlags(argv: Record<string, unknown>): Partial<Record<SearchKeyName, unknown>> {
   const search: Partial<Record<SearchKeyName, unknown>> = {};
@@ -156,6 +170,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     formula: args.formula ?? file?.formula,
     hardware: name,
     headroom: args.headroom ?? file?.headroom,
+    gbsTolerance: args['gbs-tolerance'],
     where: args.where ?? file?.where,
     fitsOnly: args['fits-only'],
     top,
@@ -242,6 +257,7 @@ const COMMAND_HELP = {
   launch: 'Megatron-LM flags or a torchtitan config for one layout (pin it with flags; the fastest fitting one otherwise)',
   check: 'run the GPU and CPU engines on the same grid and compare every column',
   calibrate: "fit the time model's GEMM efficiency to Narayanan et al. 2021 and print calibration and validation tables",
+  explain: 'one config (every dimension pinned): every pipeline stage and virtual chunk, its layers, memory, time and critical path',
   models: 'list the bundled models',
   hardware: 'list the bundled hardware with its key specs',
   sweeps: 'list the bundled sweep files',
@@ -337,7 +353,7 @@ export async function main(argv: string[]): Promise<number> {
           const kept = stats.rows === stats.evaluated ? '' : ` (${stats.evaluated} evaluated)`;
           process.stderr.write(
             `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
-              ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
+              ` (${stats.engine}) -> ${outputs.join(', ')}\n` + formatUnanswered(stats),
           );
         }
       },
@@ -373,6 +389,27 @@ export async function main(argv: string[]): Promise<number> {
             `parasweep: ${stats.candidates} configs considered, ${stats.evaluated} evaluated, ${stats.rows} fit, in ${stats.seconds.toFixed(2)} s (${stats.engine})\n`,
           );
         }
+      },
+    )
+    .command(
+      'explain [overrides..]',
+      COMMAND_HELP.explain,
+      (args) =>
+        withSweepOptions(args)
+          .option('json', { type: 'boolean', default: false, describe: 'print the explanation as JSON' })
+          .option('emit', {
+            type: 'string',
+            choices: [...LAUNCH_TARGETS],
+            describe: "print this config's launch arguments instead: megatron (pretrain_gpt.py flags) or torchtitan (a Trainer.Config function)",
+          })
+          .group(['json', 'emit'], 'Output:'),
+      (args) => {
+        if (args.emit) {
+          process.stdout.write(explainLaunch({ ...sweepOptions(args), target: args.emit as LaunchTarget }).text);
+          return;
+        }
+        const explanation = explain(sweepOptions(args));
+        process.stdout.write(args.json ? JSON.stringify(explanation, null, 2) + '\n' : formatExplanation(explanation));
       },
     )
     .command(
@@ -439,6 +476,7 @@ export async function main(argv: string[]): Promise<number> {
     .example('$0 sweep --model llama3.1-405b --ngpus 1..10240 --fits-only --top 3 --per ngpus -o top.parquet', 'the 3 fastest fitting configs for every GPU count')
     .example("$0 sweep --sweep mixtral-wide --where 'total_gib < 70 and mfu > 0.3' -o mixtral.arrow", 'a sweep file, filtered')
     .example('$0 best --model llama3.1-405b --hardware h100-sxm-80gb --ngpus 1024,8192', 'what to run on 1024 and 8192 GPUs')
+    .example('$0 explain --model llama3.1-405b --ngpus 8192 --tp 8 --pp 16 --schedule interleaved --vpp 4 --cp 1 --zero 3 --grad-reduce microbatch --reshard false --sp true --recompute none --offload none --mbs 1', 'every stage of one config')
     .example('$0 check --model deepseek-v3', 'GPU against CPU, column by column')
     .example('$0 models', 'the bundled models')
     .demandCommand(1, `name a command: ${COMMANDS.map(([name]) => name).join(', ')}`)

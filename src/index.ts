@@ -6,8 +6,9 @@ import { loadConfig as loadConfigImpl } from './config/load.js';
 import { loadHardware as loadHardwareImpl } from './config/hardware.js';
 import { loadSweepFile as loadSweepFileImpl } from './config/sweepfile.js';
 import { libraryAsync, librarySync } from './api.js';
-import { launch as launchImpl } from './launch/pick.js';
+import { explainLaunch as explainLaunchImpl, launch as launchImpl } from './launch/pick.js';
 import { launchArgs as launchArgsImpl } from './launch/index.js';
+import { explain as explainImpl } from './explain.js';
 import { prepareSweep as prepareSweepImpl, sweep as sweepImpl, sweepToFiles as sweepToFilesImpl } from './sweep.js';
 
 /** Runs a sweep and returns the whole (selected) result as an Arrow table. For huge grids use sweepStream or sweepToFiles. */
@@ -26,6 +27,10 @@ export const loadSweepFile = librarySync(loadSweepFileImpl);
 export const launch = libraryAsync(launchImpl);
 /** Launch arguments for one resolved config: a model, its trainer settings and one layout. */
 export const launchArgs = librarySync(launchArgsImpl);
+/** Launch arguments for the one config the options pin, with the layers per chunk explain resolves. */
+export const explainLaunch = librarySync(explainLaunchImpl);
+/** One config (every dimension pinned): every pipeline rank and virtual chunk, its layers, memory and time. */
+export const explain = librarySync(explainImpl);
 
 export { sweepStream, best, check, sweepFileRuns } from './api.js';
 export type { StreamOptions, BestOptions, BestGroup } from './api.js';
@@ -46,9 +51,13 @@ export { formatBest } from './rank.js';
 export type { RankedRow } from './rank.js';
 export { formatCheckReport, DEFAULT_RTOL } from './check.js';
 export type { CheckOptions, CheckReport, ColumnError } from './check.js';
-export { defaultStageLayers, LAUNCH_TARGETS } from './launch/index.js';
+export { defaultChunkLayers, LAUNCH_TARGETS } from './launch/index.js';
 export type { LaunchArgs, LaunchInput, LaunchLayout, LaunchTarget } from './launch/index.js';
 export type { LaunchOptions, LaunchResult } from './launch/pick.js';
 export { huggingFaceToModelDoc, isHuggingFaceConfig, HF_MODEL_TYPES } from './hf/config.js';
 export { jsonSchemas } from './schema/json.js';
 export { InputError, EngineError } from './errors.js';
+export { formatExplanation } from './explain.js';
+export type { Explanation, StageExplanation, ChunkExplanation } from './explain.js';
+export { chunkLayers, defaultSplit, pinnedSplit, megatronSplitArgs, batchUsed } from './layout.js';
+export type { PipelineSplit, SplitRule } from './layout.js';

@@ -258,6 +258,10 @@ export const FULL_INPUTS = [
   'offload',
   'mbs',
   'num_microbatches',
+  'first_stage_layers',
+  'last_stage_layers',
+  'grad_reduce',
+  'reshard',
 ] as const;
 
 /** Columns the full formula computes, in order. */
@@ -302,6 +306,11 @@ export const FULL_OUTPUTS = [
 export const SCHEDULE_1F1B = 0;
 export const SCHEDULE_INTERLEAVED = 1;
 export const SCHEDULE_GPIPE = 2;
+export const SCHEDULE_ZB_H1 = 3;
+export const SCHEDULE_DUALPIPE = 4;
+/** When ZeRO-2/3 reduce-scatter gradients: once per step (accumulated whole), or per micro-batch as produced. */
+export const GRAD_REDUCE_STEP = 0;
+export const GRAD_REDUCE_MICROBATCH = 1;
 export const RECOMPUTE_NONE = 0;
 export const RECOMPUTE_SELECTIVE = 1;
 export const RECOMPUTE_FULL = 2;
@@ -349,30 +358,62 @@ export function moe_layers_before(c: FullConstants, x: number): number {
 }
 
 /**
- * First layer of stage `i` under the uneven split: every stage gets floor(L/p) layers and the L mod p extra ones
- * go to the middle stages first (1, 2, ...), then the last. Stage 0, which also holds the embedding and the most
- * in-flight micro-batches, never gets an extra layer.
+ * Layers of virtual chunk `j` on pipeline rank `i` (Megatron's model chunk j·pp + i). The grid resolves how many
+ * layers the first and the last rank hold (Megatron's num_layers_in_first/last_pipeline_stage, or what its
+ * account_for_embedding/loss_in_pipeline_split flags produce; src/layout.ts); the middle ranks share the rest
+ * evenly, v chunks each. Within the first rank a remainder goes to its later chunks and within the last rank to
+ * its earlier chunks, so that the very first and very last chunks are the short ones, as with Megatron's
+ * account_for_embedding/loss flags (megatron/core/transformer/transformer_block.py, get_num_layers_to_build).
  */
-export function stage_first_layer(c: FullConstants, pp: number, i: number): number {
-  const base = Math.floor(c.num_layers / pp);
-  const extra = c.num_layers - base * pp;
-  if (i === 0) return 0;
-  return i * base + Math.min(i - 1, extra);
+export function chunk_layers(c: FullConstants, r: FullRow, i: number, j: number): number {
+  const v = r.vpp;
+  if (r.pp === 1) return c.num_layers;
+  if (i === 0) {
+    const q = Math.floor(r.first_stage_layers / v);
+    return q + (j >= v - (r.first_stage_layers - q * v) ? 1 : 0);
+  }
+  if (i === r.pp - 1) {
+    const q = Math.floor(r.last_stage_layers / v);
+    return q + (j < r.last_stage_layers - q * v ? 1 : 0);
+  }
+  return middle_chunk_layers(c, r);
 }
 
-export function stage_layers(c: FullConstants, pp: number, i: number): number {
-  const end = i === pp - 1 ? c.num_layers : stage_first_layer(c, pp, i + 1);
-  return end - stage_first_layer(c, pp, i);
+/** Layers of one virtual chunk of a middle rank. */
+export function middle_chunk_layers(c: FullConstants, r: FullRow): number {
+  if (r.pp <= 2) return 0;
+  return (c.num_layers - r.first_stage_layers - r.last_stage_layers) / ((r.pp - 2) * r.vpp);
+}
+
+/**
+ * Index of the first layer of virtual chunk `j` on rank `i`: every chunk of the rounds before j, then the chunks
+ * of round j on the ranks before i (closed forms of the prefix sums of chunk_layers).
+ */
+export function chunk_first_layer(c: FullConstants, r: FullRow, i: number, j: number): number {
+  if (r.pp === 1) return 0;
+  const v = r.vpp;
+  const fq = Math.floor(r.first_stage_layers / v);
+  const fr = r.first_stage_layers - fq * v;
+  const lq = Math.floor(r.last_stage_layers / v);
+  const lr = r.last_stage_layers - lq * v;
+  const mc = middle_chunk_layers(c, r);
+  const rounds = j * fq + Math.max(0, j - (v - fr)) + j * (r.pp - 2) * mc + j * lq + Math.min(j, lr);
+  if (i === 0) return rounds;
+  return rounds + chunk_layers(c, r, 0, j) + (i - 1) * mc;
 }
 
 /** Micro-batches whose activations stage `i` holds at its peak, as a multiple of one stage's worth. */
 export function inflight_microbatches(pp: number, vpp: number, schedule: number, m: number, i: number): number {
   if (pp === 1) return 1;
   if (schedule === SCHEDULE_GPIPE) return m;
+  // DualPipe holds PP + 1 micro-batches of one chunk (DeepSeek-V3 report, Table 2); a rank's micro-batch here
+  // spans its two chunks, hence (PP + 1)/2, and it never has more than the m/2 of one direction.
+  if (schedule === SCHEDULE_DUALPIPE) return Math.min((pp + 1) / 2, m / 2);
   if (schedule === SCHEDULE_INTERLEAVED) {
     // Warm-up of the interleaved schedule: 2(p-i-1) + (v-1)p + 1 model chunks, each 1/v of the stage.
     return Math.min((2 * (pp - i - 1) + (vpp - 1) * pp + 1) / vpp, m);
   }
+  // 1F1B, and ZB-H1, which keeps 1F1B's peak (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", section 3.1).
   return Math.min(pp - i, m);
 }
 
@@ -431,8 +472,10 @@ export function layer_activation_bytes(
     const routed_tokens = (s * b * c.moe_k * c.capacity_factor) / t_rep;
     const router_probs = (4 * s * b * c.num_experts) / t_rep;
     const f_e = c.moe_ffn_hidden_size;
-    // Expert-TP gathers the routed tokens of its etp ranks, each computing 1/etp of the expert's width.
-    const experts = routed_tokens * etp * (2 * h + (2 * act_width * f_e) / etp + (2 * f_e) / etp + 2 * h);
+    // Expert-TP gathers the routed tokens of its etp ranks, each computing 1/etp of the expert's width; the expert
+    // output kept for the combine is reduce-scattered back to this rank's own tokens first (Megatron's
+    // token dispatcher reduce-scatters over expert-TP before the unpermute).
+    const experts = routed_tokens * (etp * (2 * h + (2 * act_width * f_e) / etp + (2 * f_e) / etp) + 2 * h);
     const f_s = c.shared_expert_ffn_hidden_size * c.num_shared_experts;
     const shared_experts = (s * b * (2 * act_width * f_s + 2 * f_s)) / tp;
     mlp = mlp_norm_input + fc1_input + router_probs + experts + shared_experts + mlp_dropout_mask;
@@ -476,14 +519,46 @@ export interface FullRow {
   offload: number;
   mbs: number;
   num_microbatches: number;
+  /** Layers of the first and of the last pipeline rank, all their virtual chunks together (src/layout.ts). */
+  first_stage_layers: number;
+  last_stage_layers: number;
+  /** GRAD_REDUCE_STEP or GRAD_REDUCE_MICROBATCH (ZeRO-2/3). */
+  grad_reduce: number;
+  /** ZeRO-3: 1 if parameters are freed after the forward and gathered again for the backward. */
+  reshard: number;
 }
 
-/** Transformer layers of stage `i`: all, MoE, dense, and the MTP modules the last stage adds. */
-export function stage_layer_counts(c: FullConstants, pp: number, i: number): { layers: number; moe: number; dense: number; mtp: number } {
-  const first_layer = stage_first_layer(c, pp, i);
-  const layers = stage_layers(c, pp, i);
-  const moe = moe_layers_before(c, first_layer + layers) - moe_layers_before(c, first_layer);
-  return { layers, moe, dense: layers - moe, mtp: i === pp - 1 ? c.mtp_num_layers : 0 };
+/** What pipeline rank `i` holds: transformer layers (all, MoE, dense), MTP depths, embedding and output layer. */
+export interface StageLayerCounts {
+  layers: number;
+  moe: number;
+  dense: number;
+  mtp: number;
+  embedding: number;
+  output: number;
+}
+
+/**
+ * Layers of pipeline rank `i`, summed over its virtual chunks. With DualPipe the rank runs stage i in one direction
+ * and stage pp-1-i in the other (deepseek-ai/DualPipe: "rank 0 holds stages 0 and pp-1"), so the first and the last
+ * rank both hold the embedding and the output layer.
+ */
+export function stage_layer_counts(c: FullConstants, r: FullRow, i: number): StageLayerCounts {
+  const dualpipe = r.schedule === SCHEDULE_DUALPIPE ? 1 : 0;
+  let layers = 0;
+  let moe = 0;
+  for (let k = 0; k <= dualpipe; k++) {
+    const rank = k === 0 ? i : r.pp - 1 - i;
+    for (let j = 0; j < r.vpp; j++) {
+      const first = chunk_first_layer(c, r, rank, j);
+      const n = chunk_layers(c, r, rank, j);
+      layers += n;
+      moe += moe_layers_before(c, first + n) - moe_layers_before(c, first);
+    }
+  }
+  const embedding = i === 0 || (dualpipe === 1 && i === r.pp - 1) ? 1 : 0;
+  const output = i === r.pp - 1 || (dualpipe === 1 && i === 0) ? 1 : 0;
+  return { layers, moe, dense: layers - moe, mtp: output * c.mtp_num_layers, embedding, output };
 }
 
 /**
@@ -517,9 +592,7 @@ export function stage_params(c: FullConstants, r: FullRow, i: number): [dense: n
   const pp = r.pp;
   const vocab = padded_vocab(c, tp);
   const has_moe = c.num_experts > 0 ? 1 : 0;
-  const is_first = i === 0 ? 1 : 0;
-  const is_last = i === pp - 1 ? 1 : 0;
-  const { moe, dense, mtp } = stage_layer_counts(c, pp, i);
+  const { moe, dense, mtp, embedding, output } = stage_layer_counts(c, r, i);
   const layer = layer_params_gpu(c, r);
   const norm = c.norm_params * h;
   const embedding_gpu = (vocab * h) / tp + c.learned_positions * r.seq_length * h;
@@ -529,8 +602,8 @@ export function stage_params(c: FullConstants, r: FullRow, i: number): [dense: n
   const dense_params =
     dense * layer.dense_layer +
     moe * layer.moe_layer_dense +
-    is_first * embedding_gpu +
-    is_last * (norm + output_gpu) +
+    embedding * embedding_gpu +
+    output * (norm + output_gpu) +
     mtp * mtp_dense_gpu;
   const expert_params = (moe + mtp * has_moe) * layer.expert_layer;
   return [dense_params, expert_params];
@@ -549,9 +622,7 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   const pp = r.pp;
   const vocab = padded_vocab(c, tp);
   const has_moe = c.num_experts > 0 ? 1 : 0;
-  const is_first = i === 0 ? 1 : 0;
-  const is_last = i === pp - 1 ? 1 : 0;
-  const { layers, moe, dense, mtp } = stage_layer_counts(c, pp, i);
+  const { moe, dense, mtp, embedding, output } = stage_layer_counts(c, r, i);
   const [dense_params, expert_params] = stage_params(c, r, i);
 
   // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP.
@@ -563,11 +634,24 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   const grad_shards_expert = r.zero >= 2 ? expert_shards : 1;
   const state_shards_dense = r.zero >= 1 ? dense_shards : 1;
   const state_shards_expert = r.zero >= 1 ? expert_shards : 1;
-  // ZeRO-3 gathers the current layer and prefetches the next one.
-  const zero3_gathered = r.zero >= 3 ? 2 * largest_layer_params(c, r) * c.param_bytes : 0;
+  // ZeRO-3 resharding after the forward gathers the current layer and prefetches the next one. Without it (Llama 3:
+  // "we do not reshard after forward computation", Dubey et al. 2024, section 3.3.2) a micro-batch's gathered
+  // parameters live until its backward, and with a pipeline some micro-batch is always between the two: the
+  // stage's parameters stay whole beside their shards.
+  const zero3_gathered =
+    r.zero >= 3 ? (r.reshard === 1 ? 2 * largest_layer_params(c, r) : dense_params + expert_params) * c.param_bytes : 0;
   const weights =
     (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
-  const grads = (dense_params * c.grad_bytes) / grad_shards_dense + (expert_params * c.grad_bytes) / grad_shards_expert;
+  // Gradients stay sharded only when reduce-scattered as each micro-batch's backward produces them (one layer's
+  // whole gradients wait for their reduce-scatter); reduced once per step, they accumulate whole (FSDP's no_sync,
+  // Megatron's grad buffer).
+  const grads_sharded = r.zero >= 2 && r.grad_reduce === GRAD_REDUCE_MICROBATCH ? 1 : 0;
+  const grads =
+    grads_sharded === 1
+      ? (dense_params * c.grad_bytes) / grad_shards_dense +
+        (expert_params * c.grad_bytes) / grad_shards_expert +
+        largest_layer_params(c, r) * c.grad_bytes
+      : (dense_params + expert_params) * c.grad_bytes;
   const state_bytes = 2 * c.optimizer_state_bytes + c.master_bytes;
   const optimizer_all = (dense_params * state_bytes) / state_shards_dense + (expert_params * state_bytes) / state_shards_expert;
   const optimizer = r.offload === OFFLOAD_NONE ? optimizer_all : 0;
@@ -581,7 +665,7 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   const moe_layer_act = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, r.recompute);
   const mtp_layer_act = has_moe === 1 ? moe_layer_act : dense_layer_act;
   // The first stage also keeps the token ids (int64) and the embedding's dropout mask of every micro-batch.
-  const embedding_act = is_first * ((8 * s * b + c.dropout * s * b * h) / t_rep);
+  const embedding_act = embedding * ((8 * s * b + c.dropout * s * b * h) / t_rep);
   const microbatch_act = dense * dense_layer_act + moe * moe_layer_act + mtp * mtp_layer_act + embedding_act;
   const inflight = inflight_microbatches(pp, r.vpp, r.schedule, r.num_microbatches, i);
   // Full recompute rebuilds one layer at a time in the backward pass: one layer's full activations on top.
@@ -590,7 +674,7 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   const rebuilt = r.recompute === RECOMPUTE_FULL ? Math.max(dense > 0 ? rebuilt_dense : 0, moe > 0 ? rebuilt_moe : 0) : 0;
   const activations = inflight * microbatch_act + rebuilt;
   // The last stage's loss: the output layer's fp32 input and the fp32 logits, vocab-parallel over TP.
-  const logits = is_last * (1 + c.mtp_num_layers) * ((4 * s * b * h) / t_rep + (4 * s * b * vocab) / tp);
+  const logits = output * (1 + c.mtp_num_layers) * ((4 * s * b * h) / t_rep + (4 * s * b * vocab) / tp);
 
   // Peak over the two phases: forward/backward, and the optimizer step when the states come back from the host.
   const forward_backward = weights + grads + optimizer + activations + logits;
@@ -717,10 +801,14 @@ export interface StageTime {
   cp_exposed_s: number;
   cp_hidden_s: number;
   pp_s: number;
+  /** ZeRO-2/3's per-micro-batch gradient reduce-scatters and parameter gathers: exposed and hidden parts. */
+  dp_mb_exposed_s: number;
+  dp_mb_hidden_s: number;
   tp_bytes: number;
   ep_bytes: number;
   cp_bytes: number;
   pp_bytes: number;
+  dp_mb_bytes: number;
   /** Per step, not per micro-batch: data-parallel gradient/parameter traffic, and the optimizer and offload. */
   dp_s: number;
   dp_bytes: number;
@@ -733,8 +821,7 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   const tp = r.tp;
   const pp = r.pp;
   const has_moe = c.num_experts > 0 ? 1 : 0;
-  const is_last = i === pp - 1 ? 1 : 0;
-  const { layers, moe, dense, mtp } = stage_layer_counts(c, pp, i);
+  const { layers, moe, dense, mtp, output } = stage_layer_counts(c, r, i);
   const all_layers = layers + mtp;
   const moe_like = moe + mtp * has_moe;
 
@@ -747,7 +834,7 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
     dense * layer_flops_per_token(c, 0, r.seq_length, c.capacity_factor) +
     moe * layer_flops_per_token(c, 1, r.seq_length, c.capacity_factor) +
     mtp * mtp_layer;
-  const logits_flops = is_last * (1 + c.mtp_num_layers) * 2 * h * padded_vocab(c, tp);
+  const logits_flops = output * (1 + c.mtp_num_layers) * 2 * h * padded_vocab(c, tp);
   const repeated =
     r.recompute === RECOMPUTE_FULL
       ? layer_flops
@@ -801,32 +888,39 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   const pp_s = pp > 1 ? 2 * r.vpp * (pp_message / link_bytes_s(c, pp_in_node) + link_latency_s(c, pp_in_node)) : 0;
   const pp_bytes = pp > 1 ? 2 * r.vpp * pp_message : 0;
 
-  // DP, once per step: all-reduce of gradients (ZeRO-0), reduce-scatter of gradients plus all-gather of
-  // parameters (ZeRO-1/2: the same 2x), and one more all-gather with ZeRO-3 (3x). Dense parameters sync over
-  // DP x CP, expert parameters over expert-DP.
+  // DP: all-reduce of gradients (ZeRO-0), or reduce-scatter of gradients plus all-gather of parameters (ZeRO-1/2:
+  // the same 2x). Once per step, except what ZeRO-2/3 do per micro-batch: gradients reduce-scattered as produced
+  // (ZeRO-2, ZeRO-3 with grad_reduce = microbatch) and ZeRO-3's parameter gathers, one per micro-batch for the
+  // forward and, when resharded after it, one more for the backward. Dense parameters sync over DP x CP, expert
+  // parameters over expert-DP.
   const [dense_params, expert_params] = stage_params(c, r, i);
   const dense_group = r.dp * r.cp;
   const dense_in_node = group_in_node(c, dense_group, tp);
   const expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
-  const gathers = r.zero >= 3 ? 2 : 1;
+  const grads_per_microbatch = r.zero >= 2 && r.grad_reduce === GRAD_REDUCE_MICROBATCH ? 1 : 0;
+  const step_gathers = r.zero >= 3 ? 0 : 1;
+  const microbatch_gathers = r.zero >= 3 ? 1 + r.reshard : 0;
+  const dense_rs_s = gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node);
+  const expert_rs_s = gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node);
+  const dense_ag_s = gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node);
+  const expert_ag_s = gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node);
+  const dense_share = dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params : 0;
+  const expert_share = r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params : 0;
   let dp_s: number;
   let dp_bytes: number;
   if (r.zero === 0) {
     dp_s = allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
       allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node);
-    dp_bytes =
-      (dense_group > 1 ? ((2 * (dense_group - 1)) / dense_group) * dense_params * c.grad_bytes : 0) +
-      (r.edp > 1 ? ((2 * (r.edp - 1)) / r.edp) * expert_params * c.grad_bytes : 0);
+    dp_bytes = 2 * (dense_share + expert_share) * c.grad_bytes;
   } else {
-    dp_s =
-      gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node) +
-      gathers * gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node) +
-      gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node) +
-      gathers * gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node);
-    dp_bytes =
-      (dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params * (c.grad_bytes + gathers * c.param_bytes) : 0) +
-      (r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params * (c.grad_bytes + gathers * c.param_bytes) : 0);
+    dp_s = (1 - grads_per_microbatch) * (dense_rs_s + expert_rs_s) + step_gathers * (dense_ag_s + expert_ag_s);
+    dp_bytes = (dense_share + expert_share) * ((1 - grads_per_microbatch) * c.grad_bytes + step_gathers * c.param_bytes);
   }
+  // Per micro-batch, overlapped with its compute as far as it lasts (FSDP's prefetch and bucketed reduce-scatter).
+  const dp_mb_total_s = grads_per_microbatch * (dense_rs_s + expert_rs_s) + microbatch_gathers * (dense_ag_s + expert_ag_s);
+  const dp_mb_bytes = (dense_share + expert_share) * (grads_per_microbatch * c.grad_bytes + microbatch_gathers * c.param_bytes);
+  const dp_mb_exposed_s = Math.max(0, dp_mb_total_s - compute_s);
+  const dp_mb_hidden_s = dp_mb_total_s - dp_mb_exposed_s;
 
   // Optimizer step: memory-bound on the GPU (read gradients, read and write master weights and both moments,
   // write parameters) over this rank's shard; on the host with optimizer_cpu_step.
@@ -843,35 +937,107 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
       : r.offload === OFFLOAD_OPTIMIZER_CPU_STEP
         ? (local_params * (c.grad_bytes + c.param_bytes)) / c.pcie_bytes_s
         : 0;
-  return { compute_s, tp_s, ep_s, cp_exposed_s, cp_hidden_s, pp_s, tp_bytes, ep_bytes, cp_bytes, pp_bytes, dp_s, dp_bytes, optimizer_s, offload_s };
+  return {
+    compute_s,
+    tp_s,
+    ep_s,
+    cp_exposed_s,
+    cp_hidden_s,
+    pp_s,
+    dp_mb_exposed_s,
+    dp_mb_hidden_s,
+    tp_bytes,
+    ep_bytes,
+    cp_bytes,
+    pp_bytes,
+    dp_mb_bytes,
+    dp_s,
+    dp_bytes,
+    optimizer_s,
+    offload_s,
+  };
 }
 
 /** Micro-batch time of a stage: everything it waits for on the critical path. */
-function microbatch_s(t: StageTime): number {
-  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s;
+export function microbatch_s(t: StageTime): number {
+  return t.compute_s + t.tp_s + t.ep_s + t.cp_exposed_s + t.pp_s + t.dp_mb_exposed_s;
 }
 
 /**
- * The full formula for one grid row: the heaviest of the first stage (embedding, most micro-batches in flight),
- * the second (the first to get an extra layer of an uneven split) and the last (output layer and loss). The step
- * runs at the pace of the slowest of those stages.
+ * Ranks whose micro-batch times differ by less than this fraction count as equally slow, and the earlier one sets
+ * the step's split into terms (the step time moves by less than this fraction). Without it, the first and the last
+ * rank of a ZeRO-2/3 row bound by per-micro-batch traffic, whose parameters differ only by the final norm, would
+ * split the step at either rank depending on f32 or f64 rounding (docs/precision.md).
+ */
+export const PACE_TIE_RTOL = 1e-4;
+
+/**
+ * The last pipeline rank a row needs to evaluate: with DualPipe rank pp-1-i holds what rank i holds.
+ */
+export function last_distinct_rank(r: FullRow): number {
+  return r.schedule === SCHEDULE_DUALPIPE ? r.pp / 2 - 1 : r.pp - 1;
+}
+
+/**
+ * Whether middle rank `i` can be skipped: it holds as many MoE and dense layers as the middle rank evaluated
+ * before it, so it has the same parameters and per-micro-batch time and no more micro-batches in flight (every
+ * schedule's in-flight count is non-increasing in the rank).
+ */
+export function same_as_previous_middle(c: FullConstants, r: FullRow, i: number): boolean {
+  if (i <= 1 || i >= last_distinct_rank(r)) return false;
+  const k = stage_layer_counts(c, r, i);
+  const before = stage_layer_counts(c, r, i - 1);
+  return k.moe === before.moe && k.dense === before.dense;
+}
+
+/**
+ * Pipeline bubble of the step, from the slowest rank's micro-batch time t (forward and backward of all its chunks).
+ * 1F1B and GPipe: (p-1)·t; interleaved: (p-1)·t/v (Narayanan et al. 2021, section 2.2). ZB-H1: (p-1)(F+B-2W) and
+ * DualPipe: (p/2-1)(F&B+B-3W), DeepSeek-V3 technical report (2024), Table 2, with F the forward of a chunk, B its
+ * whole backward, W the weight-gradient half of it, F&B a forward and a backward overlapped. With F = W = t/3 and
+ * B = 2t/3 (the backward's two GEMMs per forward GEMM, Qi et al. 2023 section 2) and F&B = F + B (overlap hides
+ * communication, not compute), ZB-H1's bubble is (p-1)·t/3 and DualPipe's, whose rank runs two chunks of t/2 per
+ * micro-batch, (p/2-1)·t/3.
+ */
+export function pipeline_bubble_s(pp: number, vpp: number, schedule: number, microbatch: number): number {
+  if (pp === 1) return 0;
+  if (schedule === SCHEDULE_ZB_H1) return ((pp - 1) * microbatch) / 3;
+  if (schedule === SCHEDULE_DUALPIPE) return ((pp / 2 - 1) * microbatch) / 3;
+  if (schedule === SCHEDULE_INTERLEAVED) return ((pp - 1) / vpp) * microbatch;
+  return (pp - 1) * microbatch;
+}
+
+/**
+ * Micro-batch passes a rank makes per step: m, or m/2 with DualPipe, whose rank runs each micro-batch of a
+ * direction through one of its two chunks (a pass here covers both).
+ */
+export function microbatch_passes(schedule: number, m: number): number {
+  return schedule === SCHEDULE_DUALPIPE ? m / 2 : m;
+}
+
+/**
+ * The full formula for one grid row: memory of the heaviest pipeline rank and the step time, with every rank that
+ * can differ evaluated (the first, with the embedding and the most micro-batches in flight; the last, with the
+ * output layer and loss; middle ranks whose MoE/dense mix differs). The step runs at the pace of the slowest rank.
  */
 export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): void {
   let heaviest = stage_memory(c, r, 0);
   let heaviest_stage = 0;
-  if (r.pp > 2) {
-    const second = stage_memory(c, r, 1);
-    if (second.total > heaviest.total) {
-      heaviest = second;
-      heaviest_stage = 1;
+  let slowest = stage_time(c, r, 0);
+  let tail = stage_tail(slowest);
+  const last = last_distinct_rank(r);
+  for (let i = 1; i <= last; i++) {
+    if (same_as_previous_middle(c, r, i)) continue;
+    const memory = stage_memory(c, r, i);
+    if (memory.total > heaviest.total) {
+      heaviest = memory;
+      heaviest_stage = i;
     }
-  }
-  if (r.pp > 1) {
-    const last = stage_memory(c, r, r.pp - 1);
-    if (last.total > heaviest.total) {
-      heaviest = last;
-      heaviest_stage = r.pp - 1;
-    }
+    // The pipeline moves at the pace of its slowest rank; each rank then finishes its own gradient sync
+    // (overlapped with the backward of its last micro-batch), optimizer step and offload.
+    const time = stage_time(c, r, i);
+    if (microbatch_s(time) > microbatch_s(slowest) * (1 + PACE_TIE_RTOL)) slowest = time;
+    tail = max_tail(tail, stage_tail(time));
   }
   const total_gib = heaviest.total / GIB;
   out[0] = model_params(c, r.tp, r.seq_length, 0);
@@ -888,24 +1054,9 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): 
   out[11] = heaviest.inflight;
   out[12] = total_gib * (1 + c.headroom) <= c.memory_gib ? 1 : 0;
 
-  // Time: the pipeline moves at the pace of its slowest stage; each stage then finishes its own gradient sync
-  // (overlapped with the backward of its last micro-batch), optimizer step and offload.
-  let slowest = stage_time(c, r, 0);
-  let tail = stage_tail(slowest);
-  if (r.pp > 2) {
-    const second = stage_time(c, r, 1);
-    if (microbatch_s(second) > microbatch_s(slowest)) slowest = second;
-    tail = max_tail(tail, stage_tail(second));
-  }
-  if (r.pp > 1) {
-    const last = stage_time(c, r, r.pp - 1);
-    if (microbatch_s(last) > microbatch_s(slowest)) slowest = last;
-    tail = max_tail(tail, stage_tail(last));
-  }
-  const m = r.num_microbatches;
-  const virtual_stages = r.schedule === SCHEDULE_INTERLEAVED ? r.vpp : 1;
+  const m = microbatch_passes(r.schedule, r.num_microbatches);
   const microbatch = microbatch_s(slowest);
-  const bubble_s = ((r.pp - 1) / virtual_stages) * microbatch;
+  const bubble_s = pipeline_bubble_s(r.pp, r.vpp, r.schedule, microbatch);
   const step_time_s = m * microbatch + bubble_s + tail.dp_exposed_s + tail.optimizer_s + tail.offload_s;
   const tokens = r.global_batch_size * r.seq_length;
   const cluster_peak = r.ngpus * c.peak_flops;
@@ -917,17 +1068,17 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): 
   out[18] = m * slowest.compute_s;
   out[19] = m * slowest.tp_s;
   out[20] = m * slowest.pp_s;
-  out[21] = tail.dp_exposed_s;
+  out[21] = m * slowest.dp_mb_exposed_s + tail.dp_exposed_s;
   out[22] = m * slowest.ep_s;
   out[23] = m * slowest.cp_exposed_s;
   out[24] = bubble_s;
   out[25] = tail.optimizer_s;
   out[26] = tail.offload_s;
-  out[27] = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s) + tail.dp_exposed_s;
-  out[28] = m * slowest.cp_hidden_s + tail.dp_overlapped_s;
+  out[27] = m * (slowest.tp_s + slowest.pp_s + slowest.ep_s + slowest.cp_exposed_s + slowest.dp_mb_exposed_s) + tail.dp_exposed_s;
+  out[28] = m * (slowest.cp_hidden_s + slowest.dp_mb_hidden_s) + tail.dp_overlapped_s;
   out[29] = m * slowest.tp_bytes;
   out[30] = m * slowest.pp_bytes;
-  out[31] = tail.dp_bytes;
+  out[31] = m * slowest.dp_mb_bytes + tail.dp_bytes;
   out[32] = m * slowest.ep_bytes;
   out[33] = m * slowest.cp_bytes;
 }

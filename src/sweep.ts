@@ -7,7 +7,7 @@ import type { EvaluatedChunk } from './engine/types.js';
 import { InputError } from './errors.js';
 import { DEFAULT_FORMULA, Formula, getFormula } from './formulas/index.js';
 import type { ResultColumn, SweepContext } from './formulas/types.js';
-import { GridChunk, GridPlan } from './grid/grid.js';
+import { EmptyGroup, GridChunk, GridPlan } from './grid/grid.js';
 import { ResultAssembler } from './result.js';
 import { SelectionOptions, Selector } from './select.js';
 import { AtomicFile } from './sink/atomic.js';
@@ -29,6 +29,8 @@ export interface SweepOptions extends EngineOptions, SelectionOptions {
   hardware?: string;
   /** Fraction of GPU memory kept free when deciding `fits` (default 0.1). */
   headroom?: number;
+  /** How far the global batch may move from its target so that dp·mbs divides it (default 0.125; 0 = exact). */
+  gbsTolerance?: number;
   /** Rows per chunk; defaults to what the engine prefers. */
   chunkRows?: number;
   /** Called after each chunk with the rows evaluated so far (for a progress bar). */
@@ -56,6 +58,8 @@ export interface SweepStats {
   rows: number;
   seconds: number;
   engine: string;
+  /** Values of the grid's first column (GPU counts) with no valid config, and the rule that removed most. */
+  unanswered: EmptyGroup[];
 }
 
 /** Loads and validates everything a sweep needs. Throws InputError on any bad input. */
@@ -68,7 +72,11 @@ export function prepareSweep(options: SweepOptions): PreparedSweep {
     throw new InputError('--headroom', `is the fraction of memory kept free (0.1 keeps 10%), from 0 to below 10; got ${headroom}`);
   }
   const hardware = loadHardware(options.hardware ?? DEFAULT_HARDWARE);
-  const context: SweepContext = { config, hardware, headroom };
+  const gbsTolerance = options.gbsTolerance;
+  if (gbsTolerance !== undefined && !(gbsTolerance >= 0 && gbsTolerance < 1)) {
+    throw new InputError('--gbs-tolerance', `must be at least 0 and below 1, got ${gbsTolerance}`);
+  }
+  const context: SweepContext = { config, hardware, headroom, gbsTolerance };
   for (const [key, value] of Object.entries(options.search ?? {})) {
     // Values given as options are checked first, so that an error names the option (search.tp_range).
     if (value !== undefined && key in SEARCH_KEYS) parseSearchValue(key as SearchKeyName, value, `search.${key}`);
@@ -86,12 +94,16 @@ export function prepareSweep(options: SweepOptions): PreparedSweep {
 }
 
 function emptyGridError(prepared: PreparedSweep): InputError {
-  const ranges = [...prepared.space.values()]
-    .map((dimension) => `${dimension.key}=[${dimension.values.map((v) => dimension.labels?.[v] ?? v).join(', ')}]`)
-    .join(' ');
+  const removed = prepared.grid.diagnostics?.removedByRule ?? new Map<string, number>();
+  let worst: [string, number] = ['', 0];
+  for (const entry of removed) if (entry[1] > worst[1]) worst = entry;
+  if (worst[1] === 0) {
+    return new InputError('search space', `no valid config: the search space of --formula ${prepared.formula.name} is empty`);
+  }
+  const candidates = prepared.grid.candidateCount();
   return new InputError(
     'search space',
-    `no valid config: every combination breaks a divisibility rule of --formula ${prepared.formula.name} (${ranges})`,
+    `no valid config: the rule "${worst[0]}" removed the most candidates (${worst[1]} of ${candidates})`,
   );
 }
 
@@ -144,6 +156,7 @@ export async function* sweepBatches(
     }
   }
   if (stats.evaluated === evaluatedBefore) throw emptyGridError(prepared);
+  stats.unanswered.push(...(grid.diagnostics?.emptyGroups ?? []));
   const winners = selector?.finish();
   if (winners && winners.grid.length > 0) {
     stats.rows += winners.grid.length;
@@ -154,7 +167,7 @@ export async function* sweepBatches(
 }
 
 function newStats(engine: Engine): SweepStats {
-  return { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description };
+  return { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description, unanswered: [] };
 }
 
 /** Runs a sweep and returns the whole (selected) result as an Arrow table. For huge grids prefer `sweepToFiles`. */

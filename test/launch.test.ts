@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultStageLayers, launchArgs, LaunchInput, LaunchLayout } from '../src/launch/index.js';
-import { launch } from '../src/launch/pick.js';
+import { defaultChunkLayers, launchArgs, LaunchInput, LaunchLayout } from '../src/launch/index.js';
+import { explainLaunch, launch, RUNNABLE } from '../src/launch/pick.js';
 import { InputError, loadConfig } from '../src/index.js';
 import { REPO_ROOT } from './helpers.js';
 
@@ -15,6 +15,7 @@ const MEGATRON_FLAGS = new Set([
   '--expert-model-parallel-size', '--expert-tensor-parallel-size', '--sequence-parallel', // ModelParallelConfig
   '--num-virtual-stages-per-pipeline-rank', '--decoder-first-pipeline-num-layers', '--decoder-last-pipeline-num-layers', // arguments.py
   '--pipeline-model-parallel-layout', // arguments.py
+  '--account-for-embedding-in-pipeline-split', '--account-for-loss-in-pipeline-split', // TransformerConfig
   '--recompute-granularity', '--recompute-method', '--recompute-num-layers', // TransformerConfig
   '--use-distributed-optimizer', '--data-parallel-sharding-strategy', // arguments.py
   '--use-megatron-fsdp', // DistributedInitConfig
@@ -85,31 +86,40 @@ describe('Megatron-LM flags', () => {
     expect(text).toMatch(/^torchrun --nnodes 128 --nproc-per-node 8 pretrain_gpt\.py \\$/m);
   });
 
-  it("126 layers on 16 stages: parasweep's split is Megatron's first/last stage layer counts", () => {
-    expect(defaultStageLayers(126, 16)).toEqual([7, ...Array(14).fill(8), 7]);
+  it("126 layers on 16 stages: the model's split is Llama 3's, the embedding and the loss counted as layers", () => {
+    expect(defaultChunkLayers(126, 16, 1)).toEqual([[7], ...Array(14).fill([8]), [7]]);
     const { argv } = launchArgs(input('llama3.1-405b'), 'megatron');
-    expect(flagValue(argv, '--decoder-first-pipeline-num-layers')).toBe('7');
-    expect(flagValue(argv, '--decoder-last-pipeline-num-layers')).toBe('7');
-    expect(flagValue(argv, '--pipeline-model-parallel-layout')).toBeUndefined();
+    expect(flagValue(argv, '--account-for-embedding-in-pipeline-split')).toBe(true);
+    expect(flagValue(argv, '--account-for-loss-in-pipeline-split')).toBe(true);
+    expect(flagValue(argv, '--decoder-first-pipeline-num-layers')).toBeUndefined();
+    // Interleaved over 4 virtual stages: 2 layers per chunk, 1 in the very first and the very last.
+    const interleaved = launchArgs(input('llama3.1-405b', { schedule: 'interleaved', vpp: 4, tp: 4, cp: 8, gbs: 2048, ngpus: 8192 }), 'megatron').argv;
+    expect(flagValue(interleaved, '--num-virtual-stages-per-pipeline-rank')).toBe('4');
+    expect(flagValue(interleaved, '--account-for-loss-in-pipeline-split')).toBe(true);
   });
 
-  it('a split Megatron cannot express with first/last counts becomes a layout string that parses back to it', () => {
-    // 61 layers on 16 stages: 3, then thirteen 4s, then 3 and 3 (+ the MTP module on the last stage).
+  it('first and last rank counts when the middle ranks are even; a layout string otherwise, parsing back to the split', () => {
+    // 61 layers on 16 ranks: 2, fourteen 4s, 3 (+ the MTP module on the last rank).
     const layout = { tp: 4, pp: 16, ep: 8, cp: 2, ngpus: 1024, gbs: 1024, seq_length: 4096 };
+    expect(defaultChunkLayers(61, 16, 1)!.flat()).toEqual([2, ...Array(14).fill(4), 3]);
     const { argv } = launchArgs(input('deepseek-v3', layout), 'megatron');
-    const stages = parseMegatronLayout(flagValue(argv, '--pipeline-model-parallel-layout') as string);
-    expect(stages).toHaveLength(16);
-    expect(stages.map((stage) => stage.filter((t) => t === 't').length)).toEqual(defaultStageLayers(61, 16));
-    expect(stages[0][0]).toBe('E');
-    expect(stages[15].slice(-2)).toEqual(['m', 'L']);
+    expect(flagValue(argv, '--decoder-first-pipeline-num-layers')).toBe('2');
+    expect(flagValue(argv, '--decoder-last-pipeline-num-layers')).toBe('3');
     expect(flagValue(argv, '--moe-layer-freq')).toBe('([0]*3+[1]*58)');
     expect(flagValue(argv, '--mtp-num-layers')).toBe('1');
-  });
-
-  it('uneven stages can be given (the per-stage view of explain)', () => {
-    const { argv } = launchArgs(input('llama3.1-8b', { pp: 4, ngpus: 64, tp: 2, gbs: 512, stageLayers: [6, 9, 9, 8] }), 'megatron');
-    expect(flagValue(argv, '--decoder-first-pipeline-num-layers')).toBe('6');
-    expect(flagValue(argv, '--decoder-last-pipeline-num-layers')).toBe('8');
+    const chunkLayers = [[3], [4], [5], ...Array(12).fill([4]), [1]];
+    const custom = launchArgs(input('deepseek-v3', { ...layout, chunkLayers }), 'megatron').argv;
+    const stages = parseMegatronLayout(flagValue(custom, '--pipeline-model-parallel-layout') as string);
+    expect(stages.map((stage) => stage.filter((t) => t === 't').length)).toEqual(chunkLayers.flat());
+    expect(stages[0][0]).toBe('E');
+    expect(stages[15]).toEqual(['t', 'm', 'L']);
+    // Virtual stages in model order (chunk j of rank p is stage j*pp + p); the layout implies them.
+    const interleaved = launchArgs(
+      input('llama3.1-8b', { pp: 2, tp: 8, ngpus: 64, gbs: 512, schedule: 'interleaved', vpp: 2, chunkLayers: [[7, 9], [8, 8]] }),
+      'megatron',
+    ).argv;
+    expect(flagValue(interleaved, '--num-virtual-stages-per-pipeline-rank')).toBeUndefined();
+    expect(flagValue(interleaved, '--pipeline-model-parallel-layout')).toBe('Et*7|t*8|t*9|t*8L');
   });
 
   it('schedule, recompute, ZeRO and offload', () => {
@@ -131,7 +141,9 @@ describe('Megatron-LM flags', () => {
       /^layout\.schedule: the gpipe schedule; Megatron-LM has no setting for it$/,
     );
     expect(() => launchArgs(input('llama3.1-8b', { ngpus: 100 }), 'megatron')).toThrow(/^layout\.ngpus: 100 is not divisible by tp x pp x cp = 128$/);
-    expect(() => launchArgs(input('llama3.1-8b', { pp: 4, stageLayers: [8, 8, 8] }), 'megatron')).toThrow(InputError);
+    expect(() => launchArgs(input('llama3.1-8b', { pp: 4, chunkLayers: [[8], [8], [8]] }), 'megatron')).toThrow(/^layout\.chunkLayers: must be 4 ranks/);
+    expect(() => launchArgs(input('llama3.1-8b', { pp: 1, tp: 8, ngpus: 64, gbs: 512, zero: 3, reshard: false }), 'megatron')).toThrow(/^layout\.reshard: /);
+    expect(() => launchArgs(input('llama3.1-8b', { pp: 4, tp: 2, ngpus: 64, gbs: 512, schedule: 'dualpipe' }), 'megatron')).toThrow(InputError);
   });
 });
 
@@ -148,7 +160,7 @@ describe('torchtitan configuration', () => {
     expect(text).toContain('config.training.num_tokens_per_train_step = 16777216');
     const parts = [...text.matchAll(/^ {8}\[(.*)\],$/gm)].map((m) => m[1]);
     expect(parts).toHaveLength(16);
-    expect(parts.map((p) => (p.match(/"layers\.\d+"/g) ?? []).length)).toEqual(defaultStageLayers(126, 16));
+    expect(parts.map((p) => (p.match(/"layers\.\d+"/g) ?? []).length)).toEqual(defaultChunkLayers(126, 16, 1)!.flat());
     expect(parts[0]).toMatch(/^"tok_embeddings", "layers\.0",/);
     expect(parts[15]).toMatch(/"layers\.125", "norm", "lm_head"$/);
   });
@@ -170,6 +182,40 @@ describe('torchtitan configuration', () => {
     expect(() => launchArgs(input('deepseek-v3', { tp: 4, pp: 16, ep: 8, cp: 2, gbs: 1024, zero: 3 }), 'torchtitan')).toThrow(
       /^model\.mtp_num_layers: /,
     );
+  });
+});
+
+describe('explain --emit: the pinned config, with the layers per chunk explain resolves', () => {
+  const PINNED = {
+    ngpus_range: 8192, tp_range: 8, pp_range: 16, schedule_range: 'interleaved', vpp_range: 8, cp_range: 1,
+    shard_strategys: 3, grad_reduce_range: 'microbatch', reshard_range: true, sp_range: true, recompute_range: 'none',
+    offload_range: 'none', mbs_range: 1,
+  };
+
+  it("Llama 3 405B on PP16 x VPP8: Megatron's embedding and loss accounting, torchtitan's empty first chunk", () => {
+    const megatron = explainLaunch({ model: 'llama3.1-405b', search: PINNED, target: 'megatron' });
+    expect(megatron.explanation.split.chunk_layers[0]).toEqual([0, 1, 1, 1, 1, 1, 1, 1]);
+    expect(flagValue(megatron.argv, '--num-virtual-stages-per-pipeline-rank')).toBe('8');
+    expect(flagValue(megatron.argv, '--account-for-embedding-in-pipeline-split')).toBe(true);
+    expect(flagValue(megatron.argv, '--account-for-loss-in-pipeline-split')).toBe(true);
+    expect(megatron.argv.join(' ')).toContain('--use-megatron-fsdp --data-parallel-sharding-strategy optim_grads_params');
+    const titan = explainLaunch({ model: 'llama3.1-405b', search: PINNED, target: 'torchtitan' });
+    const parts = [...titan.text.matchAll(/^ {8}\[(.*)\],$/gm)].map((m) => m[1]);
+    expect(parts).toHaveLength(128);
+    expect(parts[0]).toBe('"tok_embeddings"');
+    expect(parts[126]).toBe('"layers.125"');
+    expect(parts[127]).toBe('"norm", "lm_head"'); // the last chunk holds only the loss's side
+  });
+
+  it('the CLI prints the same text', () => {
+    const flags = Object.entries(PINNED).flatMap(([key, value]) => [`--${key === 'shard_strategys' ? 'zero' : key.replace(/_range$/, '').replace(/_/g, '-')}`, String(value)]);
+    const run = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'parasweep.js'), 'explain', '--model', 'llama3.1-405b', ...flags, '--emit', 'megatron'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toBe(explainLaunch({ model: 'llama3.1-405b', search: PINNED, target: 'megatron' }).text);
   });
 });
 
@@ -196,14 +242,14 @@ describe('from a Hugging Face config.json to a launch command', () => {
     );
   });
 
-  it('two commands: best, then launch --emit megatron', () => {
+  it('two commands: best, then launch --emit megatron gives the fastest config Megatron-LM runs', () => {
     const model = join('examples', 'hf', 'Mixtral-8x7B-v0.1', 'config.json');
     const run = (...args: string[]) =>
       spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'parasweep.js'), ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
-    const best = run('best', '--model', model, '--ngpus', '256', '--engine', 'cpu', '-q', '--top', '1');
+    const best = run('best', '--model', model, '--ngpus', '64', '--engine', 'cpu', '-q', '--top', '1', '--where', RUNNABLE.megatron);
     expect(best.status, best.stderr).toBe(0);
     const rank1 = /^ +1 +tp(\d+) pp(\d+)/m.exec(best.stdout)!;
-    const emitted = run('launch', '--model', model, '--ngpus', '256', '--engine', 'cpu', '-q', '--emit', 'megatron');
+    const emitted = run('launch', '--model', model, '--ngpus', '64', '--engine', 'cpu', '-q', '--emit', 'megatron');
     expect(emitted.status, emitted.stderr).toBe(0);
     expect(emitted.stderr).toBe('');
     expect(emitted.stdout).toContain(`--tensor-model-parallel-size ${rank1[1]}`);

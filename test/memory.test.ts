@@ -5,6 +5,7 @@
  * (bench/megatron-compare.mjs), ZeRO 0-3 bytes per parameter, in-flight micro-batches and the uneven pipeline split,
  * fits/headroom/offload, and the parameter totals of bundled models.
  */
+import { chunkLayers, defaultSplit, megatronSplitArgs, pinnedSplit } from '../src/layout.js';
 import { describe, expect, it } from 'vitest';
 import { loadCalibration } from '../src/config/calibration.js';
 import { loadHardware } from '../src/config/hardware.js';
@@ -23,10 +24,13 @@ import {
   RECOMPUTE_NONE,
   RECOMPUTE_SELECTIVE,
   SCHEDULE_1F1B,
+  GRAD_REDUCE_MICROBATCH,
+  GRAD_REDUCE_STEP,
   SCHEDULE_GPIPE,
   SCHEDULE_INTERLEAVED,
-  stage_first_layer,
-  stage_layers,
+  stage_layer_counts,
+  chunk_first_layer,
+  chunk_layers,
   stage_memory,
   stage_params,
 } from '../src/model.js';
@@ -380,14 +384,16 @@ describe('ZeRO stages: model-state bytes per parameter (pp = 1, bf16 weights, fp
       ];
       for (const [zero, w, g, o] of cases) {
         it(`ZeRO-${zero}: ${zero === 0 ? '2 + 4 + 12' : zero === 1 ? '2 + 4 + 12/d' : zero === 2 ? '2 + (4 + 12)/d' : '(2 + 4 + 12)/d + 2 layers gathered'}`, () => {
-          const r = { ...r0, zero };
+          const r = { ...r0, zero, grad_reduce: zero >= 2 ? GRAD_REDUCE_MICROBATCH : GRAD_REDUCE_STEP, reshard: zero === 3 ? 1 : 0 };
           const m = stage_memory(c, r, 0);
           const gathered = zero === 3 ? 2 * 2 * handParams(tp).layer : 0; // current + prefetched layer, bf16
+          // One layer's whole fp32 gradients wait for their reduce-scatter.
+          const pending = zero >= 2 ? 4 * handParams(tp).layer : 0;
           expectRel(m.weights, w * P + gathered);
-          expectRel(m.grads, g * P);
+          expectRel(m.grads, g * P + pending);
           expectRel(m.optimizer, o * P);
           const out = estimate(c, r);
-          expectRel((out.weights_gib + out.grads_gib + out.optimizer_gib) * GIB, (w + g + o) * P + gathered);
+          expectRel((out.weights_gib + out.grads_gib + out.optimizer_gib) * GIB, (w + g + o) * P + gathered + pending);
         });
       }
     });
@@ -437,13 +443,18 @@ describe('ZeRO stages: model-state bytes per parameter (pp = 1, bf16 weights, fp
 
     it('ZeRO-1: optimizer = 12·(P_d/16 + P_e/4); ZeRO-2 grads = 4·(P_d/16 + P_e/4)', () => {
       expectRel(stage_memory(moe, r, 0).optimizer, 12 * (Pd / 16 + Pe / 4));
-      expectRel(stage_memory(moe, { ...r, zero: 2 }, 0).grads, 4 * (Pd / 16 + Pe / 4));
+      const moeLayer = attention + 2 * h + h * E + (E / ep) * 3 * h * fe;
+      expectRel(stage_memory(moe, { ...r, zero: 2, grad_reduce: GRAD_REDUCE_MICROBATCH }, 0).grads, 4 * (Pd / 16 + Pe / 4) + 4 * moeLayer);
     });
 
     it('ZeRO-3: weights = 2·(P_d/16 + P_e/4) + 2 gathered MoE layers (with their E/e experts)', () => {
       const moeLayer = attention + 2 * h + h * E + (E / ep) * 3 * h * fe;
       expectRel(largest_layer_params(moe, r), moeLayer);
-      expectRel(stage_memory(moe, { ...r, zero: 3 }, 0).weights, 2 * (Pd / 16 + Pe / 4) + 2 * 2 * moeLayer);
+      expectRel(stage_memory(moe, { ...r, zero: 3, reshard: 1 }, 0).weights, 2 * (Pd / 16 + Pe / 4) + 2 * 2 * moeLayer);
+      // Not resharded after the forward (Llama 3): the stage's parameters stay whole beside their shards.
+      expectRel(stage_memory(moe, { ...r, zero: 3, reshard: 0 }, 0).weights, 2 * (Pd / 16 + Pe / 4) + 2 * (Pd + Pe));
+      // Gradients reduced once per step accumulate whole.
+      expectRel(stage_memory(moe, { ...r, zero: 3, grad_reduce: GRAD_REDUCE_STEP }, 0).grads, 4 * (Pd + Pe));
     });
 
     it('expert-TP divides the expert parameters again (etp 2: edp 2)', () => {
@@ -505,7 +516,7 @@ describe('micro-batches in flight', () => {
     const sbh = s * 1024;
     const layer = sbh * (34 + (5 * 16 * s) / 1024); // Korthikanti, no parallelism
     const embedding = 8 * s + sbh; // int64 token ids + embedding dropout mask (first stage)
-    const r = row({ ngpus: 4, pp: 4, seq_length: s, global_batch_size: 16 }); // m = 16, 2 layers per stage
+    const r = row({ ngpus: 4, pp: 4, seq_length: s, global_batch_size: 16, num_layers: 8 }); // m = 16, 2 layers per stage
     expectRel(stage_memory(c, r, 0).activations, 4 * (2 * layer + embedding));
     expectRel(stage_memory(c, r, 2).activations, 2 * (2 * layer));
     expectRel(stage_memory(c, { ...r, schedule: SCHEDULE_GPIPE }, 3).activations, 16 * (2 * layer));
@@ -514,33 +525,81 @@ describe('micro-batches in flight', () => {
   });
 });
 
-describe('uneven pipeline split', () => {
-  const c = gpt(1024, 16, 126);
+describe('uneven pipeline split (src/layout.ts, chunk_layers)', () => {
+  /** Layers of every rank, as the model counts them for a row of `L` layers. */
+  function rankLayers(L: number, pp: number, vpp = 1, first = 0, last = 0): number[] {
+    const c = gpt(1024, 16, L);
+    const split = pinnedSplit(L, pp, vpp, first, last);
+    if (!split) throw new Error(`no split of ${L} over ${pp} x ${vpp}`);
+    const schedule = vpp > 1 ? SCHEDULE_INTERLEAVED : SCHEDULE_1F1B;
+    const r = { ...row({ ngpus: pp, pp, seq_length: 1024, global_batch_size: 64, num_layers: L }), vpp, schedule };
+    const counted = { ...r, first_stage_layers: split.first, last_stage_layers: split.last };
+    return Array.from({ length: pp }, (_, i) => stage_layer_counts(c, counted, i).layers);
+  }
 
-  it('126 layers over 16 stages: 7 on stages 0 and 15, 8 on 1..14, summing to L', () => {
-    const layers = Array.from({ length: 16 }, (_, i) => stage_layers(c, 16, i));
-    expect(layers).toEqual([7, ...Array(14).fill(8), 7]);
-    expect(layers.reduce((x, y) => x + y, 0)).toBe(126);
-    // First layers are the prefix sums.
-    let first = 0;
-    for (let i = 0; i < 16; i++) {
-      expect(stage_first_layer(c, 16, i)).toBe(first);
-      first += layers[i];
-    }
+  it("126 layers over 16 stages: 7 on stages 0 and 15, 8 on 1..14 (Llama 3's rule, Megatron's account-for-embedding-and-loss)", () => {
+    expect(rankLayers(126, 16)).toEqual([7, ...Array(14).fill(8), 7]);
+    expect(defaultSplit(126, 16, 1)?.rule).toBe('embedding_and_loss');
+    expect(megatronSplitArgs(126, 16, 1, 7, 7)).toEqual(['--account-for-embedding-in-pipeline-split', '--account-for-loss-in-pipeline-split']);
   });
 
   it('126 layers over 8 stages: 15, 16 × 6, 15 (the documented Llama 405B layout)', () => {
-    expect(Array.from({ length: 8 }, (_, i) => stage_layers(c, 8, i))).toEqual([15, 16, 16, 16, 16, 16, 16, 15]);
+    expect(rankLayers(126, 8)).toEqual([15, 16, 16, 16, 16, 16, 16, 15]);
   });
 
-  it('every (L, p) split sums to L, stage 0 never gets an extra layer, stages differ by at most one', () => {
+  it('Llama 3.1 405B PP8 x VP8: 64 chunks of 2 layers, the first and last chunk 1 (get_num_layers_to_build)', () => {
+    const chunks = chunkLayers(126, 8, 8, 15, 15);
+    expect(chunks[0]).toEqual([1, 2, 2, 2, 2, 2, 2, 2]);
+    expect(chunks[7]).toEqual([2, 2, 2, 2, 2, 2, 2, 1]);
+    for (let i = 1; i < 7; i++) expect(chunks[i]).toEqual(Array(8).fill(2));
+    expect(rankLayers(126, 8, 8)).toEqual([15, 16, 16, 16, 16, 16, 16, 15]);
+  });
+
+  it('DeepSeek-V3 61 layers over PP4 x VPP4: middle chunks of 4, the ends share the rest (14 and 15)', () => {
+    expect(defaultSplit(61, 4, 4)).toEqual({ first: 14, last: 15, rule: 'first_last' });
+    expect(chunkLayers(61, 4, 4, 14, 15)).toEqual([
+      [3, 3, 4, 4],
+      [4, 4, 4, 4],
+      [4, 4, 4, 4],
+      [4, 4, 4, 3],
+    ]);
+    // Not expressible with first/last counts (14 and 15 do not divide by 4): a --pipeline-model-parallel-layout.
+    expect(megatronSplitArgs(61, 4, 4, 14, 15)).toBeUndefined();
+  });
+
+  it("pinned counts follow Megatron's rules: the other ranks share the rest evenly, multiples of v", () => {
+    expect(pinnedSplit(80, 6, 1, 12, 12)).toEqual({ first: 12, last: 12, rule: 'pinned' });
+    expect(rankLayers(80, 6, 1, 12, 12)).toEqual([12, 14, 14, 14, 14, 12]);
+    expect(pinnedSplit(80, 6, 1, 10, 0)).toEqual({ first: 10, last: 14, rule: 'pinned' });
+    expect(pinnedSplit(80, 6, 1, 11, 12)).toBeUndefined(); // 57 middle layers over 4 ranks
+    expect(pinnedSplit(80, 4, 2, 19, 21)).toBeUndefined(); // 19 is not a multiple of v = 2
+    expect(megatronSplitArgs(80, 6, 1, 12, 12)).toEqual(['--num-layers-in-first-pipeline-stage 12', '--num-layers-in-last-pipeline-stage 12']);
+  });
+
+  it('every default split sums to L, gives every rank a layer, and chunk first layers are the prefix sums', () => {
     for (const L of [1, 7, 32, 61, 80, 95, 126]) {
-      const cL = gpt(1024, 16, L);
+      const c = gpt(1024, 16, L);
       for (let p = 1; p <= Math.min(L, 24); p++) {
-        const layers = Array.from({ length: p }, (_, i) => stage_layers(cL, p, i));
-        expect(layers.reduce((x, y) => x + y, 0)).toBe(L);
-        expect(layers[0]).toBe(Math.floor(L / p));
-        expect(Math.max(...layers) - Math.min(...layers)).toBeLessThanOrEqual(1);
+        for (const v of p === 1 ? [1] : [1, 2, 4]) {
+          const split = defaultSplit(L, p, v);
+          if (p * v > L) continue;
+          expect(split, `${L} over ${p} x ${v}`).toBeDefined();
+          const r = {
+            ...row({ ngpus: p, pp: p, seq_length: 1024, global_batch_size: 64, num_layers: L, vpp: v }),
+            schedule: v > 1 ? SCHEDULE_INTERLEAVED : SCHEDULE_1F1B,
+          };
+          const chunks = chunkLayers(L, p, v, split!.first, split!.last);
+          let next = 0;
+          for (let j = 0; j < v; j++) {
+            for (let i = 0; i < p; i++) {
+              expect(chunk_first_layer(c, r, i, j)).toBe(next);
+              expect(chunk_layers(c, r, i, j)).toBe(chunks[i][j]);
+              next += chunks[i][j];
+            }
+          }
+          expect(next).toBe(L);
+          for (const rank of chunks) expect(rank.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(1);
+        }
       }
     }
   });

@@ -2,6 +2,7 @@
  * Grid rows and full-formula outputs for the model's unit tests (memory and time): dp, edp and the micro-batch
  * count are derived as buildGrid derives them, so a test states only the layout it is about.
  */
+import { defaultLayoutColumns } from '../src/layout.js';
 import { FULL_OUTPUTS, full_estimate, FullConstants, FullRow, OFFLOAD_NONE, RECOMPUTE_NONE, SCHEDULE_1F1B } from '../src/model.js';
 
 export interface Layout {
@@ -20,6 +21,12 @@ export interface Layout {
   recompute?: number;
   offload?: number;
   mbs?: number;
+  /** The model's layers, to resolve the default pipeline split (80 when absent; tests of one stage ignore it). */
+  num_layers?: number;
+  first_stage_layers?: number;
+  last_stage_layers?: number;
+  grad_reduce?: number;
+  reshard?: number;
 }
 
 /** A grid row with dp, edp and m derived as buildGrid derives them. */
@@ -55,6 +62,12 @@ export function row(l: Layout): FullRow {
     offload: l.offload ?? OFFLOAD_NONE,
     mbs,
     num_microbatches: m,
+    ...defaultLayoutColumns(l.num_layers ?? (pp === 1 ? 1 : NaN), pp, l.vpp ?? 1),
+    ...(l.first_stage_layers !== undefined ? { first_stage_layers: l.first_stage_layers } : {}),
+    ...(l.last_stage_layers !== undefined ? { last_stage_layers: l.last_stage_layers } : {}),
+    // ZeRO-2 reduce-scatters per micro-batch (the grid allows nothing else); ZeRO-3 defaults to resharding.
+    grad_reduce: l.grad_reduce ?? ((l.zero ?? 1) >= 2 ? 1 : 0),
+    reshard: l.reshard ?? ((l.zero ?? 1) === 3 ? 1 : 0),
   };
 }
 

@@ -22,6 +22,8 @@ import {
   RECOMPUTE_NONE,
   RECOMPUTE_SELECTIVE,
   SCHEDULE_1F1B,
+  GRAD_REDUCE_MICROBATCH,
+  GRAD_REDUCE_STEP,
   SCHEDULE_GPIPE,
   SCHEDULE_INTERLEAVED,
   stage_params,
@@ -284,6 +286,8 @@ describe('DP: gradient/parameter sync over dp ranks, once per step, overlapped w
   const dpRow = (zero: number, over: Partial<FullRow> = {}): FullRow => ({
     ...row({ ngpus: N, seq_length: s, global_batch_size: N, zero }),
     edp: 1,
+    grad_reduce: zero >= 2 ? GRAD_REDUCE_MICROBATCH : GRAD_REDUCE_STEP,
+    reshard: zero === 3 ? 1 : 0,
     ...over,
   });
   const P = stage_params(c, dpRow(3), 0)[0];
@@ -294,18 +298,28 @@ describe('DP: gradient/parameter sync over dp ranks, once per step, overlapped w
     expectRel(P, L * (12 * h * h + 4 * h) + 51200 * h + 2 * h);
   });
 
-  it('ZeRO-3: RS(grads) + 2 × AG(params) over N ranks on the scale-out tier', () => {
-    const t = stage_time(c, dpRow(3), 0);
-    expectRel(t.dp_s, ring.gather(P * gb, N, OUT, LAT_OUT) + 2 * ring.gather(P * pb, N, OUT, LAT_OUT));
-    expectRel(t.dp_bytes, ((N - 1) / N) * P * (gb + 2 * pb));
+  it('ZeRO-3 (resharded, per-micro-batch reduce-scatter): RS(grads) + 2 × AG(params) per micro-batch, none per step', () => {
+    const t = stage_time(c, dpRow(3, { grad_reduce: GRAD_REDUCE_MICROBATCH, reshard: 1 }), 0);
+    expect(t.dp_s).toBe(0);
+    expectRel(t.dp_mb_exposed_s + t.dp_mb_hidden_s, ring.gather(P * gb, N, OUT, LAT_OUT) + 2 * ring.gather(P * pb, N, OUT, LAT_OUT));
+    expectRel(t.dp_mb_bytes, ((N - 1) / N) * P * (gb + 2 * pb));
   });
 
-  it('ZeRO-1 and ZeRO-2: RS(grads) + AG(params); ZeRO-0: all-reduce of the gradients', () => {
-    for (const zero of [1, 2]) {
-      const t = stage_time(c, dpRow(zero), 0);
-      expectRel(t.dp_s, ring.gather(P * gb, N, OUT, LAT_OUT) + ring.gather(P * pb, N, OUT, LAT_OUT));
-      expectRel(t.dp_bytes, ((N - 1) / N) * P * (gb + pb));
-    }
+  it('ZeRO-3 without resharding, gradients reduced once per step: one AG per micro-batch, one RS per step', () => {
+    const t = stage_time(c, dpRow(3, { grad_reduce: GRAD_REDUCE_STEP, reshard: 0 }), 0);
+    expectRel(t.dp_s, ring.gather(P * gb, N, OUT, LAT_OUT));
+    expectRel(t.dp_mb_exposed_s + t.dp_mb_hidden_s, ring.gather(P * pb, N, OUT, LAT_OUT));
+  });
+
+  it('ZeRO-1: RS(grads) + AG(params) per step; ZeRO-2: the RS per micro-batch; ZeRO-0: all-reduce of the gradients', () => {
+    const t1 = stage_time(c, dpRow(1), 0);
+    expectRel(t1.dp_s, ring.gather(P * gb, N, OUT, LAT_OUT) + ring.gather(P * pb, N, OUT, LAT_OUT));
+    expectRel(t1.dp_bytes, ((N - 1) / N) * P * (gb + pb));
+    expect(t1.dp_mb_exposed_s + t1.dp_mb_hidden_s).toBe(0);
+    const t2 = stage_time(c, dpRow(2, { grad_reduce: GRAD_REDUCE_MICROBATCH }), 0);
+    expectRel(t2.dp_s, ring.gather(P * pb, N, OUT, LAT_OUT));
+    expectRel(t2.dp_mb_exposed_s + t2.dp_mb_hidden_s, ring.gather(P * gb, N, OUT, LAT_OUT));
+    expectRel(t2.dp_bytes + t2.dp_mb_bytes, ((N - 1) / N) * P * (gb + pb));
     const t0 = stage_time(c, dpRow(0), 0);
     expectRel(t0.dp_s, ring.allreduce(P * gb, N, OUT, LAT_OUT));
     expectRel(t0.dp_bytes, ((2 * (N - 1)) / N) * P * gb);
@@ -339,10 +353,13 @@ describe('DP: gradient/parameter sync over dp ranks, once per step, overlapped w
     // Fast network: hidden entirely.
     const fast = { ...c, scaleout_bytes_s: 1e13 };
     const tf = stage_time(fast, dpRow(3), 0);
-    expect(tf.dp_s).toBeLessThan(tf.compute_s);
+    // ZeRO-3's traffic is all per micro-batch here (m = 1), hidden behind that micro-batch's compute.
+    expect(tf.dp_s).toBe(0);
+    expect(tf.dp_mb_exposed_s).toBe(0);
+    expect(tf.dp_mb_hidden_s).toBeGreaterThan(0);
     const of = estimate(fast, dpRow(3));
     expect(of.dp_comm_s).toBe(0);
-    expectRel(of.overlapped_comm_s, tf.dp_s);
+    expectRel(of.overlapped_comm_s, tf.dp_mb_hidden_s);
   });
 
   it('optimizer step and offload over the local shard P/N', () => {
@@ -373,7 +390,7 @@ describe('PP: boundary sends and the bubble', () => {
   const p = 4;
   const m = 16;
   const c = gpt(h, 32, L);
-  const base = row({ ngpus: p, pp: p, seq_length: s, global_batch_size: m });
+  const base = row({ ngpus: p, pp: p, seq_length: s, global_batch_size: m, num_layers: L });
 
   /** Slowest micro-batch over the stages full_estimate evaluates: 0, 1 (p > 2) and p − 1. */
   function slowest(r: FullRow): number {
@@ -432,7 +449,7 @@ describe('PP: boundary sends and the bubble', () => {
   });
 
   it('pp across nodes (p·t·c·dp > 8) uses the scale-out tier, each TP rank sending 1/t', () => {
-    const r = row({ ngpus: 32, tp: 2, pp: p, seq_length: s, global_batch_size: 64 });
+    const r = row({ ngpus: 32, tp: 2, pp: p, seq_length: s, global_batch_size: 64, num_layers: L });
     expect(r.dp).toBe(4);
     const o = estimate(c, r);
     expectRel(o.pp_comm_s, r.num_microbatches * 2 * ((2 * s * h) / 2 / OUT + LAT_OUT));
@@ -548,7 +565,7 @@ describe("MFU and HFU: Narayanan et al. 2021's FLOP counts", () => {
   const V = 51200;
   const B = 32; // global batch
   const c = gpt(h, a, l, { vocab_size: V });
-  const r = row({ ngpus: 16, tp: 2, pp: 2, seq_length: s, global_batch_size: B });
+  const r = row({ ngpus: 16, tp: 2, pp: 2, seq_length: s, global_batch_size: B, num_layers: l });
   const F72 = 72 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h));
   const F96 = 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
 

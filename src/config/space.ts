@@ -4,11 +4,13 @@ import { parseBoolList, parseEnumList, parseIntList } from './ranges.js';
 
 export const RECOMPUTE_MODES = ['none', 'selective', 'full'] as const;
 export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
-export const SCHEDULES = ['1f1b', 'interleaved', 'gpipe'] as const;
+export const SCHEDULES = ['1f1b', 'interleaved', 'gpipe', 'zb-h1', 'dualpipe'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
 /** The two OptimusPrime options: optimizer states on the host during fwd/bwd, and additionally the step on the CPU. */
 export const OFFLOAD_MODES = ['none', 'optimizer', 'optimizer_cpu_step'] as const;
 export type OffloadMode = (typeof OFFLOAD_MODES)[number];
+/** When ZeRO-2/3 reduce-scatter gradients: once per step (accumulated whole) or per micro-batch (as produced). */
+export const GRAD_REDUCE_MODES = ['step', 'microbatch'] as const;
 
 const ZERO_ALIASES: Record<string, (typeof SHARD_STRATEGIES)[number]> = {
   '0': 'NO_OP',
@@ -47,7 +49,7 @@ export const SEARCH_KEYS = {
   etp_range: { kind: 'int', flag: 'etp', describe: 'expert tensor-parallel sizes' },
   sp_range: { kind: 'bool', flag: 'sp', describe: 'sequence parallel on/off' },
   recompute_range: { kind: 'enum', flag: 'recompute', describe: 'none, selective, full', values: RECOMPUTE_MODES },
-  schedule_range: { kind: 'enum', flag: 'schedule', describe: '1f1b, interleaved, gpipe', values: SCHEDULES },
+  schedule_range: { kind: 'enum', flag: 'schedule', describe: '1f1b, interleaved, gpipe, zb-h1, dualpipe', values: SCHEDULES },
   vpp_range: { kind: 'int', flag: 'vpp', describe: 'virtual pipeline stages per GPU (interleaved schedule)' },
   offload_range: {
     kind: 'enum',
@@ -55,7 +57,24 @@ export const SEARCH_KEYS = {
     describe: 'none, optimizer, optimizer_cpu_step',
     values: OFFLOAD_MODES,
   },
-  gbs_range: { kind: 'int', flag: 'gbs', describe: 'global batch sizes in sequences' },
+  gbs_range: { kind: 'int', flag: 'gbs', describe: 'target global batch sizes in sequences (see --gbs-tolerance)' },
+  first_stage_layers_range: {
+    kind: 'int',
+    flag: 'first-stage-layers',
+    describe: "layers of the first pipeline rank (Megatron's --num-layers-in-first-pipeline-stage); 0 = automatic",
+  },
+  last_stage_layers_range: {
+    kind: 'int',
+    flag: 'last-stage-layers',
+    describe: "layers of the last pipeline rank (Megatron's --num-layers-in-last-pipeline-stage); 0 = automatic",
+  },
+  grad_reduce_range: {
+    kind: 'enum',
+    flag: 'grad-reduce',
+    describe: 'ZeRO-2/3 gradient reduce-scatter: step (once, accumulated whole) or microbatch (as produced)',
+    values: GRAD_REDUCE_MODES,
+  },
+  reshard_range: { kind: 'bool', flag: 'reshard', describe: 'ZeRO-3: free gathered parameters after the forward' },
   seq_range: { kind: 'int', flag: 'seq', describe: 'sequence lengths' },
 } as const satisfies Record<string, SearchKey>;
 
@@ -72,7 +91,8 @@ export function parseSearchValue(key: SearchKeyName, raw: unknown, field: string
   const spec: SearchKey = SEARCH_KEYS[key];
   switch (spec.kind) {
     case 'int':
-      return { key, values: parseIntList(raw, field, 1) };
+      // 0 asks for the automatic pipeline split.
+      return { key, values: parseIntList(raw, field, key === 'first_stage_layers_range' || key === 'last_stage_layers_range' ? 0 : 1) };
     case 'bool':
       return { key, values: parseBoolList(raw, field).map((b) => (b ? 1 : 0)), labels: ['false', 'true'] };
     case 'enum': {

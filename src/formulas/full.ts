@@ -1,8 +1,9 @@
 import { loadCalibration } from '../config/calibration.js';
 import { DTYPE_BYTES, ModelConfig } from '../config/model.js';
-import { OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
+import { GRAD_REDUCE_MODES, OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
 import { InputError } from '../errors.js';
 import { GridPlan } from '../grid/grid.js';
+import { batchUsed, pinnedSplit } from '../layout.js';
 import {
   FULL_CONSTANTS,
   FULL_INPUTS,
@@ -10,11 +11,19 @@ import {
   FullConstants,
   FullRow,
   full_estimate,
+  GRAD_REDUCE_MICROBATCH,
+  GRAD_REDUCE_STEP,
+  last_distinct_rank,
+  microbatch_s,
+  PACE_TIE_RTOL,
+  same_as_previous_middle,
   SCHEDULE_1F1B,
+  SCHEDULE_DUALPIPE,
   SCHEDULE_INTERLEAVED,
   stage_memory,
+  stage_time,
 } from '../model.js';
-import type { Formula, ResultColumn, SweepContext } from './types.js';
+import { DEFAULT_GBS_TOLERANCE, type Formula, type ResultColumn, type SweepContext } from './types.js';
 
 const GATED = new Set(['swiglu', 'geglu', 'glu']);
 
@@ -138,18 +147,24 @@ function defaults({ config }: SweepContext): Partial<Record<SearchKeyName, unkno
     for (let v = 1; v <= limit; v *= 2) out.push(v);
     return out;
   };
+  const upTo = (limit: number) => Array.from({ length: limit }, (_, i) => i + 1);
   return {
     ngpus_range: [...powers(8192), 10240],
     seq_range: [config.model.seq_length],
     gbs_range: [config.model.global_batch_size],
-    tp_range: [1, 2, 4, 8],
-    pp_range: [1, 2, 4, 8, 16],
-    schedule_range: ['1f1b', 'interleaved', 'gpipe'],
+    // Every size the model's shapes allow, not only powers of two: the grid keeps those that divide.
+    tp_range: upTo(8),
+    pp_range: upTo(16),
+    schedule_range: [...SCHEDULES],
     vpp_range: [1, 2, 4],
-    cp_range: [1, 2, 4, 8],
+    first_stage_layers_range: [0],
+    last_stage_layers_range: [0],
+    cp_range: upTo(8),
     ep_range: experts > 0 ? powers(Math.min(experts, 64)) : [1],
     etp_range: experts > 0 ? [1, 2, 4, 8] : [1],
     shard_strategys: [0, 1, 2, 3],
+    grad_reduce_range: [...GRAD_REDUCE_MODES],
+    reshard_range: [false, true],
     sp_range: [false, true],
     recompute_range: ['none', 'selective', 'full'],
     offload_range: ['none', 'optimizer', 'optimizer_cpu_step'],
@@ -161,16 +176,21 @@ const GRID_COLUMNS = [
   { name: 'ngpus' },
   { name: 'seq_length' },
   { name: 'global_batch_size' },
+  { name: 'target_global_batch_size' },
   { name: 'tp' },
   { name: 'pp' },
   { name: 'vpp' },
   { name: 'schedule', labels: SCHEDULES },
+  { name: 'first_stage_layers' },
+  { name: 'last_stage_layers' },
   { name: 'cp' },
   { name: 'ep' },
   { name: 'etp' },
   { name: 'dp' },
   { name: 'edp' },
   { name: 'zero' },
+  { name: 'grad_reduce', labels: GRAD_REDUCE_MODES },
+  { name: 'reshard', flag: true },
   { name: 'sp', flag: true },
   { name: 'recompute', labels: RECOMPUTE_MODES },
   { name: 'offload', labels: OFFLOAD_MODES },
@@ -204,17 +224,27 @@ export const fullFormula: Formula = {
 
   buildGrid(ctx, space) {
     const { model } = ctx.config;
+    const L = model.num_layers;
     const heads = model.num_attention_heads!;
     const groups = model.num_key_value_heads ?? heads;
     const experts = model.moe?.num_experts ?? 0;
     const expertFfn = model.moe?.ffn_hidden_size ?? model.ffn_hidden_size;
+    const tolerance = ctx.gbsTolerance ?? DEFAULT_GBS_TOLERANCE;
     const values = (key: SearchKeyName) => Int32Array.from(space.get(key)!.values);
     const col = Object.fromEntries(GRID_COLUMNS.map((column, i) => [column.name, i])) as Record<string, number>;
-    const { ngpus, seq_length, global_batch_size, tp, pp, vpp, schedule, cp, ep, etp, dp, edp, zero, sp, recompute, offload, mbs, num_microbatches } = col;
+    const { ngpus, seq_length, global_batch_size, target_global_batch_size, tp, pp, vpp, schedule, cp, ep, etp, dp, edp, zero, sp, recompute, offload, mbs, num_microbatches } = col;
+    const { first_stage_layers, last_stage_layers, grad_reduce, reshard } = col;
+    // Pinned first/last layer counts, swept together: one level walks the pairs and resolves both columns.
+    const firsts = space.get('first_stage_layers_range')!.values;
+    const lasts = space.get('last_stage_layers_range')!.values;
+    const splitRequests = firsts.flatMap((first) => lasts.map((last) => [first, last] as const));
+    // Micro-batches run in groups: of pp with the interleaved schedule, in pairs with DualPipe (one per direction).
+    const microbatchGroup = (row: Int32Array) =>
+      row[schedule] === SCHEDULE_INTERLEAVED ? row[pp] : row[schedule] === SCHEDULE_DUALPIPE ? 2 : 1;
     return new GridPlan(GRID_COLUMNS, [
       { column: ngpus, values: values('ngpus_range') },
       { column: seq_length, values: values('seq_range') },
-      { column: global_batch_size, values: values('gbs_range') },
+      { column: target_global_batch_size, values: values('gbs_range') },
       {
         // Megatron shards heads (query groups with GQA) and the FFN over TP.
         column: tp,
@@ -223,23 +253,56 @@ export const fullFormula: Formula = {
           row[ngpus] % row[tp] === 0 &&
           (model.mla ? heads : groups) % row[tp] === 0 &&
           model.ffn_hidden_size % row[tp] === 0,
+        rule: (row) =>
+          row[ngpus] % row[tp] !== 0
+            ? 'tp divides ngpus'
+            : (model.mla ? heads : groups) % row[tp] !== 0
+              ? `tp divides the ${model.mla ? 'heads' : 'query groups'} (${model.mla ? heads : groups})`
+              : `tp divides ffn_hidden_size (${model.ffn_hidden_size})`,
       },
-      { column: pp, values: values('pp_range'), accept: (row) => row[pp] <= model.num_layers && row[ngpus] % (row[tp] * row[pp]) === 0 },
+      {
+        column: pp,
+        values: values('pp_range'),
+        accept: (row) => row[pp] <= L && row[ngpus] % (row[tp] * row[pp]) === 0,
+        rule: (row) => (row[pp] > L ? `pp at most num_layers (${L})` : 'tp x pp divides ngpus'),
+      },
       {
         // One pipeline stage has no schedule to choose: keep only 1f1b there, so rows are not duplicated.
+        // DualPipe folds the pipeline in two: an even pp (deepseek-ai/DualPipe asserts it).
         column: schedule,
         values: values('schedule_range'),
-        accept: (row) => row[pp] > 1 || row[schedule] === SCHEDULE_1F1B,
+        accept: (row) =>
+          row[pp] === 1 ? row[schedule] === SCHEDULE_1F1B : row[schedule] !== SCHEDULE_DUALPIPE || row[pp] % 2 === 0,
+        rule: (row) => (row[pp] === 1 ? 'one pipeline stage runs 1f1b only' : 'dualpipe needs an even pp'),
       },
       {
-        // Virtual stages only with the interleaved schedule, which needs them, and layers that divide evenly.
+        // Virtual stages only with the interleaved schedule, which needs them, and a layer per chunk, except that
+        // the embedding and the loss may stand for the first and the last chunk's (Megatron's account_for_* flags).
         column: vpp,
         values: values('vpp_range'),
         accept: (row) =>
-          row[schedule] === SCHEDULE_INTERLEAVED
-            ? row[vpp] >= 2 && model.num_layers % (row[pp] * row[vpp]) === 0
-            : row[vpp] === 1,
+          row[schedule] === SCHEDULE_INTERLEAVED ? row[vpp] >= 2 && row[pp] * row[vpp] <= L + 2 : row[vpp] === 1,
+        rule: (row) =>
+          row[schedule] !== SCHEDULE_INTERLEAVED
+            ? 'vpp > 1 only with the interleaved schedule'
+            : row[vpp] < 2
+              ? 'interleaved needs vpp >= 2'
+              : `pp x vpp at most num_layers + 2 (${L + 2})`,
       },
+      {
+        // The layers of the first and last rank (src/layout.ts): pinned, or Megatron's rules.
+        column: first_stage_layers,
+        values: Int32Array.from(splitRequests.keys()),
+        map: (row, request) => {
+          const [first, last] = splitRequests[request];
+          const split = pinnedSplit(L, row[pp], row[vpp], first, last);
+          if (!split) return NaN;
+          row[last_stage_layers] = split.last;
+          return split.first;
+        },
+        rule: 'the pipeline split gives every rank a whole number of layers (Megatron rules)',
+      },
+      { column: last_stage_layers, derive: (row) => row[last_stage_layers] },
       {
         // Load-balanced context parallelism splits the sequence into 2 x cp chunks.
         column: cp,
@@ -247,17 +310,20 @@ export const fullFormula: Formula = {
         accept: (row) =>
           row[ngpus] % (row[tp] * row[pp] * row[cp]) === 0 &&
           (row[cp] === 1 ? true : row[seq_length] % (2 * row[cp]) === 0),
+        rule: (row) => (row[ngpus] % (row[tp] * row[pp] * row[cp]) !== 0 ? 'tp x pp x cp divides ngpus' : 'seq_length divides by 2 x cp'),
       },
       {
-        // Pruned here rather than at mbs: no micro-batch size can divide a batch that dp does not.
+        // Pruned here rather than at mbs: no micro-batch size can reach a batch that dp alone cannot.
         column: dp,
         derive: (row) => row[ngpus] / (row[tp] * row[pp] * row[cp]),
-        accept: (row) => row[global_batch_size] % row[dp] === 0,
+        accept: (row) => !Number.isNaN(batchUsed(row[target_global_batch_size], row[dp], tolerance)),
+        rule: `a multiple of dp within --gbs-tolerance (${tolerance}) of the global batch`,
       },
       {
         column: ep,
         values: values('ep_range'),
         accept: (row) => (experts === 0 ? row[ep] === 1 : experts % row[ep] === 0),
+        rule: 'ep divides the experts',
       },
       {
         // Experts are laid out as pp x etp x ep x expert-dp over the same GPUs.
@@ -266,28 +332,61 @@ export const fullFormula: Formula = {
         accept: (row) =>
           (experts === 0 ? row[etp] === 1 : expertFfn % row[etp] === 0) &&
           (row[ngpus] / row[pp]) % (row[etp] * row[ep]) === 0,
+        rule: (row) =>
+          (experts === 0 ? row[etp] !== 1 : expertFfn % row[etp] !== 0) ? 'etp divides the expert FFN' : 'etp x ep divides ngpus / pp',
       },
       { column: edp, derive: (row) => row[ngpus] / (row[pp] * row[etp] * row[ep]) },
       {
         column: mbs,
         values: values('mbs_range'),
-        accept: (row) => row[global_batch_size] % (row[dp] * row[mbs]) === 0,
+        accept: (row) =>
+          !Number.isNaN(batchUsed(row[target_global_batch_size], row[dp] * row[mbs] * microbatchGroup(row), tolerance)),
+        rule: (row) =>
+          row[schedule] === SCHEDULE_INTERLEAVED
+            ? 'a multiple of dp x mbs x pp (interleaved) within --gbs-tolerance of the global batch'
+            : row[schedule] === SCHEDULE_DUALPIPE
+              ? 'a multiple of dp x mbs x 2 (dualpipe) within --gbs-tolerance of the global batch'
+              : 'a multiple of dp x mbs within --gbs-tolerance of the global batch',
       },
       {
-        // The interleaved schedule runs micro-batches in groups of pp.
+        // The batch used: the nearest multiple of dp x mbs (x the schedule's micro-batch group) to the target.
+        column: global_batch_size,
+        derive: (row) => batchUsed(row[target_global_batch_size], row[dp] * row[mbs] * microbatchGroup(row), tolerance),
+      },
+      {
+        // DualPipe needs at least 2·pp micro-batches (deepseek-ai/DualPipe: num_chunks >= num_ranks * 2).
         column: num_microbatches,
         derive: (row) => row[global_batch_size] / (row[dp] * row[mbs]),
-        accept: (row) => row[schedule] !== SCHEDULE_INTERLEAVED || row[num_microbatches] % row[pp] === 0,
+        accept: (row) => row[schedule] !== SCHEDULE_DUALPIPE || row[num_microbatches] >= 2 * row[pp],
+        rule: 'dualpipe needs at least 2 x pp micro-batches',
       },
       // The dimensions no divisibility rule involves come last, so that the rules prune before they multiply.
+      // ZeRO-2/3 combine with PP as FSDP does in Llama 3 and torchtitan (docs/memory-model.md, section 2).
+      { column: zero, values: values('shard_strategys') },
       {
-        // ZeRO-2/3 shard gradients/weights that pipeline stages need whole between micro-batches: DeepSpeed and
-        // Megatron do not combine them with PP, so neither do we.
-        column: zero,
-        values: values('shard_strategys'),
-        accept: (row) => row[pp] === 1 || row[zero] <= 1,
+        // Gradients sharded in memory must be reduce-scattered as produced: ZeRO-2 reducing once per step would
+        // keep them whole, which is ZeRO-1; ZeRO-0/1 keep them whole anyway.
+        column: grad_reduce,
+        values: values('grad_reduce_range'),
+        accept: (row) =>
+          row[zero] <= 1 ? row[grad_reduce] === GRAD_REDUCE_STEP : row[zero] === 2 ? row[grad_reduce] === GRAD_REDUCE_MICROBATCH : true,
+        rule: (row) =>
+          row[zero] <= 1 ? 'ZeRO-0/1 reduce gradients once per step' : 'ZeRO-2 reduce-scatters gradients per micro-batch',
       },
-      { column: sp, values: values('sp_range'), accept: (row) => row[tp] > 1 || row[sp] === 0 },
+      {
+        column: reshard,
+        values: values('reshard_range'),
+        accept: (row) => row[zero] === 3 || row[reshard] === 0,
+        rule: 'resharding after the forward needs ZeRO-3',
+      },
+      {
+        // Megatron refuses MoE with TP and without SP ("When using MoE and tensor parallelism, sequence
+        // parallelism must be used", megatron/core/model_parallel_config.py).
+        column: sp,
+        values: values('sp_range'),
+        accept: (row) => (row[tp] > 1 ? experts === 0 || row[sp] === 1 : row[sp] === 0),
+        rule: (row) => (row[tp] > 1 ? 'MoE with tp > 1 needs sequence parallelism' : 'sp needs tp > 1'),
+      },
       { column: recompute, values: values('recompute_range') },
       { column: offload, values: values('offload_range') },
     ]);
@@ -314,11 +413,25 @@ export const fullFormula: Formula = {
   nearTie(constants, inputs, i, rtol) {
     const c = unpack(constants);
     const r = rowAt(inputs, i, emptyRow());
-    const totals = [stage_memory(c, r, 0).total];
-    if (r.pp > 2) totals.push(stage_memory(c, r, 1).total);
-    if (r.pp > 1) totals.push(stage_memory(c, r, r.pp - 1).total);
+    const totals: number[] = [];
+    // The slowest rank as full_estimate picks it, noting any comparison within rtol of its threshold.
+    let paceTie = false;
+    let slowest = 0;
+    for (let stage = 0; stage <= last_distinct_rank(r); stage++) {
+      if (same_as_previous_middle(c, r, stage)) continue;
+      totals.push(stage_memory(c, r, stage).total);
+      const pace = microbatch_s(stage_time(c, r, stage));
+      if (stage === 0) {
+        slowest = pace;
+        continue;
+      }
+      const threshold = slowest * (1 + PACE_TIE_RTOL);
+      if (Math.abs(pace - threshold) <= rtol * threshold) paceTie = true;
+      if (pace > threshold) slowest = pace;
+    }
     const sorted = [...totals].sort((a, b) => b - a);
-    const stageTie = sorted.length > 1 && sorted[0] - sorted[1] <= rtol * sorted[0];
+    // Two ranks as heavy within rtol, or a rank as slow as the threshold that decides which one splits the step.
+    const stageTie = (sorted.length > 1 && sorted[0] - sorted[1] <= rtol * sorted[0]) || paceTie;
     const total_gib = sorted[0] / 1024 ** 3;
     const limitTie = Math.abs(total_gib * (1 + c.headroom) - c.memory_gib) <= rtol * c.memory_gib;
     return stageTie || limitTie;

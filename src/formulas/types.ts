@@ -4,12 +4,21 @@ import type { LoadedConfig } from '../config/load.js';
 import type { ParsedDimension, SearchKeyName } from '../config/space.js';
 import type { GridPlan } from '../grid/grid.js';
 
+// A prime GPU count near 1,000 (911) leaves dp = 911, whose nearest multiple to a 4,096-sequence batch is 11.0% away:
+// 1/8 answers every count up to 1,024 for the bundled models (docs/memory-model.md, section 5).
+export const DEFAULT_GBS_TOLERANCE = 0.125;
+
 /** Everything a formula reads besides the grid: the model and trainer config, the hardware, the options. */
 export interface SweepContext {
   config: LoadedConfig;
   hardware: HardwareConfig;
   /** Fraction of memory kept free: a config fits when total x (1 + headroom) <= memory. */
   headroom: number;
+  /**
+   * Relative distance the global batch may move from its target so that dp · mbs divides it (0: the target
+   * exactly); the grid's global_batch_size column holds the batch used. Default DEFAULT_GBS_TOLERANCE.
+   */
+  gbsTolerance?: number;
   /** Time-model efficiency constants; configs/calibration.yaml when absent. */
   calibration?: Calibration;
 }

@@ -13,15 +13,35 @@ export interface GridColumnSpec {
 }
 
 /**
- * One nested loop. A level either sweeps `values` or derives a single value from the columns set by the levels
- * before it (`derive`; NaN or a non-integer marks the row invalid). `accept` prunes as soon as the columns it reads
- * are set, so invalid sub-trees are never expanded.
+ * One nested loop. A level either sweeps `values` (optionally mapped through `map`, which sees the columns set so
+ * far and may also set the columns of later `derive` levels) or derives a single value from the columns set by the
+ * levels before it (`derive`). NaN or a non-integer from `map` or `derive` marks the row invalid. `accept` prunes as
+ * soon as the columns it reads are set, so invalid sub-trees are never expanded. `rule` names what a rejection at
+ * this level enforces (a string, or a function of the rejected row when the level checks several rules).
  */
 export interface GridLevel {
   column: number;
   values?: Int32Array;
+  map?: (row: Int32Array, value: number) => number;
   derive?: (row: Int32Array) => number;
   accept?: (row: Int32Array) => boolean;
+  rule?: string | ((row: Int32Array) => string);
+}
+
+/** A value of the first level (e.g. a GPU count) for which no row was valid, and why. */
+export interface EmptyGroup {
+  value: number;
+  /** The rule that removed the most candidates of this value, and how many it removed. */
+  rule: string;
+  removed: number;
+}
+
+/** What the last complete walk over the grid found: the rows per first-level value and the rules that pruned. */
+export interface GridDiagnostics {
+  rows: number;
+  /** Candidates (of the raw cross product) each rule removed. */
+  removedByRule: Map<string, number>;
+  emptyGroups: EmptyGroup[];
 }
 
 export interface GridChunk {
@@ -38,6 +58,8 @@ export interface GridChunk {
 export class GridPlan {
   readonly columns: GridColumnSpec[];
   readonly levels: GridLevel[];
+  /** Filled by each walk that runs to the end (`chunks`, `count`). */
+  diagnostics?: GridDiagnostics;
 
   constructor(columns: GridColumnSpec[], levels: GridLevel[]) {
     this.columns = columns;
@@ -78,6 +100,33 @@ export class GridPlan {
     const last = levels.length - 1;
     const row = new Int32Array(width);
     const index = new Int32Array(levels.length);
+    // Candidates below one value of each level: what a rejection there removes from the raw cross product.
+    const below = new Float64Array(levels.length);
+    for (let d = levels.length - 1, product = 1; d >= 0; d--) {
+      below[d] = product;
+      product *= levels[d].values ? levels[d].values!.length : 1;
+    }
+    const removedByRule = new Map<string, number>();
+    let groupRemoved = new Map<string, number>();
+    const emptyGroups: EmptyGroup[] = [];
+    let groupRows = 0;
+    let total = 0;
+    const reject = (d: number) => {
+      const level = levels[d];
+      const rule = typeof level.rule === 'function' ? level.rule(row) : (level.rule ?? this.columns[level.column].name);
+      groupRemoved.set(rule, (groupRemoved.get(rule) ?? 0) + below[d]);
+    };
+    const closeGroup = (value: number) => {
+      for (const [rule, removed] of groupRemoved) removedByRule.set(rule, (removedByRule.get(rule) ?? 0) + removed);
+      if (groupRows === 0) {
+        let worst: [string, number] = ['', -1];
+        for (const entry of groupRemoved) if (entry[1] > worst[1]) worst = entry;
+        emptyGroups.push({ value, rule: worst[0], removed: worst[1] });
+      }
+      groupRemoved = new Map();
+      total += groupRows;
+      groupRows = 0;
+    };
     let columns = Array.from({ length: width }, () => new Int32Array(chunkRows));
     let n = 0;
     let offset = 0;
@@ -88,26 +137,44 @@ export class GridPlan {
       const i = ++index[depth];
       if (level.values) {
         if (i >= level.values.length) {
+          if (depth === 0 && i > 0) closeGroup(level.values[i - 1]);
           depth--;
           continue;
         }
-        row[level.column] = level.values[i];
+        if (depth === 0 && i > 0) closeGroup(level.values[i - 1]);
+        if (level.map) {
+          const value = level.map(row, level.values[i]);
+          if (!Number.isInteger(value)) {
+            reject(depth);
+            continue;
+          }
+          row[level.column] = value;
+        } else {
+          row[level.column] = level.values[i];
+        }
       } else {
         if (i >= 1) {
           depth--;
           continue;
         }
         const value = level.derive!(row);
-        if (!Number.isInteger(value)) continue;
+        if (!Number.isInteger(value)) {
+          reject(depth);
+          continue;
+        }
         row[level.column] = value;
       }
-      if (level.accept && !level.accept(row)) continue;
+      if (level.accept && !level.accept(row)) {
+        reject(depth);
+        continue;
+      }
       if (depth < last) {
         depth++;
         index[depth] = -1;
         continue;
       }
       for (let c = 0; c < width; c++) columns[c][n] = row[c];
+      groupRows++;
       if (++n === chunkRows) {
         yield { length: n, columns, offset, columnNames };
         offset += n;
@@ -115,6 +182,13 @@ export class GridPlan {
         n = 0;
       }
     }
+    this.diagnostics = { rows: total, removedByRule, emptyGroups };
     if (n > 0) yield { length: n, columns: columns.map((column) => column.subarray(0, n)), offset, columnNames };
+  }
+
+  /** Walks the whole grid (without keeping rows) and returns what it found. */
+  diagnose(): GridDiagnostics {
+    for (const chunk of this.chunks(1 << 16)) void chunk;
+    return this.diagnostics!;
   }
 }

@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import type { ModelConfig, ShardStrategy, TrainerConfig } from '../config/model.js';
 import { SHARD_STRATEGIES } from '../config/model.js';
+import { chunkLayers, defaultSplit } from '../layout.js';
 
 /**
  * Launch arguments for one resolved config: Megatron-LM command-line flags, or a torchtitan configuration function.
@@ -39,11 +40,16 @@ export interface LaunchLayout {
   mbs: number;
   gbs: number;
   seq_length: number;
+  /** ZeRO-2/3: gradients reduce-scattered once per step (accumulated whole) or per micro-batch. Default microbatch. */
+  grad_reduce?: 'step' | 'microbatch';
+  /** ZeRO-3: gathered parameters freed after the forward. Default true. */
+  reshard?: boolean;
   /**
-   * Decoder layers on each physical pipeline stage (MTP modules excluded), first to last. Default: the split both
-   * engines use (src/model.ts stage_first_layer): floor(L/pp) each, the remainder to the middle stages, then the last.
+   * Decoder layers (MTP modules excluded) of each virtual chunk of each pipeline rank, [rank][chunk], as the cost
+   * model placed them (explain's split.chunk_layers). Default: the split the model uses when nothing is pinned
+   * (src/layout.ts defaultSplit and chunkLayers).
    */
-  stageLayers?: number[];
+  chunkLayers?: number[][];
 }
 
 export interface LaunchInput {
@@ -64,12 +70,10 @@ export interface LaunchArgs {
   text: string;
 }
 
-/** The decoder-layer split of src/model.ts (stage_first_layer), for layouts that do not give their own. */
-export function defaultStageLayers(numLayers: number, pp: number): number[] {
-  const base = Math.floor(numLayers / pp);
-  const extra = numLayers - base * pp;
-  const first = (i: number) => (i === 0 ? 0 : i * base + Math.min(i - 1, extra));
-  return Array.from({ length: pp }, (_, i) => (i === pp - 1 ? numLayers : first(i + 1)) - first(i));
+/** The model's split when nothing is pinned, [rank][chunk]; undefined when some rank would get no layer. */
+export function defaultChunkLayers(numLayers: number, pp: number, vpp: number): number[][] | undefined {
+  const split = defaultSplit(numLayers, pp, vpp);
+  return split && chunkLayers(numLayers, pp, vpp, split.first, split.last);
 }
 
 interface Resolved {
@@ -79,6 +83,8 @@ interface Resolved {
   zero: number;
   dp: number;
   microbatches: number;
+  /** Layers per [rank][chunk], and per rank. */
+  chunks: number[][];
   stages: number[];
   moe: boolean;
   nodes: number;
@@ -115,18 +121,16 @@ function resolve(input: LaunchInput): Resolved {
   if (moe && (l.ngpus / l.pp) % (l.ep * l.etp) !== 0) {
     throw new InputError('layout.ep', `ngpus / pp = ${l.ngpus / l.pp} is not divisible by ep x etp = ${l.ep * l.etp}`);
   }
-  const stages = l.stageLayers ?? defaultStageLayers(model.num_layers, l.pp);
-  if (stages.length !== l.pp || stages.some((n) => !Number.isInteger(n) || n < 0)) {
-    throw new InputError('layout.stageLayers', `must list ${l.pp} non-negative layer counts, got ${JSON.stringify(stages)}`);
+  if (l.schedule === 'interleaved' ? l.vpp < 2 : l.vpp !== 1 && l.schedule !== 'dualpipe') {
+    throw new InputError('layout.vpp', `virtual stages go with the interleaved schedule (vpp >= 2), got vpp ${l.vpp} with ${l.schedule}`);
   }
+  const chunks = l.chunkLayers ?? defaultChunkLayers(model.num_layers, l.pp, l.vpp);
+  if (!chunks) throw new InputError('layout.pp', `${model.num_layers} layers cannot be split over pp ${l.pp} x vpp ${l.vpp}`);
+  const shapeOk = chunks.length === l.pp && chunks.every((rank) => rank.length === l.vpp && rank.every((n) => Number.isInteger(n) && n >= 0));
+  if (!shapeOk) throw new InputError('layout.chunkLayers', `must be ${l.pp} ranks of ${l.vpp} layer counts, got ${JSON.stringify(chunks)}`);
+  const stages = chunks.map((rank) => rank.reduce((a, b) => a + b, 0));
   const sum = stages.reduce((a, b) => a + b, 0);
-  if (sum !== model.num_layers) throw new InputError('layout.stageLayers', `adds up to ${sum} layers, the model has ${model.num_layers}`);
-  if (l.schedule === 'interleaved' && (l.vpp < 2 || stages.some((n) => n % l.vpp !== 0))) {
-    throw new InputError('layout.vpp', `the interleaved schedule needs vpp >= 2 dividing every stage's layers (${stages.join(', ')}), got ${l.vpp}`);
-  }
-  if (l.schedule !== 'interleaved' && l.vpp !== 1) {
-    throw new InputError('layout.vpp', `virtual stages go with the interleaved schedule, got vpp ${l.vpp} with ${l.schedule}`);
-  }
+  if (sum !== model.num_layers) throw new InputError('layout.chunkLayers', `adds up to ${sum} layers, the model has ${model.num_layers}`);
   const perNode = Math.min(input.gpusPerNode ?? 8, l.ngpus);
   return {
     model,
@@ -135,6 +139,7 @@ function resolve(input: LaunchInput): Resolved {
     zero,
     dp,
     microbatches: l.gbs / (dp * l.mbs),
+    chunks,
     stages,
     moe,
     perNode,
@@ -160,17 +165,54 @@ function summary(r: Resolved): string {
 // Megatron-LM
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Megatron's --pipeline-model-parallel-layout: E embedding, t decoder layer, m MTP, L loss, stages split by |. */
+/**
+ * Megatron's --pipeline-model-parallel-layout: one entry per virtual stage in model order (chunk j of rank p is stage
+ * j·pp + p); E embedding, t decoder layer, m MTP, L loss; `t*n` repeats (PipelineParallelLayerLayout.parse_str_to_list).
+ */
 function megatronLayout(r: Resolved): string {
+  const { pp, vpp } = r.l;
   const mtp = r.model.mtp_num_layers;
-  return r.stages
-    .map((layers, i) => {
-      let stage = i === 0 ? 'E' : '';
-      if (layers > 0) stage += layers === 1 ? 't' : `t*${layers}`;
-      if (i === r.stages.length - 1) stage += (mtp > 0 ? (mtp === 1 ? 'm' : `m*${mtp}`) : '') + 'L';
-      return stage;
-    })
-    .join('|');
+  const entries: string[] = [];
+  for (let j = 0; j < vpp; j++) {
+    for (let p = 0; p < pp; p++) {
+      const layers = r.chunks[p][j];
+      let entry = j === 0 && p === 0 ? 'E' : '';
+      if (layers > 0) entry += layers === 1 ? 't' : `t*${layers}`;
+      if (j === vpp - 1 && p === pp - 1) entry += (mtp > 0 ? (mtp === 1 ? 'm' : `m*${mtp}`) : '') + 'L';
+      entries.push(entry);
+    }
+  }
+  return entries.join('|');
+}
+
+/**
+ * The flags that give Megatron-LM this split of layers, simplest first: none when every chunk is equal; the
+ * embedding and/or the loss counted as a layer (`--account-for-*-in-pipeline-split`: every chunk gets (L + e + l)/(pp·v)
+ * and the first/last one fewer; Llama 3 405B's split); the first and last rank's counts when the middle ranks share
+ * the rest evenly and every count divides over the virtual chunks; else the explicit layout.
+ */
+function megatronSplitFlags(r: Resolved): string[] {
+  const { pp, vpp } = r.l;
+  if (pp === 1) return [];
+  const flat = r.chunks.flat();
+  if (new Set(flat).size === 1) return [];
+  const n = pp * vpp;
+  const L = r.model.num_layers;
+  const uniformExcept = (per: number, firstLess: boolean, lastLess: boolean) =>
+    r.chunks.every((rank, p) =>
+      rank.every((layers, j) => layers === per - (firstLess && p === 0 && j === 0 ? 1 : 0) - (lastLess && p === pp - 1 && j === vpp - 1 ? 1 : 0)),
+    );
+  const embedding = '--account-for-embedding-in-pipeline-split';
+  const loss = '--account-for-loss-in-pipeline-split';
+  if ((L + 2) % n === 0 && uniformExcept((L + 2) / n, true, true)) return [embedding, loss];
+  if ((L + 1) % n === 0 && uniformExcept((L + 1) / n, true, false)) return [embedding];
+  if ((L + 1) % n === 0 && uniformExcept((L + 1) / n, false, true)) return [loss];
+  const evenWithin = r.chunks.every((rank) => new Set(rank).size === 1);
+  const middle = r.stages.slice(1, -1);
+  if (evenWithin && new Set(middle).size <= 1) {
+    return ['--decoder-first-pipeline-num-layers', String(r.stages[0]), '--decoder-last-pipeline-num-layers', String(r.stages[pp - 1])];
+  }
+  return ['--pipeline-model-parallel-layout', megatronLayout(r)];
 }
 
 function megatronFlags(r: Resolved): string[] {
@@ -183,26 +225,23 @@ function megatronFlags(r: Resolved): string[] {
   if (r.moe) add('--expert-model-parallel-size', l.ep, '--expert-tensor-parallel-size', l.etp);
   if (l.sp && l.tp > 1) add('--sequence-parallel');
 
-  // Pipeline schedule and stage split. Megatron runs 1F1B, or interleaved 1F1B with virtual stages; no GPipe.
-  if (l.schedule === 'interleaved') add('--num-virtual-stages-per-pipeline-rank', l.vpp);
-  else if (l.schedule !== '1f1b') unsupported('Megatron-LM', 'layout.schedule', `the ${l.schedule} schedule`);
-  if (l.pp > 1 && new Set(r.stages).size > 1) {
-    const middle = r.stages.slice(1, -1);
-    if (middle.length === 0 || new Set(middle).size === 1) {
-      // Megatron splits the layers between the first and last stage evenly over the middle ones.
-      add('--decoder-first-pipeline-num-layers', r.stages[0], '--decoder-last-pipeline-num-layers', r.stages[r.stages.length - 1]);
-    } else if (l.vpp > 1) {
-      unsupported('Megatron-LM', 'layout.stageLayers', `middle stages of unequal size (${r.stages.join(', ')}) with virtual stages`);
-    } else {
-      add('--pipeline-model-parallel-layout', megatronLayout(r));
-    }
-  }
+  // Pipeline schedule and stage split. Megatron runs 1F1B, or interleaved 1F1B with virtual stages; no GPipe, ZB-H1
+  // or DualPipe. An explicit layout implies the virtual stages (arguments.py allows only one of the two).
+  if (l.schedule !== '1f1b' && l.schedule !== 'interleaved') unsupported('Megatron-LM', 'layout.schedule', `the ${l.schedule} schedule`);
+  const split = megatronSplitFlags(r);
+  if (l.vpp > 1 && split[0] !== '--pipeline-model-parallel-layout') add('--num-virtual-stages-per-pipeline-rank', l.vpp);
+  add(...split);
 
   // Recompute: selective is Korthikanti et al. 2022's (core attention, Megatron's default recompute module).
   if (l.recompute === 'selective') add('--recompute-granularity', 'selective');
   else if (l.recompute === 'full') add('--recompute-granularity', 'full', '--recompute-method', 'uniform', '--recompute-num-layers', 1);
 
-  // ZeRO: 1 is the distributed optimizer; 2 and 3 are Megatron-FSDP's sharding strategies.
+  // ZeRO: 1 is the distributed optimizer; 2 and 3 are Megatron-FSDP's sharding strategies, which reduce-scatter the
+  // gradients of every micro-batch and free the gathered parameters after use.
+  if (r.zero >= 2 && (l.grad_reduce ?? 'microbatch') !== 'microbatch') {
+    unsupported('Megatron-LM', 'layout.grad_reduce', `ZeRO-${r.zero} with gradients accumulated whole over the step`);
+  }
+  if (r.zero === 3 && l.reshard === false) unsupported('Megatron-LM', 'layout.reshard', 'ZeRO-3 keeping the gathered parameters after the forward');
   if (r.zero === 1) add('--use-distributed-optimizer');
   else if (r.zero >= 2) add('--use-megatron-fsdp', '--data-parallel-sharding-strategy', r.zero === 2 ? 'optim_grads' : 'optim_grads_params');
   if (l.offload === 'optimizer_cpu_step') {
@@ -305,19 +344,18 @@ const TORCHTITAN_SCHEDULES: Record<string, string> = { '1f1b': '1F1B', interleav
  * pipeline_parallel.py: tok_embeddings, layers.N, norm, lm_head). Virtual stage s runs on rank s mod pp.
  */
 function torchtitanModelParts(r: Resolved): string[][] {
-  const { l } = r;
-  const chunks: number[] = [];
-  // Interleaved: each rank's layers are split into vpp equal chunks; chunk v of rank p is stage v * pp + p.
-  for (let v = 0; v < l.vpp; v++) for (let p = 0; p < l.pp; p++) chunks.push(r.stages[p] / l.vpp);
-  // Layer ids run through the virtual stages in stage order.
+  const { pp, vpp } = r.l;
+  const parts: string[][] = [];
   let next = 0;
-  const parts = chunks.map((count, s) => {
-    const names = Array.from({ length: count }, (_, i) => `layers.${next + i}`);
-    next += count;
-    if (s === 0) names.unshift('tok_embeddings');
-    if (s === chunks.length - 1) names.push('norm', 'lm_head');
-    return names;
-  });
+  for (let j = 0; j < vpp; j++) {
+    for (let p = 0; p < pp; p++) {
+      const names = Array.from({ length: r.chunks[p][j] }, (_, i) => `layers.${next + i}`);
+      next += r.chunks[p][j];
+      if (j === 0 && p === 0) names.unshift('tok_embeddings');
+      if (j === vpp - 1 && p === pp - 1) names.push('norm', 'lm_head');
+      parts.push(names);
+    }
+  }
   return parts;
 }
 
@@ -332,6 +370,9 @@ function torchtitanText(r: Resolved, title: string): string {
   const target = 'torchtitan';
   const schedule = TORCHTITAN_SCHEDULES[l.schedule];
   if (!schedule) unsupported(target, 'layout.schedule', `the ${l.schedule} schedule`);
+  if (r.zero >= 2 && (l.grad_reduce ?? 'microbatch') !== 'microbatch') {
+    unsupported(target, 'layout.grad_reduce', `ZeRO-${r.zero} with gradients accumulated whole over the step (FSDP2 reduce-scatters every micro-batch)`);
+  }
   if (r.zero === 1) unsupported(target, 'layout.zero', 'ZeRO-1 (torchtitan shards with FSDP2: zero 3, zero 2 with reshard_after_forward "never", or zero 0 replicated)');
   if (l.offload !== 'none') unsupported(target, 'layout.offload', `optimizer offload (${l.offload})`);
   if (r.moe && l.etp !== 1) unsupported(target, 'layout.etp', `expert tensor parallel ${l.etp} (torchtitan's experts are not tensor-parallel)`);
@@ -353,7 +394,7 @@ function torchtitanText(r: Resolved, title: string): string {
   // ZeRO-0 is plain replication (DDP); 2 and 3 are FSDP2 keeping or freeing the gathered weights after forward.
   p('data_parallel_replicate_degree', r.zero === 0 ? r.dp : 1);
   p('data_parallel_shard_degree', r.zero === 0 ? 1 : r.dp);
-  if (r.zero >= 2) p('fsdp_reshard_after_forward', r.zero === 2 ? 'never' : 'always');
+  if (r.zero >= 2) p('fsdp_reshard_after_forward', r.zero === 3 && l.reshard !== false ? 'always' : 'never');
   p('pipeline_parallel_degree', l.pp);
   if (l.pp > 1) {
     p('pipeline_parallel_schedule', schedule);

@@ -2,6 +2,8 @@ import { InputError } from '../errors.js';
 import { sweepStream } from '../api.js';
 import { BestConfigs } from '../rank.js';
 import { prepareSweep, SweepOptions } from '../sweep.js';
+import { chunkLayers } from '../layout.js';
+import { explain, Explanation } from '../explain.js';
 import { LaunchArgs, LaunchInput, LaunchLayout, launchArgs, LaunchTarget } from './index.js';
 
 /** Grid values come back as numbers, booleans or dictionary strings depending on the engine and column type. */
@@ -15,8 +17,11 @@ function int(row: Record<string, unknown>, key: string): number {
   return value;
 }
 
-/** The layout of one result row of `--formula full`. */
-export function layoutFromRow(row: Record<string, unknown>): LaunchLayout {
+/** The layout of one result row of `--formula full`, with the layers per chunk the cost model placed. */
+export function layoutFromRow(row: Record<string, unknown>, numLayers: number): LaunchLayout {
+  const pp = int(row, 'pp');
+  const vpp = int(row, 'vpp');
+  const chunks = 'first_stage_layers' in row ? chunkLayers(numLayers, pp, vpp, int(row, 'first_stage_layers'), int(row, 'last_stage_layers')) : undefined;
   return {
     ngpus: int(row, 'ngpus'),
     tp: int(row, 'tp'),
@@ -33,8 +38,22 @@ export function layoutFromRow(row: Record<string, unknown>): LaunchLayout {
     mbs: int(row, 'mbs'),
     gbs: int(row, 'global_batch_size'),
     seq_length: int(row, 'seq_length'),
+    ...(row.grad_reduce !== undefined ? { grad_reduce: String(row.grad_reduce) as LaunchLayout['grad_reduce'] } : {}),
+    ...(row.reshard !== undefined ? { reshard: flag(row.reshard) } : {}),
+    ...(chunks ? { chunkLayers: chunks } : {}),
   };
 }
+
+/**
+ * What each target can run, as a --where condition, so that `launch` picks the fastest config the target can launch
+ * (launchArgs refuses the others, naming the field).
+ */
+export const RUNNABLE: Record<LaunchTarget, string> = {
+  megatron:
+    "(schedule == '1f1b' or schedule == 'interleaved') and offload != 'optimizer' and (zero < 2 or grad_reduce == 'microbatch') and (zero < 3 or reshard)",
+  torchtitan:
+    "(schedule == '1f1b' or schedule == 'interleaved' or schedule == 'gpipe') and zero != 1 and offload == 'none' and etp == 1 and (zero < 2 or grad_reduce == 'microbatch')",
+};
 
 export interface LaunchOptions extends SweepOptions {
   /** megatron (command-line flags) or torchtitan (a configuration function). */
@@ -56,7 +75,9 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   if (options.formula !== undefined && options.formula !== 'full') {
     throw new InputError('formula', 'launch arguments need the layouts of formula full');
   }
-  const run: SweepOptions = { ...options, formula: 'full', fitsOnly: true, top: undefined };
+  const runnable = RUNNABLE[options.target] ?? 'true';
+  const where = options.where ? `(${options.where}) and ${runnable}` : runnable;
+  const run: SweepOptions = { ...options, formula: 'full', fitsOnly: true, top: undefined, where };
   const { context, space } = prepareSweep({ ...run, fitsOnly: false, where: undefined });
   const ngpus = space.get('ngpus_range')?.values ?? [];
   if (ngpus.length !== 1) {
@@ -72,16 +93,38 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   if (!winner) {
     throw new InputError(
       'search',
-      `none of the ${stats.evaluated} valid configs on ${ngpus[0]} GPUs fits in ${context.hardware.name}'s memory${options.where ? ' and matches where' : ''}: try more GPUs, recompute, ZeRO or offload`,
+      `none of the ${stats.evaluated} valid configs on ${ngpus[0]} GPUs fits in ${context.hardware.name}'s memory${options.where ? ' and matches where' : ''} and runs on ${options.target}: try more GPUs, recompute, ZeRO or offload`,
     );
   }
   const row = winner.values;
   const input: LaunchInput = {
     model: context.config.model,
     trainer: context.config.trainer,
-    layout: layoutFromRow(row),
+    layout: layoutFromRow(row, context.config.model.num_layers),
     gpusPerNode: context.hardware.gpus_per_node,
-    title: `${context.config.model.name} on ${int(row, 'ngpus')} x ${context.hardware.name}: ${Number(row.total_gib).toFixed(1)} GiB/GPU, step ${Number(row.step_time_s).toFixed(2)} s; the fastest fitting config of ${stats.evaluated} valid (parasweep)`,
+    title: `${context.config.model.name} on ${int(row, 'ngpus')} x ${context.hardware.name}: ${Number(row.total_gib).toFixed(1)} GiB/GPU, step ${Number(row.step_time_s).toFixed(2)} s; the fastest fitting config ${options.target} runs, of ${stats.evaluated} valid (parasweep)`,
   };
   return { ...launchArgs(input, options.target), row, candidates: stats.evaluated };
+}
+
+/**
+ * Launch arguments for the one config the options pin (every dimension one value), with the layers per chunk that
+ * `explain` resolves: `parasweep explain ... --emit megatron`.
+ */
+export function explainLaunch(options: LaunchOptions): LaunchArgs & { explanation: Explanation } {
+  const explanation = explain(options);
+  const { context } = prepareSweep({ ...options, where: undefined, fitsOnly: undefined, top: undefined });
+  const layout: LaunchLayout = {
+    ...layoutFromRow(explanation.config, context.config.model.num_layers),
+    chunkLayers: explanation.split.chunk_layers,
+  };
+  const result = explanation.result as Record<string, number>;
+  const input: LaunchInput = {
+    model: context.config.model,
+    trainer: context.config.trainer,
+    layout,
+    gpusPerNode: context.hardware.gpus_per_node,
+    title: `${context.config.model.name} on ${layout.ngpus} x ${context.hardware.name}: ${Number(result.total_gib).toFixed(1)} GiB/GPU${explanation.fits ? '' : ' (does not fit)'}, step ${Number(result.step_time_s).toFixed(2)} s (parasweep explain)`,
+  };
+  return { ...launchArgs(input, options.target), explanation };
 }
