@@ -28,8 +28,8 @@ beforeAll(() => {
 }, 120_000);
 
 const CONSUMER = `
-import { best, check, launch, launchArgs, loadConfig, sweepFileRuns, sweepStream, sweepToFiles, InputError } from 'parasweep';
-import type { LaunchLayout, SweepOptions } from 'parasweep';
+import { best, check, explain, explainLaunch, launch, launchArgs, loadConfig, sweepFileRuns, sweepStream, sweepToFiles, InputError } from 'parasweep';
+import type { Explanation, LaunchLayout, SweepOptions } from 'parasweep';
 
 export async function main(signal: AbortSignal): Promise<number> {
   const options: SweepOptions = { model: 'llama3.1-8b', search: { ngpus_range: '8..64:*2' } };
@@ -44,7 +44,10 @@ export async function main(signal: AbortSignal): Promise<number> {
     sp: true, recompute: 'none', offload: 'none', mbs: 1, gbs: 64, seq_length: 8192 };
   const text: string = launchArgs({ ...config, layout }, 'torchtitan').text;
   await sweepToFiles(sweepFileRuns('mixtral-wide', { search: { ngpus_range: '64' } }), ['out.arrow']);
-  return rows + top + flags.length + text.length + (typeof report === 'string' ? 0 : report.rows);
+  const pinned = { ...options, search: { ngpus_range: 8, tp_range: 8, pp_range: 1, cp_range: 1, mbs_range: 1 } };
+  const stages: Explanation['stages'] = explain(pinned).stages;
+  const emitted: string = explainLaunch({ ...pinned, target: 'torchtitan' }).text;
+  return stages.length + emitted.length + rows + top + flags.length + text.length + (typeof report === 'string' ? 0 : report.rows);
 }
 `;
 
