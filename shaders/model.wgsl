@@ -330,35 +330,34 @@ fn moe_layers_before(c: FullConstants, x: f32) -> f32 {
 }
 
 fn chunk_layers(c: FullConstants, r: FullRow, i: f32, j: f32) -> f32 {
+  if (r.pp == 1.0) { return select(0.0, c.num_layers, j == 0.0); }
   let v = r.vpp;
-  if (r.pp == 1.0) { return c.num_layers; }
-  if (i == 0.0) {
-    let q = floor(r.first_stage_layers / v);
-    return q + select(0.0, 1.0, j >= v - (r.first_stage_layers - q * v));
-  }
-  if (i == r.pp - 1.0) {
-    let q = floor(r.last_stage_layers / v);
-    return q + select(0.0, 1.0, j < r.last_stage_layers - q * v);
-  }
-  return middle_chunk_layers(c, r);
+  let total = select(select(middle_stage_layers(c, r), r.last_stage_layers, i == r.pp - 1.0), r.first_stage_layers, i == 0.0);
+  let q = floor(total / v);
+  let extra = total - q * v;
+  if (i == r.pp - 1.0) { return q + select(0.0, 1.0, j < extra); }
+  return q + select(0.0, 1.0, j >= v - extra);
 }
 
-fn middle_chunk_layers(c: FullConstants, r: FullRow) -> f32 {
+fn middle_stage_layers(c: FullConstants, r: FullRow) -> f32 {
   if (r.pp <= 2.0) { return 0.0; }
-  return (c.num_layers - r.first_stage_layers - r.last_stage_layers) / ((r.pp - 2.0) * r.vpp);
+  return (c.num_layers - r.first_stage_layers - r.last_stage_layers) / (r.pp - 2.0);
+}
+
+fn chunks_before(total: f32, v: f32, j: f32, early: i32) -> f32 {
+  let q = floor(total / v);
+  let extra = total - q * v;
+  return j * q + select(max(0.0, j - (v - extra)), min(j, extra), early == 1);
 }
 
 fn chunk_first_layer(c: FullConstants, r: FullRow, i: f32, j: f32) -> f32 {
-  if (r.pp == 1.0) { return 0.0; }
+  if (r.pp == 1.0) { return select(c.num_layers, 0.0, j == 0.0); }
   let v = r.vpp;
-  let fq = floor(r.first_stage_layers / v);
-  let fr = r.first_stage_layers - fq * v;
-  let lq = floor(r.last_stage_layers / v);
-  let lr = r.last_stage_layers - lq * v;
-  let mc = middle_chunk_layers(c, r);
-  let rounds = j * fq + max(0.0, j - (v - fr)) + j * (r.pp - 2.0) * mc + j * lq + min(j, lr);
+  let middle = middle_stage_layers(c, r);
+  let rounds =
+    chunks_before(r.first_stage_layers, v, j, 0) + (r.pp - 2.0) * chunks_before(middle, v, j, 0) + chunks_before(r.last_stage_layers, v, j, 1);
   if (i == 0.0) { return rounds; }
-  return rounds + chunk_layers(c, r, 0.0, j) + (i - 1.0) * mc;
+  return rounds + chunk_layers(c, r, 0.0, j) + (i - 1.0) * chunk_layers(c, r, 1.0, j);
 }
 
 fn inflight_microbatches(pp: f32, vpp: f32, schedule: i32, m: f32, i: f32) -> f32 {

@@ -352,8 +352,9 @@ export async function main(argv: string[]): Promise<number> {
         if (!args.quiet) {
           const kept = stats.rows === stats.evaluated ? '' : ` (${stats.evaluated} evaluated)`;
           process.stderr.write(
-            `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
-              ` (${stats.engine}) -> ${outputs.join(', ')}\n` + formatUnanswered(stats),
+            formatUnanswered(stats) +
+              `parasweep: ${stats.candidates} configs considered, ${stats.rows} rows written${kept} in ${stats.seconds.toFixed(2)} s` +
+              ` (${stats.engine}) -> ${outputs.join(', ')}\n`,
           );
         }
       },

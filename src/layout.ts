@@ -14,7 +14,7 @@
  * Any other per-chunk split is written with `--pipeline-model-parallel-layout`.
  */
 
-export type SplitRule = 'single' | 'even' | 'embedding_and_loss' | 'embedding' | 'first_last' | 'pinned';
+export type SplitRule = 'single' | 'even' | 'embedding_and_loss' | 'embedding' | 'even_ranks' | 'first_last' | 'pinned';
 
 export interface PipelineSplit {
   /** Layers of the first and the last rank, all their virtual chunks together. */
@@ -27,9 +27,10 @@ export interface PipelineSplit {
  * The split a layout gets when the user pins nothing, in the order Megatron users reach for it: even when L divides
  * by p·v; else the embedding and the loss counted as layers (Llama 3's rule) when L + 2 divides; else the
  * embedding alone when L + 1 divides (the first rank, which holds the most micro-batches in flight, gets the
- * shorter chunk); else the middle ranks get ceil(L/(p·v)) layers per chunk (floor when that leaves the ends fewer
- * than one layer each) and the first and last ranks share the rest, the first taking the smaller half.
- * Undefined when some rank would get no layer at all.
+ * shorter chunk); else L/p layers per rank when p divides L (chunks within a rank differ by one); else the middle
+ * ranks get ceil(L/p) layers (floor when that leaves the ends less than one each) and the first and last ranks
+ * share the rest, the first taking the smaller half. Undefined when a rank would get no layer or a middle chunk
+ * none.
  */
 export function defaultSplit(L: number, pp: number, v: number): PipelineSplit | undefined {
   if (pp === 1) return v === 1 ? { first: L, last: L, rule: 'single' } : undefined;
@@ -43,10 +44,11 @@ export function defaultSplit(L: number, pp: number, v: number): PipelineSplit | 
     const per_rank = ((L + 1) / n) * v;
     return checked(L, pp, v, per_rank - 1, per_rank, 'embedding');
   }
+  if (L % pp === 0) return checked(L, pp, v, L / pp, L / pp, 'even_ranks');
   if (pp === 2) return checked(L, pp, v, Math.floor(L / 2), L - Math.floor(L / 2), 'first_last');
-  for (const per_chunk of [Math.ceil(L / n), Math.floor(L / n)]) {
-    const rest = L - (pp - 2) * v * per_chunk;
-    if (per_chunk < 1 || rest < 2) continue;
+  for (const per_rank of [Math.ceil(L / pp), Math.floor(L / pp)]) {
+    const rest = L - (pp - 2) * per_rank;
+    if (rest < 2) continue;
     const first = Math.floor(rest / 2);
     return checked(L, pp, v, first, rest - first, 'first_last');
   }
@@ -80,7 +82,13 @@ function checked(
   if (first < 1 || last < 1) return undefined;
   const middle_ranks = pp - 2;
   const middle = L - first - last;
-  if (middle_ranks === 0 ? middle !== 0 : middle < middle_ranks || middle % (middle_ranks * v) !== 0) return undefined;
+  if (middle_ranks === 0) {
+    if (middle !== 0) return undefined;
+  } else {
+    // Every middle rank holds as many layers, at least one per virtual chunk.
+    if (middle % middle_ranks !== 0 || middle / middle_ranks < v) return undefined;
+    if (megatronMultiples && (middle / middle_ranks) % v !== 0) return undefined;
+  }
   if (megatronMultiples && (first % v !== 0 || last % v !== 0)) return undefined;
   return { first, last, rule };
 }
@@ -88,14 +96,14 @@ function checked(
 /** Layers of each virtual chunk of each rank, [rank][chunk], as src/model.ts's chunk_layers places them. */
 export function chunkLayers(L: number, pp: number, v: number, first: number, last: number): number[][] {
   if (pp === 1) return [[L]];
-  const middle = pp > 2 ? (L - first - last) / ((pp - 2) * v) : 0;
+  const middle = pp > 2 ? (L - first - last) / (pp - 2) : 0;
   const spread = (total: number, earlyExtra: boolean) => {
     const q = Math.floor(total / v);
     const r = total - q * v;
     return Array.from({ length: v }, (_, j) => q + (earlyExtra ? (j < r ? 1 : 0) : j >= v - r ? 1 : 0));
   };
   return Array.from({ length: pp }, (_, i) =>
-    i === 0 ? spread(first, false) : i === pp - 1 ? spread(last, true) : Array<number>(v).fill(middle),
+    i === 0 ? spread(first, false) : i === pp - 1 ? spread(last, true) : spread(middle, false),
   );
 }
 
@@ -140,7 +148,8 @@ export function defaultLayoutColumns(
   pp: number,
   vpp: number,
 ): { first_stage_layers: number; last_stage_layers: number; grad_reduce: number; reshard: number } {
-  const split = defaultSplit(L, pp, vpp);
+  // One stage holds every layer whatever vpp says (a calibration run may name vpp with pp = 1).
+  const split = pp === 1 ? { first: L, last: L } : defaultSplit(L, pp, vpp);
   if (!split) throw new Error(`no pipeline split of ${L} layers over pp ${pp} x vpp ${vpp}`);
   return { first_stage_layers: split.first, last_stage_layers: split.last, grad_reduce: 0, reshard: 0 };
 }

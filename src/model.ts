@@ -361,28 +361,33 @@ export function moe_layers_before(c: FullConstants, x: number): number {
  * Layers of virtual chunk `j` on pipeline rank `i` (Megatron's model chunk j·pp + i). The grid resolves how many
  * layers the first and the last rank hold (Megatron's num_layers_in_first/last_pipeline_stage, or what its
  * account_for_embedding/loss_in_pipeline_split flags produce; src/layout.ts); the middle ranks share the rest
- * evenly, v chunks each. Within the first rank a remainder goes to its later chunks and within the last rank to
- * its earlier chunks, so that the very first and very last chunks are the short ones, as with Megatron's
- * account_for_embedding/loss flags (megatron/core/transformer/transformer_block.py, get_num_layers_to_build).
+ * evenly. Within a rank, a count that v does not divide puts its remainder on the later chunks, except on the last
+ * rank, where it goes to the earlier ones, so that the very first and very last chunks are the short ones, as with
+ * Megatron's account_for_embedding/loss flags (megatron/core/transformer/transformer_block.py,
+ * get_num_layers_to_build).
  */
 export function chunk_layers(c: FullConstants, r: FullRow, i: number, j: number): number {
+  // One stage holds every layer in its first chunk (a calibration run may name vpp with pp = 1).
+  if (r.pp === 1) return j === 0 ? c.num_layers : 0;
   const v = r.vpp;
-  if (r.pp === 1) return c.num_layers;
-  if (i === 0) {
-    const q = Math.floor(r.first_stage_layers / v);
-    return q + (j >= v - (r.first_stage_layers - q * v) ? 1 : 0);
-  }
-  if (i === r.pp - 1) {
-    const q = Math.floor(r.last_stage_layers / v);
-    return q + (j < r.last_stage_layers - q * v ? 1 : 0);
-  }
-  return middle_chunk_layers(c, r);
+  const total = i === 0 ? r.first_stage_layers : i === r.pp - 1 ? r.last_stage_layers : middle_stage_layers(c, r);
+  const q = Math.floor(total / v);
+  const extra = total - q * v;
+  if (i === r.pp - 1) return q + (j < extra ? 1 : 0);
+  return q + (j >= v - extra ? 1 : 0);
 }
 
-/** Layers of one virtual chunk of a middle rank. */
-export function middle_chunk_layers(c: FullConstants, r: FullRow): number {
+/** Layers of one middle rank, all its virtual chunks together. */
+export function middle_stage_layers(c: FullConstants, r: FullRow): number {
   if (r.pp <= 2) return 0;
-  return (c.num_layers - r.first_stage_layers - r.last_stage_layers) / ((r.pp - 2) * r.vpp);
+  return (c.num_layers - r.first_stage_layers - r.last_stage_layers) / (r.pp - 2);
+}
+
+/** Layers in chunks 0..j-1 of a rank holding `total` layers, remainder on the later (or, `early`, earlier) chunks. */
+export function chunks_before(total: number, v: number, j: number, early: number): number {
+  const q = Math.floor(total / v);
+  const extra = total - q * v;
+  return j * q + (early === 1 ? Math.min(j, extra) : Math.max(0, j - (v - extra)));
 }
 
 /**
@@ -390,16 +395,13 @@ export function middle_chunk_layers(c: FullConstants, r: FullRow): number {
  * of round j on the ranks before i (closed forms of the prefix sums of chunk_layers).
  */
 export function chunk_first_layer(c: FullConstants, r: FullRow, i: number, j: number): number {
-  if (r.pp === 1) return 0;
+  if (r.pp === 1) return j === 0 ? 0 : c.num_layers;
   const v = r.vpp;
-  const fq = Math.floor(r.first_stage_layers / v);
-  const fr = r.first_stage_layers - fq * v;
-  const lq = Math.floor(r.last_stage_layers / v);
-  const lr = r.last_stage_layers - lq * v;
-  const mc = middle_chunk_layers(c, r);
-  const rounds = j * fq + Math.max(0, j - (v - fr)) + j * (r.pp - 2) * mc + j * lq + Math.min(j, lr);
+  const middle = middle_stage_layers(c, r);
+  const rounds =
+    chunks_before(r.first_stage_layers, v, j, 0) + (r.pp - 2) * chunks_before(middle, v, j, 0) + chunks_before(r.last_stage_layers, v, j, 1);
   if (i === 0) return rounds;
-  return rounds + chunk_layers(c, r, 0, j) + (i - 1) * mc;
+  return rounds + chunk_layers(c, r, 0, j) + (i - 1) * chunk_layers(c, r, 1, j);
 }
 
 /** Micro-batches whose activations stage `i` holds at its peak, as a multiple of one stage's worth. */

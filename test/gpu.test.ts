@@ -43,7 +43,13 @@ async function collect(iterator: AsyncGenerator<EvaluatedChunk>): Promise<Evalua
  * Compares GPU and CPU results row by row within the f32 tolerance (time components relative to the step time,
  * as `parasweep check` judges them); returns the rows compared.
  */
-function expectAgreement(gpu: EvaluatedChunk[], cpu: EvaluatedChunk[], formula: Formula, rtol = DEFAULT_RTOL): number {
+function expectAgreement(
+  gpu: EvaluatedChunk[],
+  cpu: EvaluatedChunk[],
+  formula: Formula,
+  rtol = DEFAULT_RTOL,
+  onBoundary: (chunk: number, row: number) => boolean = () => false,
+): number {
   expect(gpu.length).toBe(cpu.length);
   const scaleOf = formula.outputs.map((name) => formula.outputs.indexOf(formula.errorScale?.[name] ?? name));
   let compared = 0;
@@ -55,6 +61,7 @@ function expectAgreement(gpu: EvaluatedChunk[], cpu: EvaluatedChunk[], formula: 
       const scale = cpu[c].computed[scaleOf[j]];
       for (let i = 0; i < column.length; i++) {
         const difference = Math.abs(column[i] - want[i]);
+        if (difference !== 0 && onBoundary(c, i)) continue;
         const excess = difference === 0 ? 0 : difference / (rtol * Math.max(Math.abs(want[i]), Math.abs(scale[i])));
         if (!(excess <= 1) && !(excess <= worst.excess)) {
           worst = { excess, where: `${formula.outputs[j]} row ${i}: gpu ${column[i]} cpu ${want[i]}` };
@@ -131,7 +138,10 @@ describe.runIf(available)('GPU engine on a real adapter', () => {
     expect(dispatchShape(chunks[0].length)[1]).toBe(2);
     const got = await collect(gpu.evaluate(full.formula, full.constants, chunks));
     const want = await collect(cpu.evaluate(full.formula, full.constants, chunks));
-    expect(expectAgreement(got, want, full.formula)).toBe(70_000);
+    // Rows on a decision boundary (two stages as heavy within rtol, as parasweep check excuses them) may differ.
+    const inputs = full.formula.inputs.map((name) => chunks[0].columns[chunks[0].columnNames.indexOf(name)]);
+    const onBoundary = (_: number, i: number) => full.formula.nearTie!(full.constants, inputs, i, DEFAULT_RTOL);
+    expect(expectAgreement(got, want, full.formula, DEFAULT_RTOL, onBoundary)).toBe(70_000);
   });
 
   it('yields nothing for an empty grid, and an empty chunk for a chunk of zero rows', async () => {

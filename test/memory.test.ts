@@ -246,6 +246,11 @@ describe('GQA, SwiGLU, flash attention and dropout off: one Llama-3.1-70B-like l
     const attention = (2 * sbh + 2 * sbh + qkv + projection) / t;
     const moe = (2 * sbh + 2 * sbh) / t + (4 * s * b * E) / t + R * (2 * h + 2 * 2 * fe + 2 * fe + 2 * h);
     expectRel(layer_activation_bytes(c, 1, s, s, b, t, 1, 1, RECOMPUTE_SELECTIVE), attention + moe);
+    // Expert-TP 8: the dispatched input is gathered over the 8 ranks and each computes 1/8 of the expert's width,
+    // but the expert output kept for the combine is reduce-scattered back to this rank's own tokens first.
+    const et = 8;
+    const moeEt = (2 * sbh + 2 * sbh) / t + (4 * s * b * E) / t + R * (et * 2 * h + 2 * 2 * fe + 2 * fe + 2 * h);
+    expectRel(layer_activation_bytes(c, 1, s, s, b, t, 1, et, RECOMPUTE_SELECTIVE), attention + moeEt);
   });
 });
 
@@ -565,6 +570,15 @@ describe('uneven pipeline split (src/layout.ts, chunk_layers)', () => {
     ]);
     // Not expressible with first/last counts (14 and 15 do not divide by 4): a --pipeline-model-parallel-layout.
     expect(megatronSplitArgs(61, 4, 4, 14, 15)).toBeUndefined();
+  });
+
+  it('GPT 530B (105 layers) over PP35 x VPP2: 3 layers on every rank, its chunks 1 and 2 (only a layout string expresses it)', () => {
+    expect(defaultSplit(105, 35, 2)).toEqual({ first: 3, last: 3, rule: 'even_ranks' });
+    const chunks = chunkLayers(105, 35, 2, 3, 3);
+    for (let i = 0; i < 34; i++) expect(chunks[i]).toEqual([1, 2]);
+    expect(chunks[34]).toEqual([2, 1]);
+    expect(rankLayers(105, 35, 2)).toEqual(Array(35).fill(3));
+    expect(megatronSplitArgs(105, 35, 2, 3, 3)).toBeUndefined();
   });
 
   it("pinned counts follow Megatron's rules: the other ranks share the rest evenly, multiples of v", () => {

@@ -496,13 +496,13 @@ describe('compileWhere: errors', () => {
   });
 
   it('types categorical columns', () => {
-    const categorical = "--where: 'schedule' at position 1 is categorical; compare it with == or != against one of: 1f1b, interleaved, gpipe";
+    const categorical = "--where: 'schedule' at position 1 is categorical; compare it with == or != against one of: 1f1b, interleaved, gpipe, zb-h1, dualpipe";
     expect(message('schedule < 2')).toBe(categorical);
     expect(message('schedule == 1')).toBe(categorical);
     expect(message('schedule')).toBe(categorical);
     expect(message('schedule + 1 > 0')).toBe(categorical);
     expect(message("schedule == recompute")).toBe(categorical);
-    expect(message("schedule == 'foo'")).toBe("--where: unknown label 'foo' for schedule at position 13 (one of: 1f1b, interleaved, gpipe)");
+    expect(message("schedule == 'foo'")).toBe("--where: unknown label 'foo' for schedule at position 13 (one of: 1f1b, interleaved, gpipe, zb-h1, dualpipe)");
     expect(message("schedule == 'GPipe'")).toBe("--where: unknown label 'GPipe' for schedule at position 13 (did you mean 'gpipe'?)");
     expect(message("tp == '2'")).toBe("--where: the string '2' at position 7 can only be compared with == or != to a categorical column, not to 'tp' (a number)");
     expect(message("'a' == 'a'")).toMatch(/can only be compared with == or != to a categorical column/);
@@ -690,6 +690,6 @@ describe('whereColumns and describeColumns', () => {
   });
 
   it('describes columns with their labels', () => {
-    expect(describeColumns(COLUMNS.slice(2, 5))).toBe('pp, schedule (1f1b|interleaved|gpipe), sp');
+    expect(describeColumns(COLUMNS.slice(2, 5))).toBe('pp, schedule (1f1b|interleaved|gpipe|zb-h1|dualpipe), sp');
   });
 });

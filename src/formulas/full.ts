@@ -385,7 +385,7 @@ export const fullFormula: Formula = {
         column: sp,
         values: values('sp_range'),
         accept: (row) => (row[tp] > 1 ? experts === 0 || row[sp] === 1 : row[sp] === 0),
-        rule: (row) => (row[tp] > 1 ? 'MoE with tp > 1 needs sequence parallelism' : 'sp needs tp > 1'),
+        rule: experts === 0 ? 'sp needs tp > 1' : (row) => (row[tp] > 1 ? 'MoE with tp > 1 needs sequence parallelism' : 'sp needs tp > 1'),
       },
       { column: recompute, values: values('recompute_range') },
       { column: offload, values: values('offload_range') },

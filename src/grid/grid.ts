@@ -111,12 +111,23 @@ export class GridPlan {
     const emptyGroups: EmptyGroup[] = [];
     let groupRows = 0;
     let total = 0;
+    // A level with one rule adds to a plain counter (the hot path); rules that depend on the row go through a map.
+    const staticRule = levels.map((level) => (typeof level.rule === 'function' ? undefined : (level.rule ?? this.columns[level.column].name)));
+    const staticRemoved = new Float64Array(levels.length);
     const reject = (d: number) => {
-      const level = levels[d];
-      const rule = typeof level.rule === 'function' ? level.rule(row) : (level.rule ?? this.columns[level.column].name);
+      if (staticRule[d] !== undefined) {
+        staticRemoved[d] += below[d];
+        return;
+      }
+      const rule = (levels[d].rule as (row: Int32Array) => string)(row);
       groupRemoved.set(rule, (groupRemoved.get(rule) ?? 0) + below[d]);
     };
     const closeGroup = (value: number) => {
+      for (let d = 0; d < levels.length; d++) {
+        if (staticRemoved[d] === 0) continue;
+        groupRemoved.set(staticRule[d]!, (groupRemoved.get(staticRule[d]!) ?? 0) + staticRemoved[d]);
+        staticRemoved[d] = 0;
+      }
       for (const [rule, removed] of groupRemoved) removedByRule.set(rule, (removedByRule.get(rule) ?? 0) + removed);
       if (groupRows === 0) {
         let worst: [string, number] = ['', -1];
