@@ -150,6 +150,7 @@ function gpuOptions(options: EngineOptions) {
     adapter: options.adapter,
     maxBufferBytes: options.maxBufferBytes,
     workgroupSize: options.workgroupSize,
+    verbose: options.verbose,
     fallbackToCpu: false,
   };
 }

@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import yargs, { Argv } from 'yargs';
 import { listBundled, loadConfig, PACKAGE_ROOT } from './config/load.js';
-import { SEARCH_KEYS, SearchKeyName } from './config/space.js';
+import { parseSearchValue, SEARCH_KEYS, SearchKey, SearchKeyName } from './config/space.js';
+import { closest } from './config/schema.js';
+import { loadHardware } from './config/hardware.js';
 import { EngineError, InputError, OutputError } from './errors.js';
 import { DEFAULT_FORMULA, FORMULAS } from './formulas/index.js';
 import { DEFAULT_GBS_TOLERANCE } from './formulas/types.js';
@@ -14,6 +16,8 @@ import { runBestCommand, runReportCommand, runSweepCommand } from './commands/ou
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
 import { runCalibration, writeCalibrationDocs, writeCalibrationReadme } from './calibrate.js';
 import { describeTimeSettings } from './settings.js';
+import { LAUNCH_TARGETS, LaunchTarget } from './launch/index.js';
+import { explainLaunch, launch } from './launch/pick.js';
 import { explain, formatExplanation } from './explain.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
@@ -33,7 +37,7 @@ function withSweepOptions<T>(args: Argv<T>) {
       type: 'string',
       array: true,
     })
-    .option('model', { alias: ['m', 'config-name'], type: 'string', describe: 'bundled model name or model YAML path' })
+    .option('model', { alias: ['m', 'config-name'], type: 'string', describe: 'bundled model name, model YAML path, or Hugging Face config.json' })
     .option('sweep', { type: 'string', describe: 'a sweep file (bundled name or YAML path); flags and overrides adjust it' })
     .option('formula', {
       type: 'string',
@@ -89,22 +93,49 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('csv', { type: 'string', describe: 'CSV output path (the PoC\'s columns with --formula poc)' })
     .option('chunk-rows', { type: 'number', describe: 'rows per evaluation chunk (default: what the engine prefers)' })
     .option('shard', { type: 'string', describe: 'evaluate only slice i of n of the grid (0-based, balanced by configs), e.g. 3/16 for a job array; with -o DIR/ each shard writes its own part files' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' });
-  for (const [key, spec] of Object.entries(SEARCH_KEYS)) {
-    out = out.option(spec.flag, {
-      type: 'string',
-      describe: `${spec.describe} (${key}): list 1,2,4 or range start..end[:step] or start..end:*factor`,
-    });
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar or summary on stderr' })
+    .option('verbose', { type: 'boolean', default: false, describe: "let the GPU driver's (Dawn's) native warnings through to stderr" });
+  for (const [key, spec] of Object.entries(SEARCH_KEYS) as Array<[SearchKeyName, SearchKey]>) {
+    out = out.option(spec.flag, { type: 'string', describe: searchFlagHelp(key, spec) });
   }
-  return out;
+  // Grouped as a planner thinks about them; yargs lists each group under its title.
+  return out
+    .group(['model', 'sweep', 'hardware', 'formula'], 'Model and hardware:')
+    .group([...Object.values(SEARCH_KEYS).map((spec) => spec.flag), 'gbs-tolerance'], 'Search space (lists: 1,2,4; numeric flags also take ranges: 8..1024:8, 1..64:*2):')
+    .group(['param-dtype', 'grad-dtype', 'optimizer-dtype', 'master-dtype', 'master-weights', 'flash-attention'], 'Precision:')
+    .group(['fits-only', 'headroom', 'where', 'top', 'by', 'per', 'order'], 'Selection:')
+    .group(['engine', 'backend', 'adapter', 'max-buffer-mib', 'workgroup-size', 'chunk-rows', 'verbose'], 'Engine:')
+    .group(['out', 'csv', 'float64', 'shard', 'quiet'], 'Output:');
 }
+
+/** Help for a search flag: range syntax for numbers only; the values of a category; booleans. */
+function searchFlagHelp(key: SearchKeyName, spec: SearchKey): string {
+  if (spec.kind === 'int') return `${spec.describe} (${key})`;
+  if (spec.kind === 'bool') return `${spec.describe}: true, false or true,false (${key})`;
+  if (key === 'shard_strategys') return `ZeRO stages, e.g. 0,1 or 3 (${key}; the PoC's names also work)`;
+  return `${spec.describe.replace(/^[a-z0-9_, ]+$/, 'one or more of')} ${spec.values.join(', ')} (${key})`;
+}
+
+/** The ZeRO flag speaks in stages: `--zero 4` is answered with 0-3, not with the PoC's strategy names. */
+const ZERO_WORDS = ['0', '1', '2', '3'];
 
 /** The GPU counts no config answered, each with the rule that removed most of its candidates. */
 function searchFromFlags(argv: Record<string, unknown>): Partial<Record<SearchKeyName, unknown>> {
   const search: Partial<Record<SearchKeyName, unknown>> = {};
   for (const [key, spec] of Object.entries(SEARCH_KEYS) as Array<[SearchKeyName, { flag: string }]>) {
     const value = argv[spec.flag];
-    if (value !== undefined) search[key] = value;
+    if (value === undefined) continue;
+    // Checked here so that an error names the flag the user typed, not the config key behind it.
+    try {
+      parseSearchValue(key, value, `--${spec.flag}`);
+    } catch (error) {
+      if (key === 'shard_strategys' && error instanceof InputError && /unknown value/.test(error.message)) {
+        const bad = String(value).split(',').find((word) => !ZERO_WORDS.includes(word.trim())) ?? String(value);
+        throw new InputError('--zero', `unknown ZeRO stage ${JSON.stringify(bad.trim())}; allowed: ${ZERO_WORDS.join(', ')}`);
+      }
+      throw error;
+    }
+    search[key] = value;
   }
   return search;
 }
@@ -176,6 +207,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     float64: args.float64,
     shard: args.shard !== undefined ? parseShard(String(args.shard)) : undefined,
     commandLine: ['parasweep', ...commandLine],
+    verbose: args.verbose,
     notice: (line: string) => process.stderr.write(`parasweep: ${line}\n`),
   }));
 }
@@ -219,14 +251,20 @@ function describeModels(): string[] {
 }
 
 /** yargs' own messages as one line that names the flag: `--formula: invalid value "nope" (choices: full, poc)`. */
-function yargsError(message: string): InputError {
+function yargsError(message: string, knownOptions: string[], typed?: string): InputError {
   const invalid = /Argument: ([\w-]+), Given: ("[^"]*"|\S+), Choices: (.*)$/m.exec(message);
   if (invalid) return new InputError(`--${invalid[1]}`, `invalid value ${invalid[2]} (choices: ${invalid[3].replace(/"/g, '')})`);
   const unknown = /Unknown arguments?: (.*)$/m.exec(message);
   if (unknown) {
     const names = unknown[1].split(', ').map((name) => (name.startsWith('-') ? name : `--${name}`));
-    return new InputError('arguments', `unknown option ${names.join(', ')} (see --help)`);
+    const first = names[0].replace(/^-+/, '');
+    const suggestion = closest(first, knownOptions.filter((name) => name.length > 1));
+    const command = closest(first, COMMANDS.map(([name]) => name));
+    const hint = suggestion ? `did you mean --${suggestion}?` : command ? `did you mean the command ${command}?` : 'see --help';
+    return new InputError(names[0], `unknown option${names.length > 1 ? ` (also ${names.slice(1).join(', ')})` : ''} (${hint})`);
   }
+  const command = /Did you mean (\S+)\?/.exec(message);
+  if (command && typed) return new InputError(typed, `unknown command (did you mean ${command[1]}?)`);
   const missing = /Not enough arguments following: ([\w-]+)/.exec(message);
   if (missing) return new InputError(`--${missing[1]}`, 'needs a value');
   return new InputError('arguments', message.replace(/\s*\n\s*/g, '; '));
@@ -246,6 +284,71 @@ function joinStdoutFlag(argv: string[]): string[] {
   return out;
 }
 
+/** Every command, in the order the help and the bare command list them. */
+const COMMAND_HELP = {
+  sweep: 'evaluate every parallel config of a model; write the results (-o), or print the best rows',
+  best: 'the fastest configs that fit, per GPU count, with the Pareto front of memory against step time',
+  launch: 'Megatron-LM flags or a torchtitan config for one layout (pin it with flags; the fastest fitting one otherwise)',
+  check: 'run the GPU and CPU engines on the same grid and compare every column',
+  calibrate: "fit the time model's efficiency constants per hardware family on published runs; print them and the leave-one-source-out error per regime",
+  report: 'an HTML report (charts and top configs) of a results file (.arrow, .ipc, .arrows or .parquet)',
+  explain: 'one config (every dimension pinned): every pipeline stage and virtual chunk, its layers, memory, time and critical path',
+  models: 'list the bundled models',
+  hardware: 'list the bundled hardware with its key specs',
+  sweeps: 'list the bundled sweep files',
+} as const;
+const COMMANDS = Object.entries(COMMAND_HELP);
+
+function commandList(): string {
+  const width = Math.max(...COMMANDS.map(([name]) => name.length));
+  return [
+    'usage: parasweep <command> [options]',
+    '',
+    ...COMMANDS.map(([name, help]) => `  ${name.padEnd(width)}  ${help}`),
+    '',
+    "Run 'parasweep <command> --help' for a command's options; examples in README.md and examples/.",
+    '',
+  ].join('\n');
+}
+
+function describeHardware(): string[] {
+  return listBundled('hardware').map((name) => {
+    const hw = loadHardware(name);
+    const fp8 = hw.peak_tflops.fp8 ? `, fp8 ${hw.peak_tflops.fp8}` : '';
+    return (
+      `${name.padEnd(16)} ${hw.vendor}: ${hw.memory_gib} GiB, bf16 ${hw.peak_tflops.bf16}${fp8} TFLOP/s, HBM ${hw.hbm_tb_s} TB/s, ` +
+      `scale-up ${hw.scaleup_gb_s_per_gpu} GB/s x ${hw.scaleup_domain_gpus} GPUs, scale-out ${hw.scaleout_gb_s_per_gpu} GB/s, ${hw.gpus_per_node} per node`
+    );
+  });
+}
+
+function describeSweeps(): string[] {
+  return listBundled('sweeps').map((name) => {
+    const file = loadSweepFile(name);
+    const search = Object.entries(file.search)
+      .map(([key, value]) => `${key}=${Array.isArray(value) ? `[${value.join(', ')}]` : String(value)}`)
+      .join(' ');
+    const model = file.model.replace(/^.*\/configs\/models\//, '').replace(/\.yaml$/, '');
+    const parts = [`${model} on ${file.hardware.join(', ')}`, `formula ${file.formula ?? DEFAULT_FORMULA}`];
+    if (search) parts.push(search);
+    if (file.where) parts.push(`where ${file.where}`);
+    if (file.top) parts.push(`top ${file.top.k} by ${file.top.by}${file.top.per ? ` per ${file.top.per}` : ''}`);
+    return `${name.padEnd(28)} ${parts.join('; ')}`;
+  });
+}
+
+/** The alias the user typed, in an error that names its option: `--config-name x.yaml` is answered as --config-name. */
+function inTypedWords(error: InputError, argv: string[]): InputError {
+  const reason = error.message.slice(error.field.length + 2);
+  // Search options reach shared code from flags: `search.ngpus_range` is --ngpus here.
+  const search = /^search\.(\w+)$/.exec(error.field);
+  if (search && search[1] in SEARCH_KEYS) return new InputError(`--${SEARCH_KEYS[search[1] as SearchKeyName].flag}`, reason);
+  if (error.field !== '--model') return error;
+  const typed = argv.find((arg) => arg === '--config-name' || arg.startsWith('--config-name=') || arg === '-m');
+  if (!typed) return error;
+  return new InputError(typed.split('=')[0], reason);
+}
+
 /** Runs the CLI and returns the exit code: 0 ok, 1 failure, 2 bad input. */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -258,6 +361,11 @@ export async function main(argv: string[]): Promise<number> {
   };
   for (const signal of HANDLED_SIGNALS) process.once(signal, onSignal);
 
+  if (argv.length === 0) {
+    // Not a run: the list of commands, on stderr with exit 2 as for any other missing input.
+    process.stderr.write(commandList());
+    return 2;
+  }
   const parser = yargs(joinStdoutFlag(argv))
     .scriptName('parasweep')
     .parserConfiguration({ 'camel-case-expansion': false, 'dot-notation': false, 'parse-numbers': false })
@@ -265,7 +373,7 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .command(
       'sweep [overrides..]',
-      'evaluate every parallel config of a model; write the results (-o), or print the best rows',
+      COMMAND_HELP.sweep,
       (args) =>
         withReportOptions(withSweepOptions(args)).option('pareto', {
           type: 'boolean',
@@ -280,7 +388,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'best [overrides..]',
-      'the fastest configs that fit, per GPU count, with the Pareto front of memory against step time',
+      COMMAND_HELP.best,
       (args) => withReportOptions(withSweepOptions(args)),
       async (args) => {
         const run = { ...sweepOptions({ ...args, top: undefined, by: undefined, per: undefined, order: undefined }), fitsOnly: true };
@@ -290,16 +398,28 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'explain [overrides..]',
-      'one config (every dimension pinned), every pipeline stage and virtual chunk: layers, memory, time, critical path',
-      (args) => withSweepOptions(args).option('json', { type: 'boolean', default: false, describe: 'print the explanation as JSON' }),
+      COMMAND_HELP.explain,
+      (args) =>
+        withSweepOptions(args)
+          .option('json', { type: 'boolean', default: false, describe: 'print the explanation as JSON' })
+          .option('emit', {
+            type: 'string',
+            choices: [...LAUNCH_TARGETS],
+            describe: "print this config's launch arguments instead: megatron (pretrain_gpt.py flags) or torchtitan (a Trainer.Config function)",
+          })
+          .group(['json', 'emit'], 'Output:'),
       (args) => {
+        if (args.emit) {
+          process.stdout.write(explainLaunch({ ...sweepOptions(args), target: args.emit as LaunchTarget }).text);
+          return;
+        }
         const explanation = explain(sweepOptions(args));
         process.stdout.write(args.json ? JSON.stringify(explanation, null, 2) + '\n' : formatExplanation(explanation));
       },
     )
     .command(
       'report <results>',
-      'an HTML report (charts and top configs) of a results file (.arrow, .ipc, .arrows or .parquet)',
+      COMMAND_HELP.report,
       (args) =>
         args
           .positional('results', { type: 'string', demandOption: true, describe: 'results of a sweep (--formula full)' })
@@ -310,7 +430,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'check [overrides..]',
-      'run the GPU and CPU engines on the same grid and compare every column',
+      COMMAND_HELP.check,
       (args) =>
         withSweepOptions(args).option('rtol', {
           type: 'number',
@@ -326,7 +446,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'calibrate',
-      'fit the time model\'s efficiency constants per hardware family on published runs; print them and the leave-one-source-out error per regime',
+      COMMAND_HELP.calibrate,
       (args) =>
         args
           .option('write', { type: 'boolean', default: false, describe: 'write the fitted constants to configs/calibration.yaml' })
@@ -340,15 +460,40 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
+      'launch [overrides..]',
+      COMMAND_HELP.launch,
+      (args) =>
+        withSweepOptions(args).option('emit', {
+          type: 'string',
+          choices: [...LAUNCH_TARGETS],
+          demandOption: true,
+          describe: 'megatron: pretrain_gpt.py flags; torchtitan: a Trainer.Config function',
+        }).group(['emit'], 'Output:'),
+      async (args) => {
+        // launch picks one config and prints it: ranking and file outputs belong to sweep and best.
+        for (const flag of ['top', 'by', 'per', 'order', 'out', 'csv'] as const) {
+          if (args[flag] !== undefined) throw new InputError(`--${flag}`, 'launch prints the fastest fitting config to stdout; use it with sweep or best');
+        }
+        const result = await launch({ ...sweepOptions(args), target: args.emit as LaunchTarget });
+        process.stdout.write(result.text);
+      },
+    )
+    .command(
       'models',
-      'list the bundled models',
+      COMMAND_HELP.models,
       (args) => args,
       () => {
         process.stdout.write(describeModels().join('\n') + '\n');
       },
     )
+    .command('hardware', COMMAND_HELP.hardware, (args) => args, () => {
+      process.stdout.write(describeHardware().join('\n') + '\n');
+    })
+    .command('sweeps', COMMAND_HELP.sweeps, (args) => args, () => {
+      process.stdout.write(describeSweeps().join('\n') + '\n');
+    })
     .example('$0 sweep --model llama3.1-405b --ngpus 8,128,1024,10240 --out results.arrow --csv results.csv', 'sweep and write Arrow and CSV')
-    .example('$0 sweep --config-name llama3.1-405b.yaml +ngpus_range="[8, 128, 1024, 10240]" --formula poc --csv memory_estimation.csv', "the PoC's command, same CSV")
+    .example('$0 sweep --config-name examples/poc/llama3.1-405b.yaml +ngpus_range="[8, 128, 1024, 10240]" --formula poc --csv memory_estimation.csv', "the PoC's command, same CSV")
     .example('$0 sweep --model mixtral-8x7b --tp 1..8:*2 --ngpus 8..1024:8 model.seq_length=4096 -o mixtral.arrow', 'ranges and overrides')
     .example('$0 sweep --model llama3.1-405b --ngpus 1..10240 --fits-only --top 3 --per ngpus -o top.parquet', 'the 3 fastest fitting configs for every GPU count')
     .example("$0 sweep --sweep mixtral-wide --where 'total_gib < 70 and mfu > 0.3' -o mixtral.arrow", 'a sweep file, filtered')
@@ -358,10 +503,12 @@ export async function main(argv: string[]): Promise<number> {
     .example('$0 report results.parquet -o report.html', 'charts of a sweep, one self-contained HTML file')
     .example('$0 check --model deepseek-v3', 'GPU against CPU, column by column')
     .example('$0 models', 'the bundled models')
-    .demandCommand(1, 'name a command: sweep or models')
+    .demandCommand(1, `name a command: ${COMMANDS.map(([name]) => name).join(', ')}`)
     .recommendCommands()
     .fail((message, error) => {
-      throw error ?? yargsError(message);
+      // getOptions is public in yargs (yargs-factory.js) but missing from @types/yargs; it holds the running command's.
+      const options = (parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions();
+      throw error ?? yargsError(message, Object.keys(options.key), argv[0]);
     })
     .help();
 
@@ -370,7 +517,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     abortOpenSinks();
     if (error instanceof InputError) {
-      process.stderr.write(`parasweep: ${error.message}\n`);
+      process.stderr.write(`parasweep: ${inTypedWords(error, argv).message}\n`);
       exitCode = 2;
     } else if (error instanceof EngineError || error instanceof OutputError) {
       process.stderr.write(`parasweep: ${error.message}\n`);

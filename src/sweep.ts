@@ -1,7 +1,7 @@
 import { RecordBatch, Table, Utf8, Vector } from 'apache-arrow';
 import { loadHardware } from './config/hardware.js';
 import { LoadedConfig, loadConfig, parseOverride } from './config/load.js';
-import { ParsedDimension, resolveSearchSpace, SearchKeyName } from './config/space.js';
+import { ParsedDimension, parseSearchValue, resolveSearchSpace, SEARCH_KEYS, SearchKeyName } from './config/space.js';
 import { createEngine, Engine, EngineOptions } from './engine/index.js';
 import type { EvaluatedChunk } from './engine/types.js';
 import { InputError } from './errors.js';
@@ -99,13 +99,19 @@ export function prepareSweep(options: SweepOptions): PreparedSweep {
   const overrides = (options.overrides ?? []).map(parseOverride);
   const config = loadConfig(options.model, overrides);
   const headroom = options.headroom ?? DEFAULT_HEADROOM;
-  if (!(headroom >= 0 && headroom < 10)) throw new InputError('--headroom', `must be between 0 and 10, got ${headroom}`);
+  if (!(headroom >= 0 && headroom < 10)) {
+    throw new InputError('--headroom', `is the fraction of memory kept free (0.1 keeps 10%), from 0 to below 10; got ${headroom}`);
+  }
   const hardware = loadHardware(options.hardware ?? DEFAULT_HARDWARE);
   const gbsTolerance = options.gbsTolerance;
   if (gbsTolerance !== undefined && !(gbsTolerance >= 0 && gbsTolerance < 1)) {
     throw new InputError('--gbs-tolerance', `must be at least 0 and below 1, got ${gbsTolerance}`);
   }
   const context: SweepContext = { config, hardware, headroom, gbsTolerance };
+  for (const [key, value] of Object.entries(options.search ?? {})) {
+    // Values given as options are checked first, so that an error names the option (search.tp_range).
+    if (value !== undefined && key in SEARCH_KEYS) parseSearchValue(key as SearchKeyName, value, `search.${key}`);
+  }
   const space = resolveSearchSpace(formula.name, formula.searchDefaults(context), config.search, options.search ?? {});
   const constants = formula.packConstants(context);
   const grid = formula.buildGrid(context, space);

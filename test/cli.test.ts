@@ -82,9 +82,36 @@ describe('informational commands', () => {
     expect(run.stdout).toMatch(/llama3\.1-405b\s+LLaMA-3\.1 405B: 126 layers/);
   });
 
-  it('no command is an error with exit code 2', () => {
+  it('no command lists every command, with exit code 2', () => {
     const run = parasweep();
     expect(run.status).toBe(2);
+    for (const command of ['sweep', 'best', 'launch', 'check', 'calibrate', 'models', 'hardware', 'sweeps']) {
+      expect(run.stderr).toMatch(new RegExp(`^  ${command} +\\S`, 'm'));
+    }
+  });
+
+  it('hardware and sweeps list what is bundled, with key specs', () => {
+    const hardware = parasweep('hardware');
+    expect(hardware.status).toBe(0);
+    expect(lines(hardware.stdout)).toHaveLength(listBundled('hardware').length);
+    expect(hardware.stdout).toMatch(/^h100-sxm-80gb +nvidia: 79\.6 GiB, bf16 989\.4, fp8 1978\.9 TFLOP\/s, HBM 3\.35 TB\/s/m);
+    const sweeps = parasweep('sweeps');
+    expect(sweeps.status).toBe(0);
+    expect(lines(sweeps.stdout)).toHaveLength(listBundled('sweeps').length);
+    expect(sweeps.stdout).toMatch(/^mixtral-wide +mixtral-8x7b on h100-sxm-80gb, h200-141gb; formula full;.* top 5 by tokens_per_s per ngpus$/m);
+  });
+
+  it('sweep --help groups the flags and gives range syntax only to numeric ones', () => {
+    const run = parasweep('sweep', '--help');
+    expect(run.status).toBe(0);
+    const groups = ['Model and hardware:', 'Search space', 'Precision:', 'Selection:', 'Engine:', 'Output:'];
+    const positions = groups.map((title) => run.stdout.indexOf(title));
+    expect(positions.every((p) => p >= 0)).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+    for (const flag of ['--sp', '--zero', '--schedule', '--recompute', '--offload']) {
+      const line = run.stdout.split('\n').find((l) => l.trimStart().startsWith(flag + ' '))!;
+      expect(line, flag).not.toMatch(/\.\./);
+    }
   });
 });
 
@@ -106,7 +133,7 @@ describe('sweeps', () => {
     expect(run.status).toBe(0);
     expect(readFileSync(csv, 'utf8') === fixtureCsv('405b-ngpus.csv.gz'), 'CSV equals the PoC output').toBe(true);
     expect(listDir(dir)).toEqual(['memory_estimation.csv']);
-    const summary = lines(run.stderr).at(-1)!;
+    const summary = lines(run.stderr).find((line) => line.includes('configs considered'))!;
     expect(summary).toMatch(/\b960 rows\b/);
     expect(summary).toContain(csv);
   });
@@ -221,6 +248,41 @@ describe('bad input: exit 2, one line on stderr naming the field, no output file
       what: 'an unknown flag',
       args: (out) => ['sweep', '--model', 'llama3.1-8b', '--tpp', '2', '--csv', join(out, 'o.csv')],
       message: /^parasweep: .*tpp/,
+    },
+    {
+      what: '--zero 4 answers in ZeRO stages, not the PoC names',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--zero', '0,4', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: --zero: unknown ZeRO stage "4"; allowed: 0, 1, 2, 3/,
+    },
+    {
+      what: '--headroom 10 says what headroom is',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--headroom', '10', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: --headroom: is the fraction of memory kept free \(0\.1 keeps 10%\), from 0 to below 10; got 10/,
+    },
+    {
+      what: 'a search flag error names the flag, not the config key',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--tp', '0', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: --tp: values must be at least 1, got 0/,
+    },
+    {
+      what: 'a mistyped flag gets a suggestion',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '--fit-only', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: --fit-only: unknown option \(did you mean --fits-only\?\)/,
+    },
+    {
+      what: 'a mistyped command gets a suggestion',
+      args: () => ['hardwre'],
+      message: /^parasweep: hardwre: unknown command \(did you mean hardware\?\)/,
+    },
+    {
+      what: 'an output in a missing directory',
+      args: (out) => ['sweep', '--model', 'llama3.1-8b', '-o', join(out, 'missing', 'x.arrow')],
+      message: /^parasweep: --out: cannot write .*missing\/x\.arrow: directory .*missing does not exist/,
+    },
+    {
+      what: "NAME.yaml that is not a file is not the bundled model",
+      args: (out) => ['sweep', '--config-name', 'llama3.1-405b.yaml', '--formula', 'poc', '--csv', join(out, 'o.csv')],
+      message: /^parasweep: --config-name: cannot read llama3\.1-405b\.yaml: no such file \(the bundled llama3\.1-405b is named without a path or \.yaml\)/,
     },
     {
       what: 'a CSV path in a missing directory, after an Arrow output',

@@ -75,27 +75,29 @@ describe('the PoC model files', () => {
 });
 
 describe('bundled models', () => {
-  it('resolve by name with or without .yaml', () => {
+  it('resolve by bare name; NAME.yaml that is not a file is an error, not the bundled model', () => {
     const bundled = join(BUNDLED_CONFIG_DIR, 'models', 'llama3.1-405b.yaml');
     const byName = loadConfig('llama3.1-405b');
-    const byFile = loadConfig('llama3.1-405b.yaml');
     expect(byName.source).toBe(bundled);
-    expect(byFile.source).toBe(bundled);
-    expect(byFile.model).toEqual(byName.model);
     expect(byName.model.num_layers).toBe(126);
     expect(byName.model.hidden_size).toBe(16384);
+    // The PoC's `--config-name llama3.1-405b.yaml` means the PoC's file (GBS 4096, fp16), not the bundled one.
+    const error = inputError(() => loadConfig('llama3.1-405b.yaml'));
+    expect(error.message).toBe(
+      'model: cannot read llama3.1-405b.yaml: no such file (the bundled llama3.1-405b is named without a path or .yaml)',
+    );
   });
 
   it('an unknown name is an InputError that lists the bundled models', () => {
     const error = inputError(() => loadConfig('llama9-1t'));
-    expect(error.field).toBe('--model');
-    expect(error.message).toMatch(/^--model: /);
+    expect(error.field).toBe('model');
+    expect(error.message).toMatch(/^model: /);
     expect(error.message).toContain('llama3.1-405b');
   });
 
   it('a missing file is an InputError naming the path', () => {
     const error = inputError(() => loadConfig('/nonexistent/dir/model.yaml'));
-    expect(error.field).toBe('--model');
+    expect(error.field).toBe('model');
     expect(error.message).toContain('/nonexistent/dir/model.yaml');
   });
 

@@ -209,13 +209,13 @@ describe('resolveSearchSpace through prepareSweep', () => {
 
   it('an unknown formula is an InputError', () => {
     const error = inputError(() => prepareSweep({ model: LLAMA_8B, formula: 'nope' }));
-    expect(error.field).toBe('--formula');
+    expect(error.field).toBe('formula');
   });
 
-  it('a bad search value names its key', () => {
+  it('a bad search value names its option field', () => {
     const error = inputError(() => prepareSweep({ formula: 'poc', model: LLAMA_8B, search: { tp_range: '8..2' } }));
-    expect(error.message).toMatch(/^tp_range: /);
+    expect(error.message).toMatch(/^search\.tp_range: /);
     const zero = inputError(() => prepareSweep({ formula: 'poc', model: LLAMA_8B, search: { shard_strategys: 'zero4' } }));
-    expect(zero.message).toMatch(/^shard_strategys: /);
+    expect(zero.message).toMatch(/^search\.shard_strategys: /);
   });
 });

@@ -148,7 +148,7 @@ describe('output paths', () => {
     const dir = makeTempDir();
     const error = await sweepToFiles(POC_405B, [join(dir, 'out.csv'), join(dir, 'out.xlsx')]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InputError);
-    expect((error as InputError).field).toBe('--out');
+    expect((error as InputError).field).toBe('paths');
     expect((error as InputError).message).toContain('out.xlsx');
     expect(listDir(dir)).toEqual([]);
   });

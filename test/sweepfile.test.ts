@@ -57,7 +57,7 @@ describe('bundled sweep files', () => {
   });
 
   it('llama405b-every-gpu-count searches every GPU count on H100', () => {
-    const sweep = loadSweepFile('llama405b-every-gpu-count.yaml');
+    const sweep = loadSweepFile('llama405b-every-gpu-count');
     expect(sweep.model).toBe('llama3.1-405b');
     expect(sweep.hardware).toEqual(['h100-sxm-80gb']);
     expect(sweep.search.ngpus_range).toBe('1..10240');

@@ -6,6 +6,7 @@ import { InputError } from '../errors.js';
 import { MODEL_SPEC, ModelConfig, TRAINER_SPEC, TrainerConfig, validateModel, validateTrainer } from './model.js';
 import { FieldSpec, isPlainObject, Plain, unknownKeyError } from './schema.js';
 import { SEARCH_KEYS } from './space.js';
+import { huggingFaceToModelDoc, isHuggingFaceConfig } from '../hf/config.js';
 
 /** The package root: src/config and dist/config both sit two levels below it. */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,6 +45,21 @@ export function readYamlFile(path: string, field: string): unknown {
   return parseYamlText(text, path);
 }
 
+function readJsonFile(path: string, field: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new InputError(field, `cannot read ${path}: ${code === 'EISDIR' ? 'is a directory' : String(code)}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new InputError(path, `invalid JSON: ${(error as Error).message}`);
+  }
+}
+
 /** Names of the bundled configs of one kind (`models`, `hardware`, `sweeps`), sorted. */
 export function listBundled(kind: 'models' | 'hardware' | 'sweeps'): string[] {
   const dir = join(BUNDLED_CONFIG_DIR, kind);
@@ -62,17 +78,21 @@ export function resolveConfigPath(kind: 'models' | 'hardware' | 'sweeps', nameOr
   for (const candidate of [nameOrPath, `${nameOrPath}.yaml`]) {
     if (existsSync(candidate) && statSync(candidate).isFile()) return resolve(candidate);
   }
-  const name = basename(nameOrPath).replace(/\.ya?ml$/, '');
+  // A downloaded Hugging Face model is a directory holding its config.json.
+  const hfConfig = join(nameOrPath, 'config.json');
+  if (kind === 'models' && existsSync(hfConfig) && statSync(hfConfig).isFile()) return resolve(hfConfig);
+  const name = basename(nameOrPath).replace(/\.(ya?ml|json)$/, '');
   const bundled = join(BUNDLED_CONFIG_DIR, kind, `${name}.yaml`);
-  if (nameOrPath === name || nameOrPath === `${name}.yaml`) {
-    if (existsSync(bundled)) return bundled;
-  }
-  const looksLikePath = nameOrPath.includes('/') || /\.ya?ml$/.test(nameOrPath);
+  // Only a bare name means a bundled config: `NAME.yaml` is a file the user meant (the PoC's own, say), and
+  // switching silently to the bundled file of that name would give other numbers under the same label.
+  if (nameOrPath === name && existsSync(bundled)) return bundled;
+  const looksLikePath = nameOrPath.includes('/') || /\.(ya?ml|json)$/.test(nameOrPath);
   const choices = listBundled(kind).join(', ');
+  const hint = existsSync(bundled) && nameOrPath !== name ? ` (the bundled ${name} is named without a path or .yaml)` : '';
   throw new InputError(
     field,
     looksLikePath
-      ? `cannot read ${nameOrPath}: no such file`
+      ? `cannot read ${nameOrPath}: no such file${hint}`
       : `no bundled ${kind === 'models' ? 'model' : kind} named '${nameOrPath}' and no such file (bundled: ${choices})`,
   );
 }
@@ -149,7 +169,9 @@ export interface LoadedConfig {
 /** Loads a model config (bundled name or path), applies overrides, and validates every key. */
 export function loadConfig(nameOrPath: string, overrides: Override[] = [], field = '--model'): LoadedConfig {
   const source = resolveConfigPath('models', nameOrPath, field);
-  const doc = readYamlFile(source, field);
+  const raw = source.endsWith('.json') ? readJsonFile(source, field) : readYamlFile(source, field);
+  // A Hugging Face config.json becomes a model document first, so that overrides apply to it as to any YAML.
+  const doc = isHuggingFaceConfig(raw) ? huggingFaceToModelDoc(raw, source) : raw;
   if (!isPlainObject(doc)) throw new InputError(source, 'must be a YAML mapping with a model: section');
   applyOverrides(doc, overrides);
   const search: Record<string, unknown> = {};

@@ -27,7 +27,8 @@ function describe(value: unknown): string {
   return String(value);
 }
 
-function closest(name: string, candidates: string[]): string | undefined {
+/** The candidate nearest to `name` by edit distance, if it is near enough to be a typo of it. */
+export function closest(name: string, candidates: string[]): string | undefined {
   // Levenshtein distance; suggests the intended key for a typo.
   let best: string | undefined;
   let bestDistance = Infinity;

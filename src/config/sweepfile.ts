@@ -35,7 +35,7 @@ const SEARCH_SPEC: FieldSpec = {
   fields: Object.fromEntries(Object.keys(SEARCH_KEYS).map((key) => [key, { kind: 'any', optional: true } as FieldSpec])),
 };
 
-const SWEEP_SPEC: FieldSpec = {
+export const SWEEP_SPEC: FieldSpec = {
   kind: 'object',
   fields: {
     name: { kind: 'string', optional: true },

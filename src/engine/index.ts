@@ -17,6 +17,8 @@ export interface EngineOptions {
   /** Bound on each GPU buffer, in bytes (default 8 MiB). */
   maxBufferBytes?: number;
   workgroupSize?: number;
+  /** Let the GPU driver's native warnings through to stderr (Dawn's; silenced by default). */
+  verbose?: boolean;
   /** One-line notices (a fallback to the CPU, for example). */
   notice?: (line: string) => void;
 }
@@ -33,6 +35,7 @@ export async function createEngine(options: EngineOptions = {}, formula?: Formul
     adapter: options.adapter,
     maxBufferBytes: options.maxBufferBytes,
     workgroupSize: options.workgroupSize,
+    verbose: options.verbose,
     fallbackToCpu: choice === 'auto',
     notice: options.notice,
   };

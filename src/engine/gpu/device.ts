@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { EngineError, InputError } from '../../errors.js';
 import { probeDevice } from './probe.js';
+import { withoutNativeStderr } from './quiet.js';
 
 export interface GpuDeviceOptions {
   /** Dawn backend: vulkan, opengles, opengl, metal, d3d12, null. Default: Dawn's choice. */
@@ -9,9 +10,12 @@ export interface GpuDeviceOptions {
   adapter?: string;
   /** Largest storage buffer the engine will bind; the device is asked for at least this. */
   maxBufferBytes: number;
+  /** Let Dawn's native warnings through to stderr (default: silenced, see quiet.ts). */
+  verbose?: boolean;
 }
 
 export interface GpuDevice {
+  /** @internal Kept out of the published typings, so that consumers need no @webgpu/types. */
   device: GPUDevice;
   description: string;
   /** Set once the device is lost or reports an uncaptured error; checked after every chunk. */
@@ -87,10 +91,11 @@ function checkBackend(backend: string | undefined): void {
   }
 }
 
-async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdapter } | undefined> {
+async function findAdapter(dawn: string[], verbose = false): Promise<{ gpu: GPU; adapter: GPUAdapter } | undefined> {
+  const native = <T>(fn: () => T): T => (verbose ? fn() : withoutNativeStderr(fn));
   let gpu: GPU;
   try {
-    gpu = loadWebGpu().create(dawn);
+    gpu = native(() => loadWebGpu().create(dawn));
     liveInstances.add(gpu);
   } catch (error) {
     throw dawnError(error);
@@ -99,7 +104,8 @@ async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdap
   let adapter: GPUAdapter | null;
   try {
     adapter =
-      (await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)) ?? (await gpu.requestAdapter());
+      (await native(() => gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions))) ??
+      (await native(() => gpu.requestAdapter()));
   } catch (error) {
     liveInstances.delete(gpu);
     throw dawnError(error);
@@ -117,11 +123,11 @@ async function findAdapter(dawn: string[]): Promise<{ gpu: GPU; adapter: GPUAdap
  */
 export async function openGpuDevice(options: GpuDeviceOptions): Promise<GpuDevice | undefined> {
   checkBackend(options.backend ?? process.env.PARASWEEP_GPU_BACKEND);
-  let found = await findAdapter(dawnOptions(options));
+  let found = await findAdapter(dawnOptions(options), options.verbose);
   // Without a backend named, Dawn looks at Vulkan (and Metal/D3D) only; a machine whose only adapter is Mesa's
   // llvmpipe behind OpenGL ES still has one.
   if (!found && !options.backend && !process.env.PARASWEEP_GPU_BACKEND) {
-    found = await findAdapter(dawnOptions({ ...options, backend: 'opengles' }));
+    found = await findAdapter(dawnOptions({ ...options, backend: 'opengles' }), options.verbose);
   }
   if (!found) return undefined;
   const { gpu, adapter } = found;

@@ -82,7 +82,7 @@ export class GpuEngine implements Engine {
     if (!Number.isInteger(workgroupSize) || workgroupSize < 1 || workgroupSize > 128) {
       throw new EngineError(`workgroup size must be an integer from 1 to 128, got ${workgroupSize}`);
     }
-    const gpu = await openGpuDevice({ backend: options.backend, adapter: options.adapter, maxBufferBytes });
+    const gpu = await openGpuDevice({ backend: options.backend, adapter: options.adapter, maxBufferBytes, verbose: options.verbose });
     return gpu ? new GpuEngine(gpu, { ...options, maxBufferBytes }) : undefined;
   }
 
