@@ -127,15 +127,25 @@ export interface BestOptions extends Omit<SweepOptions, 'top' | 'fitsOnly'> {
   order?: 'asc' | 'desc';
 }
 
+/** One ranked config: every column of its row, by name (the metrics `best` prints typed as numbers). */
+export interface BestRow {
+  tokens_per_s: number;
+  tokens_per_s_per_gpu: number;
+  step_time_s: number;
+  total_gib: number;
+  mfu: number;
+  [column: string]: unknown;
+}
+
 export interface BestGroup {
   /** The group's value of `per` (the GPU count by default). */
   group: unknown;
   /** Configs of this GPU count that fit. */
   fitting: number;
   /** The k fastest that fit, by tokens/s (ties to lower memory). */
-  top: RankedRow[];
+  top: BestRow[];
   /** Pareto front of memory per GPU against step time. */
-  front: RankedRow[];
+  front: BestRow[];
 }
 
 /** What `parasweep best` prints, as data: per GPU count, the fastest fitting configs and the Pareto front. */
@@ -154,7 +164,10 @@ export async function best(options: BestOptions): Promise<{ groups: BestGroup[];
     const ranking = new BestConfigs(k, rank);
     const { table, stats } = await sweep(run);
     for (const batch of table.batches) ranking.add(batch);
-    return { groups: ranking.results(), stats, model: context.config.model.name, hardware: context.hardware.name };
+    const asRow = (row: RankedRow) => row.values as BestRow;
+    // The ranking keeps spare rows per group to merge equivalent layouts in print; the library returns k.
+    const groups = ranking.results().map((group) => ({ ...group, top: group.top.slice(0, k).map(asRow), front: group.front.map(asRow) }));
+    return { groups, stats, model: context.config.model.name, hardware: context.hardware.name };
   } catch (error) {
     throw asLibraryError(error);
   }

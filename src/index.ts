@@ -33,7 +33,7 @@ export const explainLaunch = librarySync(explainLaunchImpl);
 export const explain = librarySync(explainImpl);
 
 export { sweepStream, best, check, sweepFileRuns } from './api.js';
-export type { StreamOptions, BestOptions, BestGroup } from './api.js';
+export type { StreamOptions, BestOptions, BestGroup, BestRow } from './api.js';
 export { sweepBatches, abortOpenSinks } from './sweep.js';
 export type { SweepOptions, PreparedSweep, SweepStats } from './sweep.js';
 export { parseOverride, listBundled, resolveConfigPath } from './config/load.js';

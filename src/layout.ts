@@ -5,7 +5,7 @@
  *
  * Megatron-LM expresses an uneven split in two ways (megatron/core/transformer/transformer_config.py and
  * transformer_block.py, get_num_layers_to_build):
- * - `--num-layers-in-first-pipeline-stage F` and/or `--num-layers-in-last-pipeline-stage Ls`: the other ranks share
+ * - `--decoder-first-pipeline-num-layers F` and/or `--decoder-last-pipeline-num-layers Ls`: the other ranks share
  *   the remaining layers evenly; with interleaving F, Ls and the middle ranks' counts must divide by v;
  * - `--account-for-embedding-in-pipeline-split` / `--account-for-loss-in-pipeline-split`: the embedding (loss)
  *   counts as one layer, every virtual chunk gets (L + e + l)/(p·v) layers and the very first (last) chunk one fewer.
@@ -124,7 +124,7 @@ export function megatronSplitArgs(L: number, pp: number, v: number, first: numbe
   if ((L + 1) % n === 0 && first === withOne && last === withOne - 1) return ['--account-for-loss-in-pipeline-split'];
   const middle = pp > 2 ? (L - first - last) / (pp - 2) : 0;
   if (first % v === 0 && last % v === 0 && middle % v === 0) {
-    return [`--num-layers-in-first-pipeline-stage ${first}`, `--num-layers-in-last-pipeline-stage ${last}`];
+    return [`--decoder-first-pipeline-num-layers ${first}`, `--decoder-last-pipeline-num-layers ${last}`];
   }
   return undefined;
 }

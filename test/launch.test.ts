@@ -248,7 +248,9 @@ describe('from a Hugging Face config.json to a launch command', () => {
       spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'parasweep.js'), ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
     const best = run('best', '--model', model, '--ngpus', '64', '--engine', 'cpu', '-q', '--top', '1', '--where', RUNNABLE.megatron);
     expect(best.status, best.stderr).toBe(0);
-    const rank1 = /^ +1 +tp(\d+) pp(\d+)/m.exec(best.stdout)!;
+    // The table's first columns are tp and pp when one GPU count, batch and sequence are swept.
+    expect(best.stdout).toMatch(/^ # +tp +pp /m);
+    const rank1 = /^ +1 +(\d+) +(\d+) /m.exec(best.stdout)!;
     const emitted = run('launch', '--model', model, '--ngpus', '64', '--engine', 'cpu', '-q', '--emit', 'megatron');
     expect(emitted.status, emitted.stderr).toBe(0);
     expect(emitted.stderr).toBe('');

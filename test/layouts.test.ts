@@ -272,7 +272,8 @@ describe('explain', () => {
     }
     // DeepSeek-V3's first 3 layers are dense: chunk 0 of rank 0 (3 layers) has no MoE layer.
     expect(chunks[0].moe_layers).toBe(0);
-    const { table } = await sweep({ model: 'deepseek-v3', engine: 'cpu', search });
+    // Float64 rows: explain computes in f64, and the sweep's default result columns are Float32.
+    const { table } = await sweep({ model: 'deepseek-v3', engine: 'cpu', float64: true, search });
     expect(table.numRows).toBe(1);
     const r = table.get(0)!.toJSON() as Record<string, number>;
     expect(e.heaviest_stage).toBe(r.heaviest_stage);

@@ -599,7 +599,7 @@ describe('uneven pipeline split (src/layout.ts, chunk_layers)', () => {
     expect(pinnedSplit(80, 6, 1, 10, 0)).toEqual({ first: 10, last: 14, rule: 'pinned' });
     expect(pinnedSplit(80, 6, 1, 11, 12)).toBeUndefined(); // 57 middle layers over 4 ranks
     expect(pinnedSplit(80, 4, 2, 19, 21)).toBeUndefined(); // 19 is not a multiple of v = 2
-    expect(megatronSplitArgs(80, 6, 1, 12, 12)).toEqual(['--num-layers-in-first-pipeline-stage 12', '--num-layers-in-last-pipeline-stage 12']);
+    expect(megatronSplitArgs(80, 6, 1, 12, 12)).toEqual(['--decoder-first-pipeline-num-layers 12', '--decoder-last-pipeline-num-layers 12']);
   });
 
   it('every default split sums to L, gives every rank a layer, and chunk first layers are the prefix sums', () => {

@@ -124,7 +124,7 @@ describe('provenance and units', () => {
     expect(JSON.parse(meta.get('parasweep.dtypes')!).param).toBe('fp8');
     expect(JSON.parse(meta.get('parasweep.model')!).num_layers).toBe(32);
     expect(JSON.parse(meta.get('parasweep.hardware')!)[0].name).toBe('h100-sxm-80gb');
-    expect(JSON.parse(meta.get('parasweep.calibration')!)).toHaveProperty('gemm_efficiency_max');
+    expect(JSON.parse(meta.get('parasweep.calibration')!)).toHaveProperty('families.h100.gemm_efficiency_max');
     const command = JSON.parse(meta.get('parasweep.command_line')!);
     expect(command.slice(0, 4)).toEqual(['parasweep', 'sweep', '--model', 'llama3.1-8b']);
     const unit = (name: string) => table.schema.fields.find((field) => field.name === name)!.metadata.get('parasweep.unit');
@@ -221,9 +221,6 @@ describe('best', () => {
     expect(run.status).toBe(0);
     for (const line of run.text.split('\n')) expect(line.length, line).toBeLessThanOrEqual(BEST_WIDTH);
     expect(run.text).toMatch(/GBS 2048, seq 8192, headroom 10%, params bf16, grads fp32/);
-    // Configs with the same printed numbers share one line, their differing columns listed in order.
-    expect(run.text).toMatch(/ \d+\/\d+ /);
-    expect(run.text).toMatch(/n: configs on one line/);
   });
 
   it('--by step_time_s ranks ascending, --order desc flips it, --per groups', () => {

@@ -61,12 +61,12 @@ export const SEARCH_KEYS = {
   first_stage_layers_range: {
     kind: 'int',
     flag: 'first-stage-layers',
-    describe: "layers of the first pipeline rank (Megatron's --num-layers-in-first-pipeline-stage); 0 = automatic",
+    describe: "layers of the first pipeline rank (Megatron's --decoder-first-pipeline-num-layers); 0 = automatic",
   },
   last_stage_layers_range: {
     kind: 'int',
     flag: 'last-stage-layers',
-    describe: "layers of the last pipeline rank (Megatron's --num-layers-in-last-pipeline-stage); 0 = automatic",
+    describe: "layers of the last pipeline rank (Megatron's --decoder-last-pipeline-num-layers); 0 = automatic",
   },
   grad_reduce_range: {
     kind: 'enum',

@@ -41,7 +41,7 @@ const cases: Case[] = [
   { what: 'vocab_size 1e30', args: (dir) => ['sweep', 'model.vocab_size=1.0e+30', '--model', 'llama3.1-8b', '-o', join(dir, 'x.csv')], message: /model\.vocab_size: must be at most 16777216/ },
   { what: 'heads that do not divide the hidden size', args: (dir) => ['sweep', 'model.num_attention_heads=30', 'model.num_key_value_heads=30', '--model', 'llama3.1-8b', '-o', join(dir, 'x.csv')], message: /^parasweep: model\.num_attention_heads: must divide model\.hidden_size \(4096\), got 30; or give model\.kv_channels/ },
   { what: 'an absurd hardware number', args: (dir) => ['sweep', '--model', 'llama3.1-8b', '--hardware', writeTempYaml('name: x\nvendor: acme\nmemory_gib: 1.0e+308\n'), '-o', join(dir, 'x.csv')], message: /hardware\.memory_gib: must be at most 1000000000/ },
-  { what: '--ngpus 0x10', args: (dir) => ['sweep', '--model', 'llama3.1-8b', '--ngpus', '0x10', '-o', join(dir, 'x.csv')], message: /^parasweep: ngpus_range: must hold integers, got "0x10"$/ },
+  { what: '--ngpus 0x10', args: (dir) => ['sweep', '--model', 'llama3.1-8b', '--ngpus', '0x10', '-o', join(dir, 'x.csv')], message: /^parasweep: --ngpus: must hold integers, got "0x10"$/ },
   { what: 'a GPU count beyond 2^24', args: (dir) => ['sweep', '--model', 'llama3.1-8b', '--ngpus', '16777217', '-o', join(dir, 'x.csv')], message: /value 16777217 is too large \(at most 16777216\)/ },
   { what: 'a bad override replaced by a flag', args: (dir) => ['sweep', '+ngpus_range=[8, x]', '--model', 'llama3.1-8b', '--ngpus', '8', '-o', join(dir, 'x.csv')], message: /^parasweep: ngpus_range: must hold integers, got "x"$/ },
 ];
