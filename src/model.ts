@@ -1081,7 +1081,8 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
     dense * layer_tp_exposed_s(c, 0, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
     moe * layer_tp_exposed_s(c, 1, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
     mtp * layer_tp_exposed_s(c, mtp_moe, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes);
-  const tp_s = paid_s(c, tp_total_s, c.tp_comm_overlap === 1 && tp > 1 ? Math.min(tp_total_s, tp_overlapped_s) : tp_total_s);
+  // Megatron accepts --tp-comm-overlap only with sequence parallelism (its reduce-scatter/all-gather pairs).
+  const tp_s = paid_s(c, tp_total_s, c.tp_comm_overlap === 1 && tp > 1 && r.sp === 1 ? Math.min(tp_total_s, tp_overlapped_s) : tp_total_s);
   const tp_bytes = tp > 1 ? tp_count * ((2 * (tp - 1)) / tp) * tp_message : 0;
 
   // EP: dispatch and combine, forward and backward, of the routed tokens' hidden states, hierarchically over

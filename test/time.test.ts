@@ -369,8 +369,8 @@ describe('TP: 4 ring all-reduces of 2bsh per layer (6 with full recompute)', () 
     expect(o.tp_bytes).toBe(0);
   });
 
-  it('tp_comm_overlap: each half-collective hides behind its GEMM, all but its first of t chunks', () => {
-    const r = row({ ngpus: 8, tp: 8, seq_length: s, global_batch_size: 16, mbs: b });
+  it('tp_comm_overlap (with SP, as Megatron requires): each half-collective hides behind its GEMM, all but its first of t chunks', () => {
+    const r = row({ ngpus: 8, tp: 8, sp: 1, seq_length: s, global_batch_size: 16, mbs: b });
     const over = { ...c, tp_comm_overlap: 1 };
     const C = ring.allreduce(S, 8, UP, LAT_UP) / 2;
     const m = b * s;
@@ -388,6 +388,8 @@ describe('TP: 4 ring all-reduces of 2bsh per layer (6 with full recompute)', () 
     // overlap_cost charges a fraction of what is hidden.
     const costly = estimate({ ...over, overlap_cost: 0.25 }, r);
     expectRel(costly.tp_comm_s, o.tp_comm_s + 0.25 * o.overlapped_comm_s);
+    // Without SP there is nothing to overlap with: all-reduces stay exposed.
+    expectRel(estimate(over, { ...r, sp: 0 }).tp_comm_s, estimate(c, r).tp_comm_s);
   });
 
   it('with the H100 constants too (overlap off)', () => {
