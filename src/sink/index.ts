@@ -30,7 +30,7 @@ export function checkOutputPaths(paths: string[], field = '--out'): void {
       continue;
     }
     if (!FORMATS[extname(path).toLowerCase()]) {
-      throw new InputError(field, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
+      throw new InputError(field, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}, or - for stdout`);
     }
     if (seen.has(path)) throw new InputError(field, `${path} is named twice`);
     seen.add(path);
