@@ -161,6 +161,10 @@ describe('outputs people pipe', () => {
     expect(streamed.numRows).toBeGreaterThan(0);
     expect(streamed.numRows).toBe(written.numRows);
     expect(streamed.getChild('total_gib')!.toArray()).toEqual(written.getChild('total_gib')!.toArray());
+    // What a pipe into polars gets: its IPC stream reader takes the bytes as they are.
+    const frame = pl.readIPCStream(piped.stdout);
+    expect(frame.height).toBe(written.numRows);
+    expect(String(frame.getColumn('params_total').dtype)).toBe('DataType(Int64)');
     expect(listDir(dir)).toEqual(['x.arrow']);
   });
 
