@@ -152,7 +152,7 @@ export async function runBestCommand(
   if (results.length === 0) text.write('no config fits: try more GPUs, recompute, ZeRO or offload\n');
   if (outputs.length > 0) {
     // The ranked rows and the Pareto fronts, with the same sinks as sweep.
-    const schema = new Schema(
+    const ranked = new Schema(
       [
         ...schema!.fields,
         new Field('rank', new Int32(), true, new Map([['parasweep.description', `rank by ${rank.by} per ${rank.per}; null: only on the Pareto front`]])),
@@ -160,7 +160,7 @@ export async function runBestCommand(
       ],
       metadata,
     );
-    await writeRows(schema, bestRows(results, k), outputs);
+    await writeRows(ranked, bestRows(results, k), outputs);
   }
   if (aggregator) reportLine(flags, await writeReport(flags.report!, aggregator.result(), metadata, 'this run of best'));
   if (!flags.quiet) {
