@@ -72,6 +72,15 @@ describe('one schema whatever the engine', () => {
       expect(gpu.getChild(name)!.toArray(), name).toEqual(cpu.getChild(name)!.toArray());
     }
 
+    // A wider grid (every TP, PP, schedule, VPP): the cached recomputation still matches row by row.
+    const wide: SweepOptions = { model: 'llama3.1-405b', search: { ngpus_range: [512] } };
+    const [wideGpu, wideCpu] = [(await sweep({ ...wide, engine: 'gpu' })).table, (await sweep({ ...wide, engine: 'cpu' })).table];
+    expect(wideGpu.numRows).toBeGreaterThan(5000);
+    expect(new Set(wideGpu.getChild('heaviest_stage')!.toArray()).size).toBeGreaterThan(2);
+    for (const name of ['params_total', 'params_active', 'params_gpu']) {
+      expect(wideGpu.getChild(name)!.toArray(), name).toEqual(wideCpu.getChild(name)!.toArray());
+    }
+
     // polars: .ipc by path, and the same file format from a buffer.
     const frames = [pl.readIPC(join(dir, 'gpu.ipc')), pl.readIPC(readFileSync(join(dir, 'cpu.ipc')))];
     const both = pl.concat(frames);
@@ -161,6 +170,10 @@ describe('outputs people pipe', () => {
     expect(streamed.numRows).toBeGreaterThan(0);
     expect(streamed.numRows).toBe(written.numRows);
     expect(streamed.getChild('total_gib')!.toArray()).toEqual(written.getChild('total_gib')!.toArray());
+    // What a pipe into polars gets: its IPC stream reader takes the bytes as they are.
+    const frame = pl.readIPCStream(piped.stdout);
+    expect(frame.height).toBe(written.numRows);
+    expect(String(frame.getColumn('params_total').dtype)).toBe('DataType(Int64)');
     expect(listDir(dir)).toEqual(['x.arrow']);
   });
 

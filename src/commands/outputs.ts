@@ -6,7 +6,7 @@ import { BestConfigs, bestContext, bestRows, checkRankColumns, formatBest, forma
 import { checkReportPath, reportFromFile, ReportAggregator, writeReport } from '../report/index.js';
 import { checkOutputPaths, declareCsvOutput, writeRows } from '../sink/index.js';
 import { STDOUT_PATH } from '../sink/stdout.js';
-import { prepareSweep, sweep, SweepOptions, SweepStats, sweepToFiles } from '../sweep.js';
+import { prepareSweep, SweepOptions, SweepStats, sweepToFiles } from '../sweep.js';
 import { describeTimeSettings } from '../settings.js';
 import { UNIT_KEY } from '../units.js';
 
@@ -149,34 +149,41 @@ export async function runBestCommand(
   run.onProgress = (evaluated) => progress.tick(evaluated);
   const best = new BestConfigs(k, rank);
   const aggregator = flags.report !== undefined ? new ReportAggregator(focus) : undefined;
-  const { table, stats } = await sweep(run);
-  for (const batch of table.batches) {
-    best.add(batch);
-    aggregator?.add(batch);
-  }
+  // Rows stream through the ranking and the report: memory stays O(k + fronts), not O(fitting rows).
+  let schema: Schema | undefined;
+  const observers = [best, ...(aggregator ? [aggregator] : []), { add: (batch: RecordBatch) => void (schema ??= batch.schema) }];
+  const stats = await sweepToFiles(run, [], { observers });
   progress.finish();
+  // sweepBatches yields at least one (possibly empty) batch, so the schema is known.
+  const metadata = schema!.metadata;
   const results = best.results();
   const { context } = prepared;
   // With -o - the rows own stdout; the table goes to stderr.
   const text = outputs.includes(STDOUT_PATH) ? process.stderr : process.stdout;
-  text.write(formatBest(results, {
-      ...bestContext(table.schema, { model: context.config.model.name, hardware: context.hardware.name }, rank),
-      settings: describeTimeSettings(context.config.trainer),
-    }, k));
+  text.write(
+    formatBest(
+      results,
+      {
+        ...bestContext(schema!, { model: context.config.model.name, hardware: context.hardware.name }, rank),
+        settings: describeTimeSettings(context.config.trainer),
+      },
+      k,
+    ),
+  );
   if (results.length === 0) text.write('no config fits: try more GPUs, recompute, ZeRO or offload\n');
   if (outputs.length > 0) {
     // The ranked rows and the Pareto fronts, with the same sinks as sweep.
-    const schema = new Schema(
+    const ranked = new Schema(
       [
-        ...table.schema.fields,
+        ...schema!.fields,
         new Field('rank', new Int32(), true, new Map([['parasweep.description', `rank by ${rank.by} per ${rank.per}; null: only on the Pareto front`]])),
         new Field('on_pareto', new Bool(), false, new Map([[UNIT_KEY, 'boolean']])),
       ],
-      table.schema.metadata,
+      metadata,
     );
-    await writeRows(schema, bestRows(results, k), outputs);
+    await writeRows(ranked, bestRows(results, k), outputs);
   }
-  if (aggregator) reportLine(flags, await writeReport(flags.report!, aggregator.result(), table.schema.metadata, 'this run of best'));
+  if (aggregator) reportLine(flags, await writeReport(flags.report!, aggregator.result(), metadata, 'this run of best'));
   if (!flags.quiet) {
     process.stderr.write(
       `parasweep: ${stats.candidates} configs considered, ${stats.evaluated} evaluated, ${stats.rows} fit, in ${stats.seconds.toFixed(2)} s (${stats.engine})\n`,

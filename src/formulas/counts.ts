@@ -23,26 +23,37 @@ export function fullExactColumns(
   const out = PARAM_COUNT_COLUMNS.map(() => new Float64Array(length));
   const row = Object.fromEntries(FULL_INPUTS.map((name) => [name, 0])) as unknown as FullRow;
   const target = row as unknown as Record<string, number>;
-  let previous = -1;
-  let cachedStage = -1;
-  let total = 0;
-  let active = 0;
-  let gpu = 0;
+  // Model totals depend on TP (vocabulary padding) and the sequence (learned positions) only.
+  const totals = new Map<number, [number, number]>();
+  const tpIndex = FULL_INPUTS.indexOf('tp');
+  const seqIndex = FULL_INPUTS.indexOf('seq_length');
+  // One cached layout per heaviest stage (first, second or last): the innermost grid dimensions (recompute,
+  // offload) move the heaviest stage back and forth, which would defeat a single-entry cache.
+  const cached = new Map<number, { row: number; gpu: number }>();
   for (let i = 0; i < length; i++) {
+    const tp = inputs[tpIndex][i];
+    const seq = inputs[seqIndex][i];
+    const totalKey = tp * 1048576 + seq;
+    let total = totals.get(totalKey);
+    if (!total) {
+      total = [model_params(c, tp, seq, 0), model_params(c, tp, seq, 1)];
+      totals.set(totalKey, total);
+    }
     const stage = computed[stageIndex][i];
-    let same = previous >= 0 && stage === cachedStage;
-    for (let j = 0; same && j < keyed.length; j++) same = inputs[keyed[j]][i] === inputs[keyed[j]][previous];
-    if (!same) {
+    const entry = cached.get(stage);
+    let same = entry !== undefined;
+    for (let j = 0; same && j < keyed.length; j++) same = inputs[keyed[j]][i] === inputs[keyed[j]][entry!.row];
+    let gpu: number;
+    if (same) {
+      gpu = entry!.gpu;
+    } else {
       for (let k = 0; k < FULL_INPUTS.length; k++) target[FULL_INPUTS[k]] = inputs[k][i];
-      total = model_params(c, row.tp, row.seq_length, 0);
-      active = model_params(c, row.tp, row.seq_length, 1);
       const [dense, expert] = stage_params(c, row, stage);
       gpu = dense + expert;
-      cachedStage = stage;
-      previous = i;
+      cached.set(stage, { row: i, gpu });
     }
-    out[0][i] = total;
-    out[1][i] = active;
+    out[0][i] = total[0];
+    out[1][i] = total[1];
     out[2][i] = gpu;
   }
   return new Map(PARAM_COUNT_COLUMNS.map((name, j) => [FULL_OUTPUTS.indexOf(name), out[j]]));

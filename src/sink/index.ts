@@ -62,7 +62,7 @@ export function checkOutputPaths(paths: string[], field = '--out'): void {
       continue;
     }
     if (!FORMATS[extensionOf(path)]) {
-      throw new InputError(flag, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}`);
+      throw new InputError(flag, `cannot tell the format of ${path}: use one of ${OUTPUT_EXTENSIONS.join(', ')}, - for stdout, or DIR/ for a Parquet dataset`);
     }
     const target = resolveOutput(path, flag);
     const first = seen.get(target.real);
