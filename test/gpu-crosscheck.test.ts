@@ -11,11 +11,14 @@ import { fixture, POC_YAMLS } from './helpers.js';
 const available = await gpuAvailable();
 
 describe.runIf(available)('cross-check of the GPU engine against the CPU reference', () => {
+  // MoE grids multiply by EP and ETP: at 1024 GPUs each takes half a minute on llvmpipe, so they stop at 256.
+  const MOE = new Set(['deepseek-v3', 'grok-1', 'mixtral-8x7b', 'mixtral-8x22b']);
   for (const model of listBundled('models')) {
     // Powers of two, a count with factors 3 (96: pp 3, 6, 12) and a large one: the default grid over every GPU
     // count is tens of millions of rows, too many for a test on a software adapter.
-    it(`agrees on ${model}'s default grid at 8, 96 and 1024 GPUs (full formula)`, async () => {
-      const report = await checkEngines({ model, search: { ngpus_range: [8, 96, 1024] } });
+    const ngpus = MOE.has(model) ? [8, 96, 256] : [8, 96, 1024];
+    it(`agrees on ${model}'s default grid at ${ngpus.join(', ')} GPUs (full formula)`, async () => {
+      const report = await checkEngines({ model, search: { ngpus_range: ngpus } });
       const failing = report.columns.filter((column) => !column.ok).map((column) => column.column);
       expect(failing).toEqual([]);
       expect(report.gridColumnsIdentical).toBe(true);
@@ -56,7 +59,7 @@ describe.runIf(available)('cross-check of the GPU engine against the CPU referen
   ];
   for (const [name, model, overrides] of SETTINGS) {
     it(`agrees with ${name}`, async () => {
-      const report = await checkEngines({ model, overrides, search: { ngpus_range: [64, 512] } });
+      const report = await checkEngines({ model, overrides, search: { ngpus_range: model === 'deepseek-v3' ? [64] : [64, 512] } });
       expect(report.columns.filter((column) => !column.ok).map((column) => column.column)).toEqual([]);
       expect(report.gridColumnsIdentical).toBe(true);
       expect(report.rows).toBeGreaterThan(1000);
