@@ -1,34 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listBundled } from '../src/index.js';
-import { cleanupTempDirs, fixture, fixtureCsv, listDir, makeTempDir, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
+import { cleanupTempDirs, ensureBuilt, fixture, fixtureCsv, listDir, makeTempDir, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'parasweep.js');
-const DIST_CLI = join(REPO_ROOT, 'dist', 'cli.js');
 
-/** Newest modification time of any file under `dir`. */
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-beforeAll(() => {
-  // The bin runs dist/: compile it when it is missing or older than the sources.
-  if (existsSync(DIST_CLI) && statSync(DIST_CLI).mtimeMs >= newestMtime(join(REPO_ROOT, 'src'))) return;
-  const tsc = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-  });
-  expect(tsc.stdout + tsc.stderr, 'tsc output').toBe('');
-  expect(tsc.status).toBe(0);
-}, 120_000);
+beforeAll(ensureBuilt, 120_000);
 
 afterAll(cleanupTempDirs);
 

@@ -1,31 +1,16 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { best, check, EngineError, InputError, prepareSweep, sweep, sweepFileRuns, sweepStream, sweepToFiles } from '../src/index.js';
 import { gpuAvailable } from './gpu-support.js';
-import { cleanupTempDirs, listDir, makeTempDir, REPO_ROOT } from './helpers.js';
+import { cleanupTempDirs, ensureBuilt, listDir, makeTempDir, REPO_ROOT } from './helpers.js';
 
 afterAll(cleanupTempDirs);
 
 const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-beforeAll(() => {
-  // The consumer compiles against dist/*.d.ts: build it when missing or older than the sources.
-  const index = join(REPO_ROOT, 'dist', 'index.d.ts');
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(join(REPO_ROOT, 'src'))) return;
-  const tsc = spawnSync(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: REPO_ROOT, encoding: 'utf8' });
-  expect(tsc.stdout + tsc.stderr, 'tsc output').toBe('');
-}, 120_000);
+beforeAll(ensureBuilt, 120_000);
 
 const CONSUMER = `
 import { best, check, explain, explainLaunch, launch, launchArgs, loadConfig, sweepFileRuns, sweepStream, sweepToFiles, InputError } from 'parasweep';

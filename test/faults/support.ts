@@ -1,32 +1,13 @@
 /** Shared helpers of the fault-injection suite (not a test file itself). */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { REPO_ROOT } from '../helpers.js';
 
 export const BIN = join(REPO_ROOT, 'bin', 'parasweep.js');
-const DIST_CLI = join(REPO_ROOT, 'dist', 'cli.js');
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-/** The bin runs dist/: compiles it when it is missing or older than the sources. */
-export function ensureBuilt(): void {
-  if (existsSync(DIST_CLI) && statSync(DIST_CLI).mtimeMs >= newestMtime(join(REPO_ROOT, 'src'))) return;
-  const tsc = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-  });
-  expect(tsc.stdout + tsc.stderr, 'tsc output').toBe('');
-  expect(tsc.status).toBe(0);
-}
+export { ensureBuilt } from '../helpers.js';
 
 export interface Run {
   status: number | null;
