@@ -61,6 +61,42 @@ describe('calibration sets', () => {
   });
 });
 
+describe('calibration sources of published training throughput', () => {
+  const rows = measurements();
+  const calibration = loadCalibration();
+  // Each file: its source name and how many rows it holds per regime, so that a row that stops loading shows here.
+  const SOURCES: Record<string, { source: string; regimes: Record<string, number> }> = {
+    'fms-fsdp-2024.yaml': { source: 'fms-fsdp README 2024-02', regimes: { 'a100-zero3': 4, 'h100-dense': 4 } },
+  };
+
+  for (const [file, expected] of Object.entries(SOURCES)) {
+    it(`${file} loads and every row is expressible: a finite, positive prediction`, () => {
+      const own = rows.filter((m) => m.source === expected.source);
+      const perRegime: Record<string, number> = {};
+      for (const m of own) perRegime[m.regime] = (perRegime[m.regime] ?? 0) + 1;
+      expect(perRegime).toEqual(expected.regimes);
+      for (const m of own) {
+        expect(m.citation, m.name).toMatch(/^(https:\/\/|arXiv:)/);
+        const p = predict(m, calibration.families[m.family], calibration);
+        expect(Number.isFinite(p.predicted) && p.predicted > 0, m.name).toBe(true);
+      }
+    });
+  }
+
+  it('the llama arch preset gives Llama-style layers: SwiGLU, RMSNorm, RoPE, untied embeddings, no biases', () => {
+    const m = rows.find((r) => r.name === 'fms-llama2-70b-fsdp128-a100')!;
+    expect(m.config.model).toMatchObject({
+      activation: 'swiglu',
+      normalization: 'rmsnorm',
+      position_embedding_type: 'rope',
+      add_bias_linear: false,
+      share_embeddings_and_output_weights: false,
+      ffn_hidden_size: 28672,
+      num_key_value_heads: 8,
+    });
+  });
+});
+
 describe('parasweep calibrate', () => {
   const { report, reports } = runCalibration(false);
 
