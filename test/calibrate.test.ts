@@ -69,6 +69,7 @@ describe('calibration sources of published training throughput', () => {
     'fms-fsdp-2024.yaml': { source: 'fms-fsdp README 2024-02', regimes: { 'a100-zero3': 4, 'h100-dense': 4 } },
     'torchtitan-asynctp-2025.yaml': { source: 'torchtitan async TP benchmarks 2025-06', regimes: { 'h100-dense': 8 } },
     'trainy-h200-2025.yaml': { source: 'Trainy H200 torchtitan benchmark 2025-06', regimes: { 'h100-dense': 2 } },
+    'deepseek-v2-2024.yaml': { source: 'DeepSeek-V2 report', regimes: { 'h100-moe': 1 } },
   };
 
   for (const [file, expected] of Object.entries(SOURCES)) {
