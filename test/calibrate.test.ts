@@ -71,6 +71,7 @@ describe('calibration sources of published training throughput', () => {
     'trainy-h200-2025.yaml': { source: 'Trainy H200 torchtitan benchmark 2025-06', regimes: { 'h100-dense': 2 } },
     'deepseek-v2-2024.yaml': { source: 'DeepSeek-V2 report', regimes: { 'h100-moe': 1 } },
     'torchtitan-perf-2024.yaml': { source: 'torchtitan docs/performance.md 2024', regimes: { 'a100-zero3': 2, 'h100-dense': 3 } },
+    'nemotron4-15b-2024.yaml': { source: 'Nemotron-4 15B report', regimes: { 'h100-dense': 3 } },
   };
 
   for (const [file, expected] of Object.entries(SOURCES)) {
