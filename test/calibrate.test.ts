@@ -72,6 +72,7 @@ describe('calibration sources of published training throughput', () => {
     'deepseek-v2-2024.yaml': { source: 'DeepSeek-V2 report', regimes: { 'h100-moe': 1 } },
     'torchtitan-perf-2024.yaml': { source: 'torchtitan docs/performance.md 2024', regimes: { 'a100-zero3': 2, 'h100-dense': 3 } },
     'nemotron4-15b-2024.yaml': { source: 'Nemotron-4 15B report', regimes: { 'h100-dense': 3 } },
+    'tinyllama-2023.yaml': { source: 'TinyLlama README 2023', regimes: { 'a100-zero3': 1 } },
   };
 
   for (const [file, expected] of Object.entries(SOURCES)) {
