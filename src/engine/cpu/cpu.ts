@@ -2,6 +2,7 @@ import type { Formula } from '../../formulas/types.js';
 import type { GridChunk } from '../../grid/grid.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { EngineSelection, selectOnCpu } from '../selection.js';
+import { memoizedKernel } from './memo.js';
 
 /** Rows per chunk on the CPU: large enough to amortise per-chunk work, small enough to stream. */
 const CPU_CHUNK_ROWS = 1 << 16;
@@ -48,8 +49,24 @@ export function inputColumns(formula: Formula, grid: GridChunk, columnNames: rea
   });
 }
 
-export function evaluateChunkOnCpu(formula: Formula, constants: Float64Array, grid: GridChunk): EvaluatedChunk {
+export interface CpuEvaluateOptions {
+  /**
+   * Compute the terms rows of one layout class share once per class (default true); false evaluates every row
+   * from scratch with the formula's own kernel. Both give bit-identical results (test/cpu-memo.test.ts).
+   */
+  memo?: boolean;
+}
+
+export function evaluateChunkOnCpu(
+  formula: Formula,
+  constants: Float64Array,
+  grid: GridChunk,
+  options: CpuEvaluateOptions = {},
+): EvaluatedChunk {
   const computed = formula.outputs.map(() => new Float64Array(grid.length));
-  formula.evaluate(constants, inputColumns(formula, grid, grid.columnNames), computed, grid.length);
+  const inputs = inputColumns(formula, grid, grid.columnNames);
+  const kernel = options.memo === false ? undefined : memoizedKernel(formula);
+  if (kernel) kernel(constants, inputs, computed, grid.length);
+  else formula.evaluate(constants, inputs, computed, grid.length);
   return { grid, computed };
 }
