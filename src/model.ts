@@ -1358,19 +1358,23 @@ export function microbatch_passes(schedule: number, m: number): number {
 }
 
 /**
- * Where full_estimate gets each stage's memory and time: computed afresh (DIRECT_STAGES), or from terms that rows
- * of one layout share (the CPU engine's, src/engine/cpu/memo.ts). Either gives the same numbers.
+ * Where full_estimate gets each stage's memory and time and the model's totals: computed afresh (DIRECT_TERMS), or
+ * from terms that rows of one layout share (the CPU engine's, src/engine/cpu/memo.ts). Either gives the same numbers.
  */
-export interface StageSource {
+export interface TermSource {
   memory(c: FullConstants, r: FullRow, i: number): StageMemory;
   time(c: FullConstants, r: FullRow, i: number): StageTime;
   same_as_previous_middle(c: FullConstants, r: FullRow, i: number): boolean;
+  model_params(c: FullConstants, tp: number, seq_length: number, active_only: number): number;
+  model_flops_per_token(c: FullConstants, tp: number, seq_length: number, recompute: number, hardware: number): number;
 }
 
-export const DIRECT_STAGES: StageSource = {
+export const DIRECT_TERMS: TermSource = {
   memory: (c, r, i) => stage_memory(c, r, i),
   time: (c, r, i) => stage_time(c, r, i),
   same_as_previous_middle,
+  model_params,
+  model_flops_per_token,
 };
 
 /**
@@ -1378,28 +1382,28 @@ export const DIRECT_STAGES: StageSource = {
  * can differ evaluated (the first, with the embedding and the most micro-batches in flight; the last, with the
  * output layer and loss; middle ranks whose MoE/dense mix differs). The step runs at the pace of the slowest rank.
  */
-export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array, stages: StageSource = DIRECT_STAGES): void {
-  let heaviest = stages.memory(c, r, 0);
+export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array, terms: TermSource = DIRECT_TERMS): void {
+  let heaviest = terms.memory(c, r, 0);
   let heaviest_stage = 0;
-  let slowest = stages.time(c, r, 0);
+  let slowest = terms.time(c, r, 0);
   let tail = stage_tail(slowest);
   const last = last_distinct_rank(r);
   for (let i = 1; i <= last; i++) {
-    if (stages.same_as_previous_middle(c, r, i)) continue;
-    const memory = stages.memory(c, r, i);
+    if (terms.same_as_previous_middle(c, r, i)) continue;
+    const memory = terms.memory(c, r, i);
     if (memory.total > heaviest.total) {
       heaviest = memory;
       heaviest_stage = i;
     }
     // The pipeline moves at the pace of its slowest rank; each rank then finishes its own gradient sync
     // (overlapped with the backward of its last micro-batch), optimizer step and offload.
-    const time = stages.time(c, r, i);
+    const time = terms.time(c, r, i);
     if (microbatch_s(time) > microbatch_s(slowest) * (1 + PACE_TIE_RTOL)) slowest = time;
     tail = max_tail(tail, stage_tail(time));
   }
   const total_gib = heaviest.total / GIB;
-  out[0] = model_params(c, r.tp, r.seq_length, 0);
-  out[1] = model_params(c, r.tp, r.seq_length, 1);
+  out[0] = terms.model_params(c, r.tp, r.seq_length, 0);
+  out[1] = terms.model_params(c, r.tp, r.seq_length, 1);
   out[2] = heaviest.params_gpu;
   out[3] = heaviest.weights / GIB;
   out[4] = heaviest.grads / GIB;
@@ -1421,8 +1425,8 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array, s
   out[13] = step_time_s;
   out[14] = tokens / step_time_s;
   out[15] = tokens / step_time_s / r.ngpus;
-  out[16] = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 0) * tokens) / (step_time_s * cluster_peak);
-  out[17] = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 1) * tokens) / (step_time_s * cluster_peak);
+  out[16] = (terms.model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 0) * tokens) / (step_time_s * cluster_peak);
+  out[17] = (terms.model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 1) * tokens) / (step_time_s * cluster_peak);
   out[18] = m * slowest.compute_s;
   out[19] = m * slowest.tp_s;
   out[20] = m * slowest.pp_s;
