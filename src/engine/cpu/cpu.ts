@@ -4,8 +4,13 @@ import type { Engine, EvaluatedChunk } from '../types.js';
 import { EngineSelection, selectOnCpu } from '../selection.js';
 import { memoizedKernel } from './memo.js';
 
-/** Rows per chunk on the CPU: large enough to amortise per-chunk work, small enough to stream. */
-const CPU_CHUNK_ROWS = 1 << 16;
+/**
+ * Rows per chunk on the CPU: large enough to amortise per-chunk work, small enough to stream, and small enough that
+ * each chunk's fresh output columns (34 of 128 KiB for the full formula) come from memory the allocator reuses.
+ * At 65,536 rows (512 KiB columns) they were mapped afresh, page faults and zeroing that halved the memoized
+ * kernel's rate on this machine (bench/cpu-rate.mjs: about 0.45 M rows per CPU second against 0.9 at 16,384).
+ */
+export const CPU_CHUNK_ROWS = 1 << 14;
 
 /** The reference engine: the formulas of src/model.ts in f64, one row at a time. */
 export class CpuEngine implements Engine {
@@ -35,7 +40,7 @@ export class CpuEngine implements Engine {
 /**
  * Lets timers, I/O callbacks and signal handlers run. An async generator consumed by `for await` resumes through
  * microtasks only, so without this a CPU sweep that writes nothing (`--top`) never lets Node see a Ctrl-C until it
- * ends. One macrotask turn per chunk (65,536 rows, tens of milliseconds) costs nothing measurable.
+ * ends. One macrotask turn per chunk (16,384 rows, milliseconds) costs nothing measurable.
  */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
