@@ -630,20 +630,6 @@ export function largest_layer_params(c: FullConstants, r: FullRow): number {
   return Math.max(layer.dense_layer, c.num_experts > 0 ? layer.moe_layer_dense + layer.expert_layer : 0);
 }
 
-/**
- * What a stage's memory owes to its layout (parallel sizes, schedule, batch, sequence), SP and recompute, not to
- * ZeRO, gradient reduction or offload: rows that differ only in those share it (the CPU engine computes it once
- * for them, src/engine/cpu/memo.ts).
- */
-export interface StageMemoryBase {
-  dense_params: number;
-  expert_params: number;
-  largest_layer: number;
-  activations: number;
-  logits: number;
-  inflight: number;
-}
-
 /** Memory on a GPU of pipeline stage `i`. */
 export function stage_memory(c: FullConstants, r: FullRow, i: number, base: StageMemoryBase = stage_memory_base(c, r, i)): StageMemory {
   const { dense_params, expert_params, activations, logits, inflight } = base;
@@ -695,6 +681,20 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number, base: Stag
     offloaded,
     inflight,
   };
+}
+
+/**
+ * What a stage's memory owes to its layout (parallel sizes, schedule, batch, sequence), SP and recompute, not to
+ * ZeRO, gradient reduction or offload: rows that differ only in those share it (the CPU engine computes it once
+ * for them, src/engine/cpu/memo.ts).
+ */
+export interface StageMemoryBase {
+  dense_params: number;
+  expert_params: number;
+  largest_layer: number;
+  activations: number;
+  logits: number;
+  inflight: number;
 }
 
 /** The part of stage_memory that rows differing only in ZeRO, gradient reduction or offload share. */
