@@ -1208,6 +1208,7 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
 
 export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMicrobatch = stage_microbatch(c, r, i)): StageTime {
   const tp = r.tp;
+  const pp = r.pp;
   const { compute_s, tp_total_s, tp_s, tp_bytes, ep_total_s, ep_s, ep_bytes, cp_total_s, cp_exposed_s, cp_bytes } = mb;
   const { pp_total_s, pp_s, pp_bytes, dense_params, expert_params } = mb;
 
