@@ -631,14 +631,8 @@ export function largest_layer_params(c: FullConstants, r: FullRow): number {
 }
 
 /** Memory on a GPU of pipeline stage `i`. */
-export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemory {
-  const h = c.hidden_size;
-  const tp = r.tp;
-  const pp = r.pp;
-  const vocab = padded_vocab(c, tp);
-  const has_moe = c.num_experts > 0 ? 1 : 0;
-  const { moe, dense, mtp, embedding, output } = stage_layer_counts(c, r, i);
-  const [dense_params, expert_params] = stage_params(c, r, i);
+export function stage_memory(c: FullConstants, r: FullRow, i: number, base: StageMemoryBase = stage_memory_base(c, r, i)): StageMemory {
+  const { dense_params, expert_params, activations, logits, inflight } = base;
 
   // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP.
   const dense_shards = r.dp * r.cp;
@@ -654,7 +648,7 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   // parameters live until its backward, and with a pipeline some micro-batch is always between the two: the
   // stage's parameters stay whole beside their shards.
   const zero3_gathered =
-    r.zero >= 3 ? (r.reshard === 1 ? 2 * largest_layer_params(c, r) : dense_params + expert_params) * c.param_bytes : 0;
+    r.zero >= 3 ? (r.reshard === 1 ? 2 * base.largest_layer : dense_params + expert_params) * c.param_bytes : 0;
   const weights =
     (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
   // Gradients stay sharded only when reduce-scattered as each micro-batch's backward produces them (one layer's
@@ -665,12 +659,53 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
     grads_sharded === 1
       ? (dense_params * c.grad_bytes) / grad_shards_dense +
         (expert_params * c.grad_bytes) / grad_shards_expert +
-        largest_layer_params(c, r) * c.grad_bytes
+        base.largest_layer * c.grad_bytes
       : (dense_params + expert_params) * c.grad_bytes;
   const state_bytes = 2 * c.optimizer_state_bytes + c.master_bytes;
   const optimizer_all = (dense_params * state_bytes) / state_shards_dense + (expert_params * state_bytes) / state_shards_expert;
   const optimizer = r.offload === OFFLOAD_NONE ? optimizer_all : 0;
   const offloaded = r.offload === OFFLOAD_NONE ? 0 : optimizer_all;
+
+  // Peak over the two phases: forward/backward, and the optimizer step when the states come back from the host.
+  const forward_backward = weights + grads + optimizer + activations + logits;
+  const step = r.offload === OFFLOAD_OPTIMIZER ? weights + grads + optimizer_all : 0;
+  const total = Math.max(forward_backward, step);
+  return {
+    params_gpu: dense_params + expert_params,
+    weights,
+    grads,
+    optimizer,
+    activations,
+    logits,
+    total,
+    offloaded,
+    inflight,
+  };
+}
+
+/**
+ * What a stage's memory owes to its layout (parallel sizes, schedule, batch, sequence), SP and recompute, not to
+ * ZeRO, gradient reduction or offload: rows that differ only in those share it (the CPU engine computes it once
+ * for them, src/engine/cpu/memo.ts).
+ */
+export interface StageMemoryBase {
+  dense_params: number;
+  expert_params: number;
+  largest_layer: number;
+  activations: number;
+  logits: number;
+  inflight: number;
+}
+
+/** The part of stage_memory that rows differing only in ZeRO, gradient reduction or offload share. */
+export function stage_memory_base(c: FullConstants, r: FullRow, i: number): StageMemoryBase {
+  const h = c.hidden_size;
+  const tp = r.tp;
+  const pp = r.pp;
+  const vocab = padded_vocab(c, tp);
+  const has_moe = c.num_experts > 0 ? 1 : 0;
+  const { moe, dense, mtp, embedding, output } = stage_layer_counts(c, r, i);
+  const [dense_params, expert_params] = stage_params(c, r, i);
 
   // Activations: one micro-batch of this stage's layers, times the micro-batches in flight.
   const s = r.seq_length / r.cp;
@@ -690,22 +725,7 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number): StageMemo
   const activations = inflight * microbatch_act + rebuilt;
   // The last stage's loss: the output layer's fp32 input and the fp32 logits, vocab-parallel over TP.
   const logits = output * (1 + c.mtp_num_layers) * ((4 * s * b * h) / t_rep + (4 * s * b * vocab) / tp);
-
-  // Peak over the two phases: forward/backward, and the optimizer step when the states come back from the host.
-  const forward_backward = weights + grads + optimizer + activations + logits;
-  const step = r.offload === OFFLOAD_OPTIMIZER ? weights + grads + optimizer_all : 0;
-  const total = Math.max(forward_backward, step);
-  return {
-    params_gpu: dense_params + expert_params,
-    weights,
-    grads,
-    optimizer,
-    activations,
-    logits,
-    total,
-    offloaded,
-    inflight,
-  };
+  return { dense_params, expert_params, largest_layer: largest_layer_params(c, r), activations, logits, inflight };
 }
 
 /** Parameters of the whole model, and those active per token (routed experts counted k of E). */
@@ -1028,7 +1048,31 @@ export function schedule_overlaps_p2p(schedule: number): number {
   return schedule === SCHEDULE_INTERLEAVED || schedule === SCHEDULE_DUALPIPE ? 1 : 0;
 }
 
-export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
+/**
+ * What a stage's micro-batch costs apart from data-parallel traffic: compute, TP, EP, CP and PP communication, and
+ * the stage's parameters. It depends on the layout, SP and recompute, not on ZeRO, gradient reduction or offload,
+ * so rows that differ only in those share it (the CPU engine computes it once for them, src/engine/cpu/memo.ts).
+ */
+export interface StageMicrobatch {
+  compute_s: number;
+  tp_total_s: number;
+  tp_s: number;
+  tp_bytes: number;
+  ep_total_s: number;
+  ep_s: number;
+  ep_bytes: number;
+  cp_total_s: number;
+  cp_exposed_s: number;
+  cp_bytes: number;
+  pp_total_s: number;
+  pp_s: number;
+  pp_bytes: number;
+  dense_params: number;
+  expert_params: number;
+}
+
+/** The part of stage_time that rows differing only in ZeRO, gradient reduction or offload share. */
+export function stage_microbatch(c: FullConstants, r: FullRow, i: number): StageMicrobatch {
   const h = c.hidden_size;
   const tp = r.tp;
   const pp = r.pp;
@@ -1142,11 +1186,35 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
     c.overlap_p2p_comm === 1 && schedule_overlaps_p2p(r.schedule) === 1 ? Math.max(0, pp_total_s - compute_s) : pp_total_s,
   );
   const pp_bytes = pp > 1 ? 2 * r.vpp * pp_message : 0;
+  const [dense_params, expert_params] = stage_params(c, r, i);
+  return {
+    compute_s,
+    tp_total_s,
+    tp_s,
+    tp_bytes,
+    ep_total_s,
+    ep_s,
+    ep_bytes,
+    cp_total_s,
+    cp_exposed_s,
+    cp_bytes,
+    pp_total_s,
+    pp_s,
+    pp_bytes,
+    dense_params,
+    expert_params,
+  };
+}
+
+export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMicrobatch = stage_microbatch(c, r, i)): StageTime {
+  const tp = r.tp;
+  const pp = r.pp;
+  const { compute_s, tp_total_s, tp_s, tp_bytes, ep_total_s, ep_s, ep_bytes, cp_total_s, cp_exposed_s, cp_bytes } = mb;
+  const { pp_total_s, pp_s, pp_bytes, dense_params, expert_params } = mb;
 
   // DP: gradient reduction (all-reduce with ZeRO-0, else reduce-scatter) and the parameter all-gather (ZeRO >= 1)
   // over DP x CP for dense parameters and expert-DP for experts. The forward is a third of a micro-batch's
   // compute, the backward two thirds: the windows a gather and a reduction hide behind.
-  const [dense_params, expert_params] = stage_params(c, r, i);
   const dense_group = r.dp * r.cp;
   const dense_in_node = group_in_node(c, dense_group, tp);
   const expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
@@ -1291,32 +1359,52 @@ export function microbatch_passes(schedule: number, m: number): number {
 }
 
 /**
+ * Where full_estimate gets each stage's memory and time and the model's totals: computed afresh (DIRECT_TERMS), or
+ * from terms that rows of one layout share (the CPU engine's, src/engine/cpu/memo.ts). Either gives the same numbers.
+ */
+export interface TermSource {
+  memory(c: FullConstants, r: FullRow, i: number): StageMemory;
+  time(c: FullConstants, r: FullRow, i: number): StageTime;
+  same_as_previous_middle(c: FullConstants, r: FullRow, i: number): boolean;
+  model_params(c: FullConstants, tp: number, seq_length: number, active_only: number): number;
+  model_flops_per_token(c: FullConstants, tp: number, seq_length: number, recompute: number, hardware: number): number;
+}
+
+export const DIRECT_TERMS: TermSource = {
+  memory: (c, r, i) => stage_memory(c, r, i),
+  time: (c, r, i) => stage_time(c, r, i),
+  same_as_previous_middle,
+  model_params,
+  model_flops_per_token,
+};
+
+/**
  * The full formula for one grid row: memory of the heaviest pipeline rank and the step time, with every rank that
  * can differ evaluated (the first, with the embedding and the most micro-batches in flight; the last, with the
  * output layer and loss; middle ranks whose MoE/dense mix differs). The step runs at the pace of the slowest rank.
  */
-export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): void {
-  let heaviest = stage_memory(c, r, 0);
+export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array, terms: TermSource = DIRECT_TERMS): void {
+  let heaviest = terms.memory(c, r, 0);
   let heaviest_stage = 0;
-  let slowest = stage_time(c, r, 0);
+  let slowest = terms.time(c, r, 0);
   let tail = stage_tail(slowest);
   const last = last_distinct_rank(r);
   for (let i = 1; i <= last; i++) {
-    if (same_as_previous_middle(c, r, i)) continue;
-    const memory = stage_memory(c, r, i);
+    if (terms.same_as_previous_middle(c, r, i)) continue;
+    const memory = terms.memory(c, r, i);
     if (memory.total > heaviest.total) {
       heaviest = memory;
       heaviest_stage = i;
     }
     // The pipeline moves at the pace of its slowest rank; each rank then finishes its own gradient sync
     // (overlapped with the backward of its last micro-batch), optimizer step and offload.
-    const time = stage_time(c, r, i);
+    const time = terms.time(c, r, i);
     if (microbatch_s(time) > microbatch_s(slowest) * (1 + PACE_TIE_RTOL)) slowest = time;
     tail = max_tail(tail, stage_tail(time));
   }
   const total_gib = heaviest.total / GIB;
-  out[0] = model_params(c, r.tp, r.seq_length, 0);
-  out[1] = model_params(c, r.tp, r.seq_length, 1);
+  out[0] = terms.model_params(c, r.tp, r.seq_length, 0);
+  out[1] = terms.model_params(c, r.tp, r.seq_length, 1);
   out[2] = heaviest.params_gpu;
   out[3] = heaviest.weights / GIB;
   out[4] = heaviest.grads / GIB;
@@ -1338,8 +1426,8 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array): 
   out[13] = step_time_s;
   out[14] = tokens / step_time_s;
   out[15] = tokens / step_time_s / r.ngpus;
-  out[16] = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 0) * tokens) / (step_time_s * cluster_peak);
-  out[17] = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 1) * tokens) / (step_time_s * cluster_peak);
+  out[16] = (terms.model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 0) * tokens) / (step_time_s * cluster_peak);
+  out[17] = (terms.model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 1) * tokens) / (step_time_s * cluster_peak);
   out[18] = m * slowest.compute_s;
   out[19] = m * slowest.tp_s;
   out[20] = m * slowest.pp_s;

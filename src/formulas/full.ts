@@ -150,19 +150,19 @@ function constantsOf(ctx: SweepContext): FullConstants {
   return c;
 }
 
-function unpack(constants: Float64Array): FullConstants {
+export function unpack(constants: Float64Array): FullConstants {
   return Object.fromEntries(FULL_CONSTANTS.map((name, i) => [name, constants[i]])) as FullConstants;
 }
 
 const ROW_FIELDS = FULL_INPUTS;
 
-function rowAt(inputs: Int32Array[], i: number, row: FullRow): FullRow {
+export function rowAt(inputs: Int32Array[], i: number, row: FullRow): FullRow {
   const target = row as unknown as Record<string, number>;
   for (let k = 0; k < ROW_FIELDS.length; k++) target[ROW_FIELDS[k]] = inputs[k][i];
   return row;
 }
 
-function emptyRow(): FullRow {
+export function emptyRow(): FullRow {
   return Object.fromEntries(ROW_FIELDS.map((name) => [name, 0])) as unknown as FullRow;
 }
 

@@ -1,0 +1,83 @@
+/**
+ * The CPU engine's memoized evaluation (terms shared within a layout class computed once, src/engine/cpu/memo.ts)
+ * against the formula's own row-by-row kernel: every computed column must be bit-identical, on grids that vary
+ * every dimension the memo keys on or leaves to the row.
+ */
+import { describe, expect, it } from 'vitest';
+import { evaluateChunkOnCpu } from '../src/engine/cpu/cpu.js';
+import { LAYOUT_KEY } from '../src/engine/cpu/memo.js';
+import type { GridChunk } from '../src/grid/grid.js';
+import { FULL_INPUTS } from '../src/model.js';
+import { prepareSweep, SweepOptions } from '../src/sweep.js';
+
+const SWEEPS: Array<[string, SweepOptions]> = [
+  // Dense GQA: every schedule, VPP, CP, SP, all ZeRO stages, grad_reduce and reshard, recompute, offload.
+  ['Llama 3.1 8B, 8 and 24 GPUs, default grid', { model: 'llama3.1-8b', search: { ngpus_range: [8, 24] } }],
+  // MoE with EP and expert-TP, FP8, all-gather CP, no TP overlap.
+  [
+    'Mixtral 8x7B, 16 GPUs, FP8, all-gather CP',
+    {
+      model: 'mixtral-8x7b',
+      search: { ngpus_range: [16], mbs_range: [1, 2] },
+      overrides: ['trainer.fp8=true', 'trainer.cp_comm_type=all_gather', 'trainer.tp_comm_overlap=false'],
+    },
+  ],
+  // MLA, MTP, dense first layers, uneven interleaved chunks, DualPipe, overlapped all-to-all.
+  [
+    'DeepSeek-V3, 256 GPUs, PP4/8 x EP8/64',
+    {
+      model: 'deepseek-v3',
+      search: { ngpus_range: [256], pp_range: [4, 8], ep_range: [8, 64], cp_range: [1], tp_range: [1, 2] },
+      overrides: ['trainer.moe_a2a_overlap=true'],
+    },
+  ],
+  // Learned positions and no flash attention: the plain attention core's GEMMs.
+  [
+    'GPT-3 175B, 96 GPUs, no flash attention',
+    { model: 'gpt3-175b', search: { ngpus_range: [96], mbs_range: [1, 2], tp_range: [4, 8] }, overrides: ['trainer.flash_attention=false'] },
+  ],
+];
+
+/** Rows per chunk: small and odd, so that layout classes straddle chunk boundaries. */
+const CHUNK_ROWS = 4099;
+
+function distinct(chunks: GridChunk[], name: string): number {
+  const column = chunks[0].columnNames.indexOf(name);
+  const values = new Set<number>();
+  for (const chunk of chunks) for (const value of chunk.columns[column]) values.add(value);
+  return values.size;
+}
+
+describe('CPU engine: memoized evaluation equals row-by-row evaluation', () => {
+  it('keys the memo on grid columns the full formula reads', () => {
+    for (const name of LAYOUT_KEY) expect(FULL_INPUTS).toContain(name);
+  });
+
+  for (const [label, options] of SWEEPS) {
+    it(label, () => {
+      const prepared = prepareSweep(options);
+      const chunks = [...prepared.grid.chunks(CHUNK_ROWS)];
+      // The grid varies what the memo must tell apart (within a class) and what it must forget (between classes).
+      for (const name of ['zero', 'recompute', 'offload', 'grad_reduce', 'reshard', 'pp', 'tp', 'mbs']) {
+        expect(distinct(chunks, name), name).toBeGreaterThan(1);
+      }
+      let rows = 0;
+      for (const chunk of chunks) {
+        const memo = evaluateChunkOnCpu(prepared.formula, prepared.constants, chunk, { memo: true });
+        const direct = evaluateChunkOnCpu(prepared.formula, prepared.constants, chunk, { memo: false });
+        prepared.formula.outputs.forEach((name, j) => {
+          const a = memo.computed[j] as Float64Array;
+          const b = direct.computed[j] as Float64Array;
+          // Bit for bit: the same bytes (NaN and -0 included).
+          const same = Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+          if (!same) {
+            const row = a.findIndex((value, i) => !Object.is(value, b[i]));
+            expect.fail(`${name}: row ${chunk.offset + row} memo ${a[row]} vs direct ${b[row]}`);
+          }
+        });
+        rows += chunk.length;
+      }
+      expect(rows).toBeGreaterThan(1000);
+    });
+  }
+});
