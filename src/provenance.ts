@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { loadCalibration } from './config/calibration.js';
 import { PACKAGE_ROOT } from './config/load.js';
 import type { Engine } from './engine/types.js';
-import type { FloatType } from './result.js';
+import type { FloatType } from './results/columns.js';
 import type { PreparedSweep } from './sweep.js';
 
 /**

@@ -12,7 +12,7 @@ import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FULL_CONSTANTS, model_params, FullConstants } from '../src/model.js';
 import { prepareSweep, sweep, sweepToFiles, SweepOptions } from '../src/sweep.js';
-import { BEST_WIDTH, formatTable, RankedRow } from '../src/rank.js';
+import { BEST_WIDTH, formatTable, RankedRow } from '../src/results/rank.js';
 import { gpuAvailable } from './gpu-support.js';
 import { cleanupTempDirs, listDir, makeTempDir, REPO_ROOT } from './helpers.js';
 

@@ -12,7 +12,7 @@ import { checkSampleAgainstCpu } from '../../src/engine/gpu/validate.js';
 import type { Engine } from '../../src/engine/types.js';
 import { EngineError } from '../../src/errors.js';
 import { compileWhere } from '../../src/filter/where.js';
-import { filterColumns, Selector } from '../../src/select.js';
+import { filterColumns, Selector } from '../../src/results/select.js';
 import { prepareSweep } from '../../src/sweep.js';
 import { gpuAvailable, openGpu } from '../gpu-support.js';
 import { ensureBuilt, expectOneLine, ourLines, parasweep } from './support.js';
