@@ -1,4 +1,4 @@
-import type { EngineSelection } from '../engine/selection.js';
+import type { EngineSelection } from '../engine/types.js';
 import { passesThreshold } from '../engine/selection.js';
 import type { ComputedColumns, EvaluatedChunk } from '../engine/types.js';
 import { InputError } from '../errors.js';
