@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 60_000,
     include: ['test/**/*.test.ts'],
+    // Builds dist/ once for every file that spawns the CLI or compiles against dist/*.d.ts.
+    globalSetup: ['test/global-setup.ts'],
   },
 });

@@ -2,13 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { listBundled } from '../src/index.js';
-import { cleanupTempDirs, ensureBuilt, fixture, fixtureCsv, listDir, makeTempDir, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
+import { cleanupTempDirs, fixture, fixtureCsv, listDir, makeTempDir, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'parasweep.js');
 
-beforeAll(ensureBuilt, 120_000);
 
 afterAll(cleanupTempDirs);
 

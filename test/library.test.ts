@@ -1,16 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { best, check, EngineError, InputError, prepareSweep, sweep, sweepFileRuns, sweepStream, sweepToFiles } from '../src/index.js';
 import { gpuAvailable } from './gpu-support.js';
-import { cleanupTempDirs, ensureBuilt, listDir, makeTempDir, REPO_ROOT } from './helpers.js';
+import { cleanupTempDirs, listDir, makeTempDir, REPO_ROOT } from './helpers.js';
 
 afterAll(cleanupTempDirs);
 
 const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 
-beforeAll(ensureBuilt, 120_000);
 
 const CONSUMER = `
 import { best, check, explain, explainLaunch, launch, launchArgs, loadConfig, sweepFileRuns, sweepStream, sweepToFiles, InputError } from 'parasweep';

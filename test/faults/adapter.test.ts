@@ -15,9 +15,8 @@ import { compileWhere } from '../../src/filter/where.js';
 import { filterColumns, Selector } from '../../src/results/select.js';
 import { prepareSweep } from '../../src/sweep.js';
 import { gpuAvailable, openGpu } from '../gpu-support.js';
-import { ensureBuilt, expectOneLine, ourLines, parasweep } from './support.js';
+import { expectOneLine, ourLines, parasweep } from './support.js';
 
-beforeAll(ensureBuilt, 120_000);
 
 const hasGpu = await gpuAvailable();
 

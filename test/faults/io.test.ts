@@ -11,9 +11,8 @@ import { OutputError } from '../../src/errors.js';
 import { AtomicFile, removeStaleTempFiles, setStreamFactory, StreamFactory, tempPathFor } from '../../src/sink/atomic.js';
 import { prepareSweep, sweepToFiles } from '../../src/sweep.js';
 import { cleanupTempDirs, makeTempDir, REPO_ROOT } from '../helpers.js';
-import { BIN, canMountTmpfs, ensureBuilt, entries, expectOneLine, parasweep } from './support.js';
+import { BIN, canMountTmpfs, entries, expectOneLine, parasweep } from './support.js';
 
-beforeAll(ensureBuilt, 120_000);
 afterAll(cleanupTempDirs);
 
 /** A real file stream whose writes fail with `code` once `budget` bytes have gone through: a disk filling up. */

@@ -6,11 +6,10 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTempDirs, makeTempDir } from '../helpers.js';
-import { ensureBuilt, parasweep, sleep, start, waitFor } from './support.js';
+import { parasweep, sleep, start, waitFor } from './support.js';
 
-beforeAll(ensureBuilt, 120_000);
 afterAll(cleanupTempDirs);
 
 const NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
