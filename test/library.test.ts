@@ -55,7 +55,8 @@ describe('typings', () => {
   }, 120_000);
 });
 
-const SMALL = { model: 'llama3.1-8b', search: { ngpus_range: '8..256:*2', tp_range: '1,2,4,8' }, engine: 'cpu' as const };
+// About 40 k rows (three GPU counts, no offload): several batches of 1000, several GPU counts for best.
+const SMALL = { model: 'llama3.1-8b', search: { ngpus_range: '8..32:*2', tp_range: '1,2,4,8', offload_range: ['none'] }, engine: 'cpu' as const };
 
 describe('sweepStream', () => {
   it('yields the rows sweep returns, batch by batch, and returns the stats', async () => {
@@ -147,7 +148,8 @@ describe('best and sweep files', () => {
   });
 
   it('sweepFileRuns: one run per hardware of the file, adjusted, into one output', async () => {
-    const runs = sweepFileRuns('mixtral-wide', { search: { ngpus_range: '64', seq_range: 4096 }, engine: 'cpu' });
+    // EP and ETP narrowed: 81 k rows per hardware instead of 643 k; still more than five that fit on each.
+    const runs = sweepFileRuns('mixtral-wide', { search: { ngpus_range: '64', seq_range: 4096, ep_range: 8, etp_range: '1,2' }, engine: 'cpu' });
     expect(runs.map((run) => run.hardware)).toEqual(['h100-sxm-80gb', 'h200-141gb']);
     expect(runs[0].top).toEqual({ k: 5, by: 'tokens_per_s', per: 'ngpus', order: undefined });
     const dir = makeTempDir();
