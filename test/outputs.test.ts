@@ -92,8 +92,9 @@ describe('one schema whatever the engine', () => {
     // Parameter counts are recomputed exactly for GPU rows: identical, not merely close.
     expectExactCounts(gpu, cpu);
 
-    // A wider grid (every TP, PP, schedule, VPP): the cached recomputation still matches row by row.
-    const wide: SweepOptions = { model: 'llama3.1-405b', search: { ngpus_range: [512] } };
+    // A wider grid (every TP, PP, schedule, VPP; offload pinned, a third of the rows): the cached recomputation
+    // still matches row by row.
+    const wide: SweepOptions = { model: 'llama3.1-405b', search: { ngpus_range: [512], offload_range: ['none'] } };
     const [wideGpu, wideCpu] = [(await sweep({ ...wide, engine: 'gpu' })).table, (await sweep({ ...wide, engine: 'cpu' })).table];
     expect(wideGpu.numRows).toBeGreaterThan(5000);
     expect(new Set(wideGpu.getChild('heaviest_stage')!.toArray()).size).toBeGreaterThan(2);

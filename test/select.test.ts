@@ -114,7 +114,7 @@ describe('sweep files and best from the CLI', () => {
   it('best answers for 405B on H100 at 1024 and 8192 GPUs with a breakdown and a Pareto front', () => {
     const dir = makeTempDir();
     const out = join(dir, 'best.csv');
-    const result = cli(['best', '--model', 'llama3.1-405b', '--hardware', 'h100-sxm-80gb', '--ngpus', '1024,8192', '--engine', 'cpu', '--out', out]);
+    const result = cli(['best', '--model', 'llama3.1-405b', '--hardware', 'h100-sxm-80gb', '--ngpus', '1024,8192', '--offload', 'none', '--engine', 'cpu', '--out', out]);
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/on 1024 x h100-sxm-80gb: \d+ configs fit; top 5 by tokens\/s/);
     expect(result.stdout).toMatch(/on 8192 x h100-sxm-80gb/);
