@@ -3,7 +3,7 @@ import { loadSweepFile, SweepFile } from './config/sweepfile.js';
 import { SEARCH_KEYS } from './config/space.js';
 import { createEngine } from './engine/index.js';
 import { InputError } from './errors.js';
-import { BestConfigs, checkRankColumns, RankedRow } from './rank.js';
+import { BestConfigs, checkRankColumns, RankedRow } from './results/rank.js';
 import { prepareSweep, sweep, SweepOptions, SweepStats, sweepBatches } from './sweep.js';
 import { checkEngines, CheckOptions, CheckReport } from './check.js';
 

@@ -47,7 +47,7 @@ export { expandRange } from './config/ranges.js';
 export { FORMULAS, getFormula } from './formulas/index.js';
 export { createEngine } from './engine/index.js';
 export type { Engine, EngineChoice, EngineOptions } from './engine/index.js';
-export type { RankedRow } from './rank.js';
+export type { RankedRow } from './results/rank.js';
 export { formatCheckReport, DEFAULT_RTOL } from './check.js';
 export type { CheckOptions, CheckReport, ColumnError } from './check.js';
 export { defaultChunkLayers, LAUNCH_TARGETS } from './launch/index.js';
@@ -63,8 +63,8 @@ export type { PipelineSplit, SplitRule } from './layout.js';
 // Outputs (issue 11): the report, the ranking of `best`, --pareto, provenance.
 export { reportFromFile, readResults, ReportAggregator, renderReport, writeReport } from './report/index.js';
 export type { ReportData, ReportOptions } from './report/index.js';
-export { BestConfigs, bestRows, formatBest } from './rank.js';
-export { ParetoFronts } from './pareto.js';
+export { BestConfigs, bestRows, formatBest } from './results/rank.js';
+export { ParetoFronts } from './results/pareto.js';
 export { provenance } from './provenance.js';
 export type { BatchObserver } from './sweep.js';
 // Scale (issue 13): shards of the grid for batch schedulers, and the partitioned dataset output.

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCalibration } from './config/calibration.js';
 import { PACKAGE_ROOT } from './config/load.js';
+import type { ParsedDimension, SearchKeyName } from './config/space.js';
 import type { Engine } from './engine/types.js';
-import type { FloatType } from './result.js';
-import type { PreparedSweep } from './sweep.js';
+import type { Formula, SweepContext } from './formulas/types.js';
+import type { FloatType } from './results/columns.js';
 
 /**
  * Schema-level metadata of every output (Arrow schema metadata, Parquet key-value metadata): what produced the
@@ -20,9 +21,17 @@ export function parasweepVersion(): string {
   return packageVersion;
 }
 
+/** What provenance reads of a prepared sweep (sweep.ts's PreparedSweep has it; named here so that sweep.ts,
+ * which calls provenance, is not imported back). */
+export interface ProvenanceRun {
+  context: SweepContext;
+  formula: Pick<Formula, 'name'>;
+  space: ReadonlyMap<SearchKeyName, ParsedDimension>;
+}
+
 export interface ProvenanceInput {
   /** Every run sharing the output (one per hardware of a sweep file). */
-  prepared: PreparedSweep[];
+  prepared: ProvenanceRun[];
   engine: Pick<Engine, 'kind' | 'description'>;
   floatType: FloatType;
   /** The command line that produced the file, as argv words; absent when called as a library. */

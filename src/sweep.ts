@@ -10,8 +10,8 @@ import type { ResultColumn, SweepContext } from './formulas/types.js';
 import { EmptyGroup, GridChunk, GridPlan } from './grid/grid.js';
 import { ShardSpec, shardSpan } from './grid/shard.js';
 import { provenance } from './provenance.js';
-import { FloatType, ResultAssembler } from './result.js';
-import { SelectionOptions, Selector } from './select.js';
+import { FloatType, ResultAssembler } from './results/columns.js';
+import { SelectionOptions, Selector } from './results/select.js';
 import { AtomicFile } from './sink/atomic.js';
 import { checkOutputPaths, openSink, Sink } from './sink/index.js';
 

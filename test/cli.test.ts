@@ -2,13 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { listBundled } from '../src/index.js';
-import { cleanupTempDirs, ensureBuilt, fixture, fixtureCsv, listDir, makeTempDir, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
+import { cleanupTempDirs, fixture, fixtureCsv, listDir, makeTempDir, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'parasweep.js');
 
-beforeAll(ensureBuilt, 120_000);
 
 afterAll(cleanupTempDirs);
 
@@ -122,7 +121,7 @@ describe('sweeps', () => {
     const dir = makeTempDir();
     const arrow = join(dir, 'x.arrow');
     const csv = join(dir, 'x.csv');
-    const run = parasweep('sweep', '--model', 'llama3.1-405b', '--ngpus', '8,128,1024,10240', '--out', arrow, '--csv', csv);
+    const run = parasweep('sweep', '--model', 'llama3.1-405b', '--ngpus', '8,1024', '--offload', 'none', '--out', arrow, '--csv', csv);
     expect(run.status).toBe(0);
     expect(listDir(dir)).toEqual(['x.arrow', 'x.csv']);
     const table = tableFromIPC(readFileSync(arrow));
@@ -131,7 +130,7 @@ describe('sweeps', () => {
     expect(csvLines.length - 1).toBe(table.numRows);
     expect(csvLines[0].split(',')).toEqual(table.schema.fields.map((field) => field.name));
     const ngpus = new Set(csvLines.slice(1).map((line) => line.split(',')[table.schema.fields.findIndex((f) => f.name === 'ngpus')]));
-    for (const n of ngpus) expect(['8', '128', '1024', '10240']).toContain(n);
+    for (const n of ngpus) expect(['8', '1024']).toContain(n);
     const summary = lines(run.stderr).at(-1)!;
     expect(summary).toContain(`${table.numRows} rows`);
     expect(summary).toContain(arrow);

@@ -1,6 +1,5 @@
 /** Shared helpers for the test suite (not a test file itself). */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,29 +147,4 @@ export function expectCsvClose(actualText: string, expectedText: string, rtol = 
     }
   }
   expect(mismatches).toEqual([]);
-}
-
-/** Newest modification time of any file under `dir`. */
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-/**
- * The bin runs dist/ and library consumers compile against dist/*.d.ts: compiles it when it is missing or older
- * than the sources (one tsc run writes both).
- */
-export function ensureBuilt(): void {
-  const built = join(REPO_ROOT, 'dist', 'cli.js');
-  if (existsSync(built) && statSync(built).mtimeMs >= newestMtime(join(REPO_ROOT, 'src'))) return;
-  const tsc = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-  });
-  expect(tsc.stdout + tsc.stderr, 'tsc output').toBe('');
-  expect(tsc.status).toBe(0);
 }

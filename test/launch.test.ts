@@ -246,12 +246,14 @@ describe('from a Hugging Face config.json to a launch command', () => {
     const model = join('examples', 'hf', 'Mixtral-8x7B-v0.1', 'config.json');
     const run = (...args: string[]) =>
       spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'parasweep.js'), ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
-    const best = run('best', '--model', model, '--ngpus', '64', '--engine', 'cpu', '-q', '--top', '1', '--where', RUNNABLE.megatron);
+    // EP and expert TP pinned on both commands: an eighth of the 64-GPU grid, the same question to each.
+    const narrow = ['--ngpus', '64', '--ep', '8', '--etp', '1,2'];
+    const best = run('best', '--model', model, ...narrow, '--engine', 'cpu', '-q', '--top', '1', '--where', RUNNABLE.megatron);
     expect(best.status, best.stderr).toBe(0);
     // The table's first columns are tp and pp when one GPU count, batch and sequence are swept.
     expect(best.stdout).toMatch(/^ # +tp +pp /m);
     const rank1 = /^ +1 +(\d+) +(\d+) /m.exec(best.stdout)!;
-    const emitted = run('launch', '--model', model, '--ngpus', '64', '--engine', 'cpu', '-q', '--emit', 'megatron');
+    const emitted = run('launch', '--model', model, ...narrow, '--engine', 'cpu', '-q', '--emit', 'megatron');
     expect(emitted.status, emitted.stderr).toBe(0);
     expect(emitted.stderr).toBe('');
     expect(emitted.stdout).toContain(`--tensor-model-parallel-size ${rank1[1]}`);

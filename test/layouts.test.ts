@@ -4,9 +4,8 @@
  * `parasweep explain`. Model-level formulas (chunk counts, ZeRO bytes) are in memory.test.ts and time.test.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { batchUsed, chunkLayers, explain, prepareSweep, sweep } from '../src/index.js';
 import {
   FullConstants,
@@ -294,11 +293,6 @@ describe('explain', () => {
 
 describe('parasweep explain (CLI)', () => {
   const bin = join(REPO_ROOT, 'bin', 'parasweep.js');
-  beforeAll(() => {
-    if (existsSync(join(REPO_ROOT, 'dist', 'explain.js')) && statSync(join(REPO_ROOT, 'dist', 'explain.js')).mtimeMs >= statSync(join(REPO_ROOT, 'src', 'explain.ts')).mtimeMs) return;
-    const tsc = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: REPO_ROOT, encoding: 'utf8' });
-    expect(tsc.status).toBe(0);
-  }, 120_000);
   const flags = ['--model', 'llama3.1-70b', '--ngpus', '96', '--tp', '8', '--pp', '3', '--schedule', '1f1b', '--cp', '1', '--zero', '1', '--sp', 'true', '--recompute', 'selective', '--offload', 'none', '--mbs', '1'];
 
   it('prints a table with every stage, the heaviest and the critical path marked', () => {

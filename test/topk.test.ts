@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { f32Directed, TopK, TopKEntry } from '../src/filter/topk.js';
+import { f32Directed, TopK, TopKEntry } from '../src/results/topk.js';
 
 /** mulberry32: a small seeded PRNG, so failures reproduce. */
 function prng(seed: number): () => number {

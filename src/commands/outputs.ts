@@ -1,8 +1,8 @@
 import { Bool, Field, Int32, RecordBatch, Schema } from 'apache-arrow';
 import { InputError } from '../errors.js';
-import { ParetoFronts } from '../pareto.js';
+import { ParetoFronts } from '../results/pareto.js';
 import { Progress } from '../progress.js';
-import { BestConfigs, bestContext, bestRows, checkRankColumns, formatBest, formatTable, RankOptions } from '../rank.js';
+import { BestConfigs, bestContext, bestRows, checkRankColumns, formatBest, formatTable, RankOptions } from '../results/rank.js';
 import { checkReportPath, reportFromFile, ReportAggregator, writeReport } from '../report/index.js';
 import { checkOutputPaths, declareCsvOutput, writeRows } from '../sink/index.js';
 import { STDOUT_PATH } from '../sink/stdout.js';

@@ -1,32 +1,8 @@
 import type { GridChunk } from '../grid/grid.js';
-import type { ComputedColumns, EvaluatedChunk } from './types.js';
+import type { ComputedColumns, EngineSelection, EvaluatedChunk } from './types.js';
 
-/** A row condition that both engines can evaluate: in JS over columns, and as WGSL source. */
-export interface RowPredicate {
-  readonly text: string;
-  test(grid: ArrayLike<number>[], computed: ArrayLike<number>[], i: number): boolean;
-  wgsl(gridExpr: (gridIndex: number) => string, computedExpr: (name: string) => string): string;
-}
-
-/**
- * Which rows an engine keeps: those passing `where`, and, for a top-k, those whose `by` value can still enter
- * their group's top k (at least as good as the group's current threshold). Engines apply it before readback;
- * the sweep re-applies it exactly, so a row an engine keeps in excess never changes the result.
- */
-export interface EngineSelection {
-  /** Identifies the generated shader (pipeline cache key). */
-  readonly key: string;
-  readonly where?: RowPredicate;
-  readonly top?: {
-    /** Index of the ranked column among the formula's outputs. */
-    byIndex: number;
-    descending: boolean;
-    /** Grid column whose value is the group id (thresholds are indexed by it), or -1 for one group. */
-    perGridIndex: number;
-    /** Current thresholds, indexed by group id; read before each chunk is submitted. */
-    thresholds: () => Float32Array;
-  };
-}
+// The selection's shape lives in types.ts (the Engine interface takes one); re-exported for the engines' imports.
+export type { EngineSelection, RowPredicate } from './types.js';
 
 /** Whether a value can enter a top-k whose threshold is `threshold` (ties may still win on the tie-breaks). */
 export function passesThreshold(value: number, threshold: number, descending: boolean): boolean {

@@ -1,6 +1,5 @@
 import type { Formula } from '../formulas/types.js';
 import type { GridChunk } from '../grid/grid.js';
-import type { EngineSelection } from './selection.js';
 
 /** Computed columns of one grid chunk: Float64 on the CPU reference, Float32 from WGSL (no f64 there). */
 export type ComputedColumns = Float64Array[] | Float32Array[];
@@ -36,3 +35,30 @@ export interface Engine {
 }
 
 export type EngineChoice = 'auto' | 'cpu' | 'gpu';
+
+/** A row condition that both engines can evaluate: in JS over columns, and as WGSL source. */
+export interface RowPredicate {
+  readonly text: string;
+  test(grid: ArrayLike<number>[], computed: ArrayLike<number>[], i: number): boolean;
+  wgsl(gridExpr: (gridIndex: number) => string, computedExpr: (name: string) => string): string;
+}
+
+/**
+ * Which rows an engine keeps: those passing `where`, and, for a top-k, those whose `by` value can still enter
+ * their group's top k (at least as good as the group's current threshold). Engines apply it before readback;
+ * the sweep re-applies it exactly, so a row an engine keeps in excess never changes the result.
+ */
+export interface EngineSelection {
+  /** Identifies the generated shader (pipeline cache key). */
+  readonly key: string;
+  readonly where?: RowPredicate;
+  readonly top?: {
+    /** Index of the ranked column among the formula's outputs. */
+    byIndex: number;
+    descending: boolean;
+    /** Grid column whose value is the group id (thresholds are indexed by it), or -1 for one group. */
+    perGridIndex: number;
+    /** Current thresholds, indexed by group id; read before each chunk is submitted. */
+    thresholds: () => Float32Array;
+  };
+}

@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import { sweepStream } from '../api.js';
-import { BestConfigs } from '../rank.js';
+import { BestConfigs } from '../results/rank.js';
 import { prepareSweep, SweepOptions } from '../sweep.js';
 import { chunkLayers } from '../layout.js';
 import { explain, Explanation } from '../explain.js';

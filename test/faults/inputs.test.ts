@@ -4,11 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTempDirs, makeTempDir, writeTempYaml } from '../helpers.js';
-import { ensureBuilt, entries, expectOneLine, parasweep } from './support.js';
+import { entries, expectOneLine, parasweep } from './support.js';
 
-beforeAll(ensureBuilt, 120_000);
 afterAll(cleanupTempDirs);
 
 const HUGE = ['--model', 'llama3.1-405b', '--ngpus', '1..10240', '--gbs', '1024..4096:64', '--engine', 'cpu', '-q'];

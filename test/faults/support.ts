@@ -7,8 +7,6 @@ import { REPO_ROOT } from '../helpers.js';
 
 export const BIN = join(REPO_ROOT, 'bin', 'parasweep.js');
 
-export { ensureBuilt } from '../helpers.js';
-
 export interface Run {
   status: number | null;
   signal: NodeJS.Signals | null;

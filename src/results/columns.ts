@@ -16,10 +16,10 @@ import {
   vectorFromArray,
   Vector,
 } from 'apache-arrow';
-import type { EvaluatedChunk } from './engine/types.js';
-import type { Formula, ResultColumn } from './formulas/types.js';
-import type { GridColumnSpec } from './grid/grid.js';
-import { columnUnit, UNIT_KEY } from './units.js';
+import type { EvaluatedChunk } from '../engine/types.js';
+import type { Formula, ResultColumn } from '../formulas/types.js';
+import type { GridColumnSpec } from '../grid/grid.js';
+import { columnUnit, UNIT_KEY } from '../units.js';
 
 /** Metadata key on float fields whose values the PoC printed as Python floats (so CSV writes `512.0`). */
 export const PY_TYPE_KEY = 'parasweep.py_type';

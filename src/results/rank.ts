@@ -1,7 +1,7 @@
 import { RecordBatch, Schema } from 'apache-arrow';
-import { InputError } from './errors.js';
-import { TopK } from './filter/topk.js';
-import type { ResultColumn } from './formulas/types.js';
+import { InputError } from '../errors.js';
+import { TopK } from './topk.js';
+import type { ResultColumn } from '../formulas/types.js';
 
 /** One fitting config, as the ranking sees it. */
 export interface RankedRow {

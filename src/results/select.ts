@@ -1,11 +1,11 @@
-import type { EngineSelection } from './engine/selection.js';
-import { passesThreshold } from './engine/selection.js';
-import type { ComputedColumns, EvaluatedChunk } from './engine/types.js';
-import { InputError } from './errors.js';
-import { ColumnRef, compileWhere, CompiledWhere } from './filter/where.js';
-import { TopK } from './filter/topk.js';
-import type { Formula, ResultColumn } from './formulas/types.js';
-import type { GridPlan } from './grid/grid.js';
+import type { EngineSelection } from '../engine/types.js';
+import { passesThreshold } from '../engine/selection.js';
+import type { ComputedColumns, EvaluatedChunk } from '../engine/types.js';
+import { InputError } from '../errors.js';
+import { ColumnRef, compileWhere, CompiledWhere } from '../filter/where.js';
+import { TopK } from './topk.js';
+import type { Formula, ResultColumn } from '../formulas/types.js';
+import type { GridPlan } from '../grid/grid.js';
 
 /** What to keep of a sweep: a filter, only configs that fit, and the best k per group. */
 export interface SelectionOptions {

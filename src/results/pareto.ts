@@ -1,5 +1,5 @@
 import { Bool, Field, makeData, RecordBatch, Schema, Struct } from 'apache-arrow';
-import { UNIT_KEY } from './units.js';
+import { UNIT_KEY } from '../units.js';
 
 /**
  * `sweep --pareto`: marks each row on the Pareto front of (memory per GPU, step time) among the fitting rows of
