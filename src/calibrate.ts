@@ -59,6 +59,16 @@ const ARCHITECTURES: Record<string, Record<string, unknown>> = {
     share_embeddings_and_output_weights: true,
     dropout: false,
   },
+  // Llama-style decoders (Touvron et al. 2023, "Llama 2", section 2.2; OLMo 2 and Llama 3 keep it): SwiGLU,
+  // RMSNorm, RoPE, no biases, untied embeddings, no dropout. Sources give the FFN width (`ffn`) and KV heads.
+  llama: {
+    activation: 'swiglu',
+    normalization: 'rmsnorm',
+    position_embedding_type: 'rope',
+    add_bias_linear: false,
+    share_embeddings_and_output_weights: false,
+    dropout: false,
+  },
 };
 
 interface RawRun {

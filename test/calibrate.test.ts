@@ -61,6 +61,48 @@ describe('calibration sets', () => {
   });
 });
 
+describe('calibration sources of published training throughput', () => {
+  const rows = measurements();
+  const calibration = loadCalibration();
+  // Each file: its source name and how many rows it holds per regime, so that a row that stops loading shows here.
+  const SOURCES: Record<string, { source: string; regimes: Record<string, number> }> = {
+    'fms-fsdp-2024.yaml': { source: 'fms-fsdp README 2024-02', regimes: { 'a100-zero3': 4, 'h100-dense': 4 } },
+    'torchtitan-asynctp-2025.yaml': { source: 'torchtitan async TP benchmarks 2025-06', regimes: { 'h100-dense': 8 } },
+    'trainy-h200-2025.yaml': { source: 'Trainy H200 torchtitan benchmark 2025-06', regimes: { 'h100-dense': 2 } },
+    'deepseek-v2-2024.yaml': { source: 'DeepSeek-V2 report', regimes: { 'h100-moe': 1 } },
+    'torchtitan-perf-2024.yaml': { source: 'torchtitan docs/performance.md 2024', regimes: { 'a100-zero3': 2, 'h100-dense': 3 } },
+    'nemotron4-15b-2024.yaml': { source: 'Nemotron-4 15B report', regimes: { 'h100-dense': 3 } },
+    'tinyllama-2023.yaml': { source: 'TinyLlama README 2023', regimes: { 'a100-zero3': 1 } },
+  };
+
+  for (const [file, expected] of Object.entries(SOURCES)) {
+    it(`${file} loads and every row is expressible: a finite, positive prediction`, () => {
+      const own = rows.filter((m) => m.source === expected.source);
+      const perRegime: Record<string, number> = {};
+      for (const m of own) perRegime[m.regime] = (perRegime[m.regime] ?? 0) + 1;
+      expect(perRegime).toEqual(expected.regimes);
+      for (const m of own) {
+        expect(m.citation, m.name).toMatch(/^(https:\/\/|arXiv:)/);
+        const p = predict(m, calibration.families[m.family], calibration);
+        expect(Number.isFinite(p.predicted) && p.predicted > 0, m.name).toBe(true);
+      }
+    });
+  }
+
+  it('the llama arch preset gives Llama-style layers: SwiGLU, RMSNorm, RoPE, untied embeddings, no biases', () => {
+    const m = rows.find((r) => r.name === 'fms-llama2-70b-fsdp128-a100')!;
+    expect(m.config.model).toMatchObject({
+      activation: 'swiglu',
+      normalization: 'rmsnorm',
+      position_embedding_type: 'rope',
+      add_bias_linear: false,
+      share_embeddings_and_output_weights: false,
+      ffn_hidden_size: 28672,
+      num_key_value_heads: 8,
+    });
+  });
+});
+
 describe('parasweep calibrate', () => {
   const { report, reports } = runCalibration(false);
 
