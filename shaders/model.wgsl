@@ -953,7 +953,7 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let step_gather = select(0.0, 1.0, r.zero == 1 || r.zero == 2 || (r.zero >= 3 && gathers_per_microbatch == 0.0));
   let step_forward_s = step_gather * param_gather_s;
   let step_backward_s = (1.0 - grads_per_microbatch) * grad_reduce_s;
-  let last_reduce_s = grads_per_microbatch * zero3_layer_gather_s(c, r, c.grad_bytes);
+  let last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
   let dp_exposed_s = paid_s(
     c,
     step_forward_s + step_backward_s + last_reduce_s,

@@ -1226,8 +1226,9 @@ export function stage_time(c: FullConstants, r: FullRow, i: number): StageTime {
   const step_gather = r.zero === 1 || r.zero === 2 || (r.zero >= 3 && gathers_per_microbatch === 0) ? 1 : 0;
   const step_forward_s = step_gather * param_gather_s;
   const step_backward_s = (1 - grads_per_microbatch) * grad_reduce_s;
-  // The last micro-batch's last reduce-scatter has no compute left to hide behind: one layer's, before the step.
-  const last_reduce_s = grads_per_microbatch * zero3_layer_gather_s(c, r, c.grad_bytes);
+  // With the overlap, the last micro-batch's last reduce-scatter has no compute left to hide behind: one layer's,
+  // before the step (without it, every reduce-scatter is already exposed in its micro-batch).
+  const last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
   const dp_exposed_s = paid_s(
     c,
     step_forward_s + step_backward_s + last_reduce_s,
