@@ -505,6 +505,19 @@ fn largest_layer_params(c: FullConstants, r: FullRow) -> f32 {
   return max(layer.dense_layer, select(0.0, layer.moe_layer_dense + layer.expert_layer, c.num_experts > 0.0));
 }
 
+// One layer's ZeRO-3 all-gather (or reduce-scatter, with the gradients' bytes) over its data-parallel group.
+fn zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: f32) -> f32 {
+  let layer = layer_params_gpu(c, r);
+  let dense_group = r.dp * r.cp;
+  let dense_in_node = group_in_node(c, dense_group, r.tp);
+  let dense_per_node = group_per_node(c, dense_group, r.tp);
+  let dense_s = gather_s(c, layer.dense_layer * bytes, dense_group, dense_in_node, dense_per_node);
+  let moe_s =
+    gather_s(c, layer.moe_layer_dense * bytes, dense_group, dense_in_node, dense_per_node) +
+    gather_s(c, layer.expert_layer * bytes, r.edp, group_in_node(c, r.edp, r.etp * r.ep), group_per_node(c, r.edp, r.etp * r.ep));
+  return max(dense_s, select(0.0, moe_s, c.num_experts > 0.0));
+}
+
 fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let h = c.hidden_size;
   let tp = r.tp;
@@ -920,21 +933,33 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let forward_window_s = select(0.0, compute_s / 3.0, c.overlap_param_gather == 1.0);
   let backward_window_s = select(0.0, (2.0 * compute_s) / 3.0, c.overlap_grad_reduce == 1.0);
   let grads_per_microbatch = select(0.0, 1.0, r.zero >= 2 && r.grad_reduce == GRAD_REDUCE_MICROBATCH);
-  let mb_forward_s = select(0.0, param_gather_s, r.zero >= 3);
-  let mb_backward_s = select(0.0, r.reshard * param_gather_s, r.zero >= 3) + grads_per_microbatch * grad_reduce_s;
-  let dp_mb_bytes = select(0.0, (1.0 + r.reshard) * param_gather_bytes, r.zero >= 3) + grads_per_microbatch * grad_reduce_bytes;
+  let gathers_per_microbatch = select(0.0, 1.0, r.zero >= 3 && (r.reshard == 1.0 || pp == 1.0));
+  let layer_gather_s = zero3_layer_gather_s(c, r, c.param_bytes);
+  let mb_forward_s = gathers_per_microbatch * param_gather_s;
+  let mb_backward_s = select(0.0, r.reshard * param_gather_s, r.zero >= 3);
+  let mb_reduce_s = grads_per_microbatch * grad_reduce_s;
+  let gather_hold_s = select(
+    mb_forward_s + mb_backward_s,
+    min(mb_forward_s, max(0.0, mb_forward_s - forward_window_s) + gathers_per_microbatch * layer_gather_s) +
+      max(0.0, mb_backward_s - (2.0 * compute_s) / 3.0),
+    c.overlap_param_gather == 1.0);
+  let dp_mb_total_s = mb_forward_s + mb_backward_s + mb_reduce_s;
   let dp_mb_s = paid_s(
     c,
-    mb_forward_s + mb_backward_s,
-    max(0.0, mb_forward_s - forward_window_s) + max(0.0, mb_backward_s - backward_window_s));
-  let step_forward_s = select(0.0, param_gather_s, r.zero == 1 || r.zero == 2);
+    dp_mb_total_s,
+    select(gather_hold_s + mb_reduce_s, max(gather_hold_s, dp_mb_total_s - compute_s), c.overlap_grad_reduce == 1.0));
+  let dp_mb_bytes = select(0.0, (gathers_per_microbatch + r.reshard) * param_gather_bytes, r.zero >= 3) +
+    grads_per_microbatch * grad_reduce_bytes;
+  let step_gather = select(0.0, 1.0, r.zero == 1 || r.zero == 2 || (r.zero >= 3 && gathers_per_microbatch == 0.0));
+  let step_forward_s = step_gather * param_gather_s;
   let step_backward_s = (1.0 - grads_per_microbatch) * grad_reduce_s;
+  let last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
   let dp_exposed_s = paid_s(
     c,
-    step_forward_s + step_backward_s,
-    max(0.0, step_forward_s - forward_window_s) + max(0.0, step_backward_s - backward_window_s));
-  let dp_overlapped_s = step_forward_s + step_backward_s - dp_exposed_s;
-  let dp_bytes = select(0.0, param_gather_bytes, r.zero == 1 || r.zero == 2) + (1.0 - grads_per_microbatch) * grad_reduce_bytes;
+    step_forward_s + step_backward_s + last_reduce_s,
+    max(0.0, step_forward_s - forward_window_s) + max(0.0, step_backward_s - backward_window_s) + last_reduce_s);
+  let dp_overlapped_s = step_forward_s + step_backward_s + last_reduce_s - dp_exposed_s;
+  let dp_bytes = step_gather * param_gather_bytes + (1.0 - grads_per_microbatch) * grad_reduce_bytes;
 
   let state_shards_dense = select(1.0, dense_group, r.zero >= 1);
   let state_shards_expert = select(1.0, r.edp, r.zero >= 1);
@@ -949,7 +974,7 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
     offload_s = (local_params * (c.grad_bytes + c.param_bytes)) / c.pcie_bytes_s;
   }
   let hidden_s = tp_total_s - tp_s + (ep_total_s - ep_s) + (cp_total_s - cp_exposed_s) + (pp_total_s - pp_s) +
-    (mb_forward_s + mb_backward_s - dp_mb_s);
+    (dp_mb_total_s - dp_mb_s);
   return StageTime(compute_s, tp_s, ep_s, cp_exposed_s, pp_s, dp_mb_s, hidden_s, tp_bytes, ep_bytes, cp_bytes, pp_bytes,
                    dp_mb_bytes, dp_exposed_s, dp_overlapped_s, dp_bytes, optimizer_s, offload_s);
 }

@@ -630,6 +630,23 @@ export function largest_layer_params(c: FullConstants, r: FullRow): number {
   return Math.max(layer.dense_layer, c.num_experts > 0 ? layer.moe_layer_dense + layer.expert_layer : 0);
 }
 
+/**
+ * One layer's ZeRO-3 all-gather (or reduce-scatter, with the gradients' `bytes`) over its data-parallel group: the
+ * collective FSDP runs per layer, whose first one in a pass has nothing to hide behind. Dense parts synchronise
+ * over DP x CP, experts over expert-DP.
+ */
+export function zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: number): number {
+  const layer = layer_params_gpu(c, r);
+  const dense_group = r.dp * r.cp;
+  const dense_in_node = group_in_node(c, dense_group, r.tp);
+  const dense_per_node = group_per_node(c, dense_group, r.tp);
+  const dense_s = gather_s(c, layer.dense_layer * bytes, dense_group, dense_in_node, dense_per_node);
+  const moe_s =
+    gather_s(c, layer.moe_layer_dense * bytes, dense_group, dense_in_node, dense_per_node) +
+    gather_s(c, layer.expert_layer * bytes, r.edp, group_in_node(c, r.edp, r.etp * r.ep), group_per_node(c, r.edp, r.etp * r.ep));
+  return Math.max(dense_s, c.num_experts > 0 ? moe_s : 0);
+}
+
 /** Memory on a GPU of pipeline stage `i`. */
 export function stage_memory(c: FullConstants, r: FullRow, i: number, base: StageMemoryBase = stage_memory_base(c, r, i)): StageMemory {
   const { dense_params, expert_params, activations, logits, inflight } = base;
@@ -1238,31 +1255,55 @@ export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMic
   const param_gather_bytes =
     (dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params * c.param_bytes : 0) +
     (r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params * c.param_bytes : 0);
+  // FSDP and DeepSpeed ZeRO-3 gather the parameters layer by layer, prefetching the next layer while this one
+  // computes, and reduce-scatter each layer's gradients as the backward produces them, on their own streams (Zhao
+  // et al. 2023, "PyTorch FSDP", VLDB, sections 3.3-3.4: backward and forward prefetching, overlapping
+  // communication and computation). A gather holds the compute back only for what outlasts its window (the forward
+  // for the forward gathers, the backward for the backward ones), plus the first layer's, which nothing precedes.
+  // A reduce-scatter holds nothing back: it is bound only by the network, which carries a micro-batch's gathers
+  // and reduce-scatters while the micro-batch computes (the next micro-batch's forward follows the backward).
+  // ZeRO-3 gathers in every micro-batch's forward, and again in its backward when it reshards after the forward.
+  // Without resharding and with a pipeline the parameters stay gathered from one micro-batch to the next (some
+  // micro-batch is always between its forward and its backward): they are gathered once per step, in the first
+  // forward (torchtitan: "For PP, do not reshard after forward to avoid per-microbatch all-gathers",
+  // parallelize_llama.py; Llama 3, Dubey et al. 2024, section 3.3.2). Without a pipeline FSDP2 frees them after
+  // each backward (reshard_after_backward) and gathers them again in the next forward. ZeRO-2/3 reduce-scatter
+  // the gradients in every backward when they keep only their shard (grad_reduce = microbatch), else once, like
+  // ZeRO-0/1 (Megatron's DDP and distributed optimizer), in the last micro-batch's backward. ZeRO-1/2 gather the
+  // updated parameters once, in the next step's first forward.
   const forward_window_s = c.overlap_param_gather === 1 ? compute_s / 3 : 0;
   const backward_window_s = c.overlap_grad_reduce === 1 ? (2 * compute_s) / 3 : 0;
-  // ZeRO-3 gathers the parameters in every micro-batch's forward, and again in its backward when it reshards after
-  // the forward (FSDP, DeepSpeed ZeRO-3). ZeRO-2/3 reduce-scatter the gradients in every backward when they keep
-  // only their shard (grad_reduce = microbatch), else once, like ZeRO-0/1 (Megatron's DDP and distributed
-  // optimizer), in the last micro-batch's backward. ZeRO-1/2 gather the updated parameters once, in the next
-  // step's first forward.
   const grads_per_microbatch = r.zero >= 2 && r.grad_reduce === GRAD_REDUCE_MICROBATCH ? 1 : 0;
-  const mb_forward_s = r.zero >= 3 ? param_gather_s : 0;
-  const mb_backward_s = (r.zero >= 3 ? r.reshard * param_gather_s : 0) + grads_per_microbatch * grad_reduce_s;
+  const gathers_per_microbatch = r.zero >= 3 && (r.reshard === 1 || pp === 1) ? 1 : 0;
+  const layer_gather_s = zero3_layer_gather_s(c, r, c.param_bytes);
+  const mb_forward_s = gathers_per_microbatch * param_gather_s;
+  const mb_backward_s = r.zero >= 3 ? r.reshard * param_gather_s : 0;
+  const mb_reduce_s = grads_per_microbatch * grad_reduce_s;
+  const gather_hold_s =
+    c.overlap_param_gather === 1
+      ? Math.min(mb_forward_s, Math.max(0, mb_forward_s - forward_window_s) + gathers_per_microbatch * layer_gather_s) +
+        Math.max(0, mb_backward_s - (2 * compute_s) / 3)
+      : mb_forward_s + mb_backward_s;
+  const dp_mb_total_s = mb_forward_s + mb_backward_s + mb_reduce_s;
   const dp_mb_s = paid_s(
     c,
-    mb_forward_s + mb_backward_s,
-    Math.max(0, mb_forward_s - forward_window_s) + Math.max(0, mb_backward_s - backward_window_s),
+    dp_mb_total_s,
+    c.overlap_grad_reduce === 1 ? Math.max(gather_hold_s, dp_mb_total_s - compute_s) : gather_hold_s + mb_reduce_s,
   );
-  const dp_mb_bytes = (r.zero >= 3 ? (1 + r.reshard) * param_gather_bytes : 0) + grads_per_microbatch * grad_reduce_bytes;
-  const step_forward_s = r.zero === 1 || r.zero === 2 ? param_gather_s : 0;
+  const dp_mb_bytes = (r.zero >= 3 ? (gathers_per_microbatch + r.reshard) * param_gather_bytes : 0) + grads_per_microbatch * grad_reduce_bytes;
+  const step_gather = r.zero === 1 || r.zero === 2 || (r.zero >= 3 && gathers_per_microbatch === 0) ? 1 : 0;
+  const step_forward_s = step_gather * param_gather_s;
   const step_backward_s = (1 - grads_per_microbatch) * grad_reduce_s;
+  // With the overlap, the last micro-batch's last reduce-scatter has no compute left to hide behind: one layer's,
+  // before the step (without it, every reduce-scatter is already exposed in its micro-batch).
+  const last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
   const dp_exposed_s = paid_s(
     c,
-    step_forward_s + step_backward_s,
-    Math.max(0, step_forward_s - forward_window_s) + Math.max(0, step_backward_s - backward_window_s),
+    step_forward_s + step_backward_s + last_reduce_s,
+    Math.max(0, step_forward_s - forward_window_s) + Math.max(0, step_backward_s - backward_window_s) + last_reduce_s,
   );
-  const dp_overlapped_s = step_forward_s + step_backward_s - dp_exposed_s;
-  const dp_bytes = (r.zero === 1 || r.zero === 2 ? param_gather_bytes : 0) + (1 - grads_per_microbatch) * grad_reduce_bytes;
+  const dp_overlapped_s = step_forward_s + step_backward_s + last_reduce_s - dp_exposed_s;
+  const dp_bytes = step_gather * param_gather_bytes + (1 - grads_per_microbatch) * grad_reduce_bytes;
 
   // Optimizer step: memory-bound on the GPU (read gradients, read and write master weights and both moments,
   // write parameters) over this rank's shard; on the host with optimizer_cpu_step.
@@ -1279,7 +1320,7 @@ export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMic
       : r.offload === OFFLOAD_OPTIMIZER_CPU_STEP
         ? (local_params * (c.grad_bytes + c.param_bytes)) / c.pcie_bytes_s
         : 0;
-  const hidden_s = tp_total_s - tp_s + (ep_total_s - ep_s) + (cp_total_s - cp_exposed_s) + (pp_total_s - pp_s) + (mb_forward_s + mb_backward_s - dp_mb_s);
+  const hidden_s = tp_total_s - tp_s + (ep_total_s - ep_s) + (cp_total_s - cp_exposed_s) + (pp_total_s - pp_s) + (dp_mb_total_s - dp_mb_s);
   return {
     compute_s,
     tp_s,

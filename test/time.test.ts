@@ -443,12 +443,17 @@ describe('DP: gradient reduction and parameter gather, per step (ZeRO-0/1) or pe
     expectRel(zero.dp_bytes, ((2 * (N - 1)) / N) * P * gb);
   });
 
+  // One layer's parameters (FSDP gathers and reduce-scatters layer by layer): with the overlap, the first gather of
+  // a pass and the step's last reduce-scatter have nothing to hide behind.
+  const layer = 12 * h * h + 4 * h;
+
   it('ZeRO-3: AG in every forward, AG + RS in every backward (m = 2 micro-batches); reshard off drops one AG', () => {
     const r = dpRow(3);
     expect(r.num_microbatches).toBe(2);
     const o = estimate(c, r);
     expectRel(o.dp_comm_s, 2 * (2 * AG + RS));
     expectRel(o.dp_bytes, 2 * ((N - 1) / N) * P * (gb + 2 * pb));
+    // Without a pipeline FSDP frees the parameters after each backward: the forward gathers them again.
     const kept = estimate(c, { ...r, reshard: 0 });
     expectRel(kept.dp_comm_s, 2 * (AG + RS));
   });
@@ -459,10 +464,12 @@ describe('DP: gradient reduction and parameter gather, per step (ZeRO-0/1) or pe
     expectRel(o.dp_bytes, ((N - 1) / N) * P * (2 * gb + pb));
   });
 
-  it('overlap: gathers hide behind a third of a micro-batch’s compute (the forward), reductions behind two thirds', () => {
+  it('overlap: a gather holds the compute back for what outlasts its pass, plus the first layer’s; a RS only shares the network', () => {
     const over = { ...c, overlap_grad_reduce: 1, overlap_param_gather: 1, scaleout_bytes_s: 1e9 };
     const slowRS = ring.gather(P * gb, N, 8e9, LAT_OUT);
     const slowAG = ring.gather(P * pb, N, 8e9, LAT_OUT);
+    const slowLayerAG = ring.gather(layer * pb, N, 8e9, LAT_OUT);
+    const slowLayerRS = ring.gather(layer * gb, N, 8e9, LAT_OUT);
     const t1 = stage_time(over, dpRow(1), 0);
     const fwd = t1.compute_s / 3;
     const bwd = (2 * t1.compute_s) / 3;
@@ -470,13 +477,61 @@ describe('DP: gradient reduction and parameter gather, per step (ZeRO-0/1) or pe
     expectRel(t1.dp_exposed_s, Math.max(0, slowAG - fwd) + Math.max(0, slowRS - bwd));
     expectRel(t1.dp_overlapped_s, slowAG + slowRS - t1.dp_exposed_s);
     const t3 = stage_time(over, dpRow(3), 0);
-    expectRel(t3.dp_mb_s, Math.max(0, slowAG - fwd) + Math.max(0, slowAG + slowRS - bwd));
+    const hold = Math.min(slowAG, Math.max(0, slowAG - fwd) + slowLayerAG) + Math.max(0, slowAG - bwd);
+    expectRel(t3.dp_mb_s, Math.max(hold, 2 * slowAG + slowRS - t3.compute_s));
+    expectRel(t3.dp_exposed_s, slowLayerRS);
     const o = estimate(over, dpRow(3));
-    expectRel(o.step_time_s, 2 * (t3.compute_s + t3.dp_mb_s) + t3.optimizer_s);
-    // A fast network hides it all.
-    const fast = estimate({ ...over, scaleout_bytes_s: 1e13, scaleup_bytes_s: 1e14 }, dpRow(3));
-    expect(fast.dp_comm_s).toBe(0);
+    expectRel(o.step_time_s, 2 * (t3.compute_s + t3.dp_mb_s) + t3.dp_exposed_s + t3.optimizer_s);
+    // A fast network hides all but the step's last layer reduce-scatter and each forward's first layer gather.
+    const fastC = { ...over, scaleout_bytes_s: 1e13, scaleup_bytes_s: 1e14 };
+    const fast = estimate(fastC, dpRow(3));
+    const fastNIC = Math.min(1e14, 8 * 1e13);
+    expectRel(fast.dp_comm_s, 2 * ring.gather(layer * pb, N, fastNIC, LAT_OUT) + ring.gather(layer * gb, N, fastNIC, LAT_OUT));
     expect(fast.overlapped_comm_s).toBeGreaterThan(0);
+  });
+
+  it('ZeRO-3 exposure shrinks as the compute it hides behind grows, down to the first layer’s gather', () => {
+    const over = { ...c, overlap_grad_reduce: 1, overlap_param_gather: 1, scaleout_bytes_s: 1e9 };
+    const exposed = [0.5, 0.1, 0.02, 0.004].map((eta) => {
+      const slower = { ...over, gemm_efficiency_max: eta, attention_efficiency: eta };
+      const t = stage_time(slower, dpRow(3), 0);
+      return { compute: t.compute_s, dp: t.dp_mb_s };
+    });
+    for (let i = 1; i < exposed.length; i++) {
+      expect(exposed[i].compute).toBeGreaterThan(exposed[i - 1].compute);
+      expect(exposed[i].dp).toBeLessThan(exposed[i - 1].dp);
+    }
+    expectRel(exposed[exposed.length - 1].dp, ring.gather(layer * pb, N, 8e9, LAT_OUT));
+  });
+
+  it('ZeRO-3 without reshard and with a pipeline: parameters gathered once per step, only the RS per micro-batch', () => {
+    const pipe = (reshard: number): FullRow => ({
+      ...row({ ngpus: 2 * N, pp: 2, num_layers: L, seq_length: s, global_batch_size: 4 * N, zero: 3, reshard }),
+      edp: 1,
+    });
+    const r = pipe(0);
+    expect(r.num_microbatches).toBe(4);
+    const P0 = stage_params(c, r, 0)[0];
+    const RS0 = ring.gather(P0 * gb, N, NIC, LAT_OUT);
+    const AG0 = ring.gather(P0 * pb, N, NIC, LAT_OUT);
+    const t = stage_time(c, r, 0);
+    expectRel(t.dp_mb_s, RS0);
+    expectRel(t.dp_mb_bytes, ((N - 1) / N) * P0 * gb);
+    expectRel(t.dp_exposed_s, AG0);
+    expectRel(t.dp_bytes, ((N - 1) / N) * P0 * pb);
+    // Resharding gathers in every forward and backward again.
+    const again = stage_time(c, pipe(1), 0);
+    expectRel(again.dp_mb_s, 2 * AG0 + RS0);
+    expectRel(again.dp_mb_bytes, ((N - 1) / N) * P0 * (gb + 2 * pb));
+    // With the overlap the reduce-scatter needs no window of its own: it hides behind the whole micro-batch (the
+    // next micro-batch's forward follows its backward), and only what outlasts that is exposed.
+    const over = { ...c, overlap_grad_reduce: 1, overlap_param_gather: 1 };
+    const slowT = stage_time(over, r, 0);
+    expect(RS0).toBeGreaterThan(slowT.compute_s);
+    expectRel(slowT.dp_mb_s, RS0 - slowT.compute_s);
+    expect(slowT.dp_mb_s).toBeLessThan(RS0 - (2 * slowT.compute_s) / 3);
+    const fast = stage_time({ ...over, scaleout_bytes_s: 1e13, scaleup_bytes_s: 1e14 }, r, 0);
+    expect(fast.dp_mb_s).toBe(0);
   });
 
   it('dp·cp syncs together; a group that fits in a node uses NVLink', () => {
