@@ -22,8 +22,11 @@ export interface CsvValidity {
 }
 
 export interface CsvBatchEncoder {
-  /** The CSV lines (each ending in `\r\n`) of `rows` rows; the encoder keeps each column's memo across calls. */
-  encode(columns: CsvColumn[], rows: number): Uint8Array;
+  /**
+   * The CSV lines (each ending in `\r\n`) of `rows` rows, written into `output(bytes)` (a buffer of at least that
+   * many bytes, by default a new one) and returned as a view of it; the encoder keeps its memos across calls.
+   */
+  encode(columns: CsvColumn[], rows: number, output?: (bytes: number) => Uint8Array): Uint8Array;
 }
 
 /**
@@ -31,18 +34,54 @@ export interface CsvBatchEncoder {
  * included), integers in decimal, Bool as `True`/`False`, categories as their quoted labels, nulls as empty fields.
  */
 export function csvEncoderFactory(pyFloatRepr: (value: number) => string): { create(): CsvBatchEncoder } {
-  /** Distinct values a column's memo holds before it starts over at the next batch (a few MB at most per column). */
+  /** Distinct values a column's memo holds before the encoder starts over at the next slice. */
   const MEMO_ENTRIES = 1 << 16;
+  /** Bytes of text all memos hold before the encoder starts over at the next slice. */
+  const ARENA_BYTES = 32 << 20;
 
   /**
-   * The bytes of each value a column printed, keyed by its bits (one or two 32-bit words: f32, i32, f64, i64), so
-   * that -0 and 0 stay apart and NaN payloads do not matter: a result column holds tens to a few thousand distinct
-   * values per 65 k rows (rows differing only in ZeRO, SP, recompute or offload share most of them), and printing
-   * a float is most of CSV's cost. Open addressing over typed arrays, grown by doubling, at most half full.
+   * The encoder's printed texts, one after the other: every cell of a slice points into it, so the copy loop
+   * reads from one array. Reused across slices (fresh memory is slow to touch on this class of machine).
+   */
+  class Arena {
+    bytes = new Uint8Array(1 << 16);
+    used = 0;
+
+    /** Appends ASCII `text`; returns where it starts. */
+    addAscii(text: string): number {
+      const length = text.length;
+      this.reserve(length);
+      const bytes = this.bytes;
+      const from = this.used;
+      for (let i = 0; i < length; i++) bytes[from + i] = text.charCodeAt(i);
+      this.used = from + length;
+      return from;
+    }
+
+    addBytes(part: Uint8Array): number {
+      this.reserve(part.length);
+      const from = this.used;
+      this.bytes.set(part, from);
+      this.used = from + part.length;
+      return from;
+    }
+
+    private reserve(length: number): void {
+      if (this.used + length <= this.bytes.length) return;
+      const bigger = new Uint8Array(Math.max(this.bytes.length * 2, this.used + length));
+      bigger.set(this.bytes.subarray(0, this.used));
+      this.bytes = bigger;
+    }
+  }
+
+  /**
+   * Where each value a column printed is in the arena, keyed by its bits (one or two 32-bit words: f32, i32,
+   * f64, i64), so that -0 and 0 stay apart and NaN payloads do not matter: a result column holds tens to a few
+   * thousand distinct values per 65 k rows (rows differing only in ZeRO, SP, recompute or offload share most of
+   * them), and printing a float is most of CSV's cost. Open addressing over typed arrays, grown by doubling, at
+   * most half full.
    */
   class Memo {
-    arena: Uint8Array = new Uint8Array(1 << 12);
-    used = 0;
     /** Per entry: its key words and where its bytes are in the arena. */
     keyLow: Uint32Array = new Uint32Array(1 << 10);
     keyHigh: Uint32Array = new Uint32Array(1 << 10);
@@ -53,29 +92,21 @@ export function csvEncoderFactory(pyFloatRepr: (value: number) => string): { cre
     table: Int32Array = new Int32Array(1 << 11);
     shift = 32 - 11;
 
-    /** Called before a batch of `rows` rows: starts over when full, and makes room for every row being new. */
-    prepare(rows: number): void {
-      if (this.count > MEMO_ENTRIES) {
-        this.count = 0;
-        this.used = 0;
-        this.table.fill(0);
-      }
-      const needed = this.count + rows;
-      if (needed > this.keyLow.length) {
-        let size = this.keyLow.length;
-        while (size < needed) size *= 2;
-        this.keyLow = grow32(this.keyLow, size);
-        this.keyHigh = grow32(this.keyHigh, size);
-        this.start = growI32(this.start, size);
-        this.end = growI32(this.end, size);
-      }
-      if (needed * 2 > this.table.length) {
-        let size = this.table.length;
-        while (size < needed * 2) size *= 2;
-        this.table = new Int32Array(size);
-        this.shift = 32 - Math.log2(size);
-        for (let entry = 0; entry < this.count; entry++) this.insert(this.slotOf(this.keyLow[entry], this.keyHigh[entry]), entry);
-      }
+    clear(): void {
+      this.count = 0;
+      this.table.fill(0);
+    }
+
+    /** Doubles the entries and the table (rehashing) once the table is half full: small memos stay small. */
+    private grow(): void {
+      const size = this.keyLow.length * 2;
+      this.keyLow = grow32(this.keyLow, size);
+      this.keyHigh = grow32(this.keyHigh, size);
+      this.start = growI32(this.start, size);
+      this.end = growI32(this.end, size);
+      this.table = new Int32Array(size * 2);
+      this.shift--;
+      for (let entry = 0; entry < this.count; entry++) this.table[this.slotOf(this.keyLow[entry], this.keyHigh[entry])] = entry + 1;
     }
 
     /** The slot holding (low, high), or the empty slot where it goes. */
@@ -91,27 +122,18 @@ export function csvEncoderFactory(pyFloatRepr: (value: number) => string): { cre
       }
     }
 
-    insert(slot: number, entry: number): void {
-      this.table[slot] = entry + 1;
-    }
-
-    /** Adds an ASCII text for (low, high) at `slot` (from slotOf); returns its entry. */
-    add(slot: number, low: number, high: number, text: string): number {
-      const entry = this.count++;
-      const length = text.length;
-      if (this.used + length > this.arena.length) {
-        const bigger = new Uint8Array(Math.max(this.arena.length * 2, this.used + length));
-        bigger.set(this.arena.subarray(0, this.used));
-        this.arena = bigger;
+    /** Adds the ASCII text of (low, high) at `slot` (from slotOf); returns its entry. */
+    add(arena: Arena, slot: number, low: number, high: number, text: string): number {
+      if (this.count === this.keyLow.length) {
+        this.grow();
+        slot = this.slotOf(low, high);
       }
-      const arena = this.arena;
-      let at = this.used;
-      for (let i = 0; i < length; i++) arena[at++] = text.charCodeAt(i);
+      const entry = this.count++;
+      const from = arena.addAscii(text);
       this.keyLow[entry] = low;
       this.keyHigh[entry] = high;
-      this.start[entry] = this.used;
-      this.end[entry] = at;
-      this.used = at;
+      this.start[entry] = from;
+      this.end[entry] = from + text.length;
       this.table[slot] = entry + 1;
       return entry;
     }
@@ -129,116 +151,108 @@ export function csvEncoderFactory(pyFloatRepr: (value: number) => string): { cre
     return bigger;
   }
 
-  /** UTF-8 bytes of `texts` one after the other, and where each starts and ends. */
-  function packTexts(texts: string[]): { arena: Uint8Array; start: Int32Array; end: Int32Array } {
-    const encoder = new TextEncoder();
-    const parts = texts.map((text) => encoder.encode(text));
-    const arena = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-    const start = new Int32Array(texts.length);
-    const end = new Int32Array(texts.length);
-    let at = 0;
-    parts.forEach((part, i) => {
-      start[i] = at;
-      arena.set(part, at);
-      at += part.length;
-      end[i] = at;
-    });
-    return { arena, start, end };
-  }
-
   /** Quotes a field as Python's csv module does by default (QUOTE_MINIMAL). */
   function quote(text: string): string {
     return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   }
 
-  const BOOL_TEXT = packTexts(['False', 'True']);
+  const utf8 = new TextEncoder();
 
   class Encoder implements CsvBatchEncoder {
+    private readonly arena = new Arena();
     /** One memo per column position, created on first use. */
     private readonly memos: Array<Memo | undefined> = [];
+    /** Where `False` and `True` are in the arena. */
+    private boolStart = new Int32Array(2);
+    private boolEnd = new Int32Array(2);
     /**
-     * Row-major, two per cell: where the cell's bytes start and end in its column's arena (reused across batches).
-     * One flat array read in order keeps the copy loop below tight: it is most of the encoder's time.
+     * Row-major, two per cell: where the cell's bytes start and end in the arena (reused across slices). One
+     * flat array read in order keeps the copy loop below tight: it is most of the encoder's time.
      */
     private refs = new Int32Array(0);
 
-    encode(columns: CsvColumn[], rows: number): Uint8Array {
+    constructor() {
+      this.startOver();
+    }
+
+    private startOver(): void {
+      this.arena.used = 0;
+      for (const memo of this.memos) memo?.clear();
+      for (const bit of [0, 1]) {
+        this.boolStart[bit] = this.arena.addAscii(bit ? 'True' : 'False');
+        this.boolEnd[bit] = this.arena.used;
+      }
+    }
+
+    encode(columns: CsvColumn[], rows: number, output = (bytes: number) => new Uint8Array(bytes)): Uint8Array {
       const width = columns.length;
+      if (this.arena.used > ARENA_BYTES || this.memos.some((memo) => memo !== undefined && memo.count > MEMO_ENTRIES)) this.startOver();
       if (this.refs.length < rows * width * 2) this.refs = new Int32Array(rows * width * 2);
       const refs = this.refs;
-      const arenas: Uint8Array[] = [];
       let bytes = 0;
-      for (let c = 0; c < width; c++) {
-        const { arena, length } = this.column(c, columns[c], rows, refs, width);
-        arenas.push(arena);
-        bytes += length;
-      }
-      // The columns' arenas side by side, so that every cell copies from one array.
-      const base = new Int32Array(width);
-      const all = new Uint8Array(arenas.reduce((sum, arena) => sum + arena.length, 0));
-      for (let c = 0, at = 0; c < width; at += arenas[c].length, c++) {
-        base[c] = at;
-        all.set(arenas[c], at);
-      }
+      for (let c = 0; c < width; c++) bytes += this.column(c, columns[c], rows, refs, width);
+      const all = this.arena.bytes;
       // Each cell is followed by a comma, the row's last one by \r instead, then \n.
-      const out = new Uint8Array(bytes + rows * (width + 1));
+      const length = bytes + rows * (width + 1);
+      const out = output(length);
       let at = 0;
       let k = 0;
       for (let row = 0; row < rows; row++) {
         for (let c = 0; c < width; c++, k += 2) {
-          let from = refs[k] + base[c];
-          const to = refs[k + 1] + base[c];
+          let from = refs[k];
+          const to = refs[k + 1];
           while (from < to) out[at++] = all[from++];
           out[at++] = 44;
         }
         out[at - 1] = 13;
         out[at++] = 10;
       }
-      return out;
+      return out.subarray(0, length);
     }
 
-    /**
-     * Fills column `c`'s cells in `refs` (row-major, `width` cells a row); returns the arena they point into and
-     * the bytes of all its cells.
-     */
-    private column(c: number, column: CsvColumn, rows: number, refs: Int32Array, width: number): { arena: Uint8Array; length: number } {
-      let arena: Uint8Array;
+    /** Fills column `c`'s cells in `refs` (row-major, `width` cells a row); returns the bytes of all its cells. */
+    private column(c: number, column: CsvColumn, rows: number, refs: Int32Array, width: number): number {
       let length = 0;
       const stride = 2 * width;
       if (column.kind === 'text') {
-        const packed = packTexts(column.texts);
         for (let row = 0, k = 2 * c; row < rows; row++, k += stride) {
-          refs[k] = packed.start[row];
-          refs[k + 1] = packed.end[row];
+          const part = utf8.encode(column.texts[row]);
+          refs[k] = this.arena.addBytes(part);
+          refs[k + 1] = refs[k] + part.length;
+          length += part.length;
         }
-        return { arena: packed.arena, length: packed.arena.length };
+        return length;
       }
       if (column.kind === 'bool') {
         const { bits, bitOffset } = column;
-        const { start: from, end: to } = BOOL_TEXT;
+        const from = this.boolStart;
+        const to = this.boolEnd;
         for (let row = 0, k = 2 * c; row < rows; row++, k += stride) {
           const bit = (bits[(bitOffset + row) >> 3] >> ((bitOffset + row) & 7)) & 1;
           refs[k] = from[bit];
           refs[k + 1] = to[bit];
           length += to[bit] - from[bit];
         }
-        arena = BOOL_TEXT.arena;
       } else if (column.kind === 'dict') {
-        const labels = packTexts(column.labels.map((label) => quote(String(label))));
+        // A few labels per slice, added to the arena each time (they may change from one batch to the next).
+        const from = new Int32Array(column.labels.length);
+        const to = new Int32Array(column.labels.length);
+        column.labels.forEach((label, i) => {
+          const part = utf8.encode(quote(String(label)));
+          from[i] = this.arena.addBytes(part);
+          to[i] = from[i] + part.length;
+        });
         const indices = column.indices as unknown as ArrayLike<number>;
         for (let row = 0, k = 2 * c; row < rows; row++, k += stride) {
           const index = indices[row];
-          refs[k] = labels.start[index];
-          refs[k + 1] = labels.end[index];
-          length += labels.end[index] - labels.start[index];
+          refs[k] = from[index];
+          refs[k + 1] = to[index];
+          length += to[index] - from[index];
         }
-        arena = labels.arena;
       } else {
         let memo = this.memos[c];
         if (!memo) memo = this.memos[c] = new Memo();
-        memo.prepare(rows);
-        length = fillNumbers(memo, column.kind, column.values, rows, refs, 2 * c, stride);
-        arena = memo.arena.subarray(0, memo.used);
+        length = fillNumbers(memo, this.arena, column.kind, column.values, rows, refs, 2 * c, stride);
       }
       const validity = column.validity;
       if (validity) {
@@ -250,15 +264,15 @@ export function csvEncoderFactory(pyFloatRepr: (value: number) => string): { cre
           }
         }
       }
-      return { arena, length };
+      return length;
     }
   }
 
   /**
-   * Points each row's cell (at refs[first + row * stride]) at its value's bytes in the memo, printing the values
-   * not seen yet; returns the bytes of all the cells.
+   * Points each row's cell (at refs[first + row * stride]) at its value's bytes in the arena, printing the values
+   * the memo does not hold yet; returns the bytes of all the cells.
    */
-  function fillNumbers(memo: Memo, kind: string, values: ArrayBufferView, rows: number, refs: Int32Array, first: number, stride: number): number {
+  function fillNumbers(memo: Memo, arena: Arena, kind: string, values: ArrayBufferView, rows: number, refs: Int32Array, first: number, stride: number): number {
     let length = 0;
     const wide = kind === 'f64' || kind === 'i64';
     // The bits, as one or two 32-bit words per row; narrower integers are keyed by their value.
@@ -270,7 +284,7 @@ export function csvEncoderFactory(pyFloatRepr: (value: number) => string): { cre
       const high = wide ? words![2 * row + 1] : 0;
       const slot = memo.slotOf(low, high);
       let entry = memo.table[slot] - 1;
-      if (entry < 0) entry = memo.add(slot, low, high, print(numbers[row]));
+      if (entry < 0) entry = memo.add(arena, slot, low, high, print(numbers[row]));
       const from = memo.start[entry];
       const to = memo.end[entry];
       refs[k] = from;

@@ -42,7 +42,7 @@ parentPort.on('message', (message) => {
     .setStatisticsEnabled(wasm.EnabledStatistics.Chunk);
   for (const name of workerData.dictionaryColumns) builder = builder.setColumnDictionaryEnabled(name, true);
   const properties = builder
-    .setCompression(wasm.Compression.ZSTD)
+    .setCompression(wasm.Compression[workerData.codec])
     .setMaxRowGroupSize(workerData.rowGroupRows)
     .setCreatedBy('parasweep')
     .setKeyValueMetadata(new Map(workerData.metadata))
@@ -73,6 +73,8 @@ parentPort.on('message', (message) => {
 const MAX_QUEUED_BATCHES = 2;
 
 let wasmUrl: string | undefined;
+
+export const parquetSettings = { codec: process.env.PQ_CODEC ?? 'ZSTD' };
 
 /**
  * Apache Parquet (`.parquet`), zstd-compressed, through arrow-rs's writer compiled to WebAssembly, in a worker
@@ -108,6 +110,7 @@ export class ParquetSink implements Sink {
       workerData: {
         wasmUrl,
         rowGroupRows,
+        codec: parquetSettings.codec,
         // Parquet dictionary encoding only for the categorical columns: on the numeric result columns (thousands
         // of distinct floats per row group) it made encoding ~3x slower and the zstd-compressed file larger
         // (1.87 MB against 2.73 MB for 268 k rows of llama405b: bench/sinks.mjs). Statistics per column chunk
