@@ -278,6 +278,16 @@ export class AtomicFile {
     if (this.failure) throw this.failure;
   }
 
+  /** Waits until every byte written so far is with the OS; throws the stream's failure, if any. */
+  async flush(): Promise<void> {
+    if (this.failure) throw this.failure;
+    await new Promise<void>((resolve, reject) =>
+      // A stream that failed earlier answers ERR_STREAM_DESTROYED: name the error that destroyed it.
+      this.stream.write('', (error) => (error ? reject((this.failure ??= this.ioError(this.stream.errored ?? error))) : resolve())),
+    );
+    if (this.failure) throw this.failure;
+  }
+
   async commit(): Promise<void> {
     if (this.failure) throw this.failure;
     this.closed = true;

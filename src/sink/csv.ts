@@ -294,13 +294,18 @@ export class CsvSink implements Sink {
     resolve?.();
   }
 
-  async commit(): Promise<void> {
+  async flush(): Promise<void> {
     try {
       await this.writing;
     } finally {
       await this.endThreads();
     }
     if (this.failure !== undefined) throw this.failure;
+    await this.file.flush();
+  }
+
+  async commit(): Promise<void> {
+    await this.flush();
     await this.file.commit();
   }
 
