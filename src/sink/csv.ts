@@ -12,8 +12,8 @@ function quote(text: string): string {
 }
 
 /**
- * Rows encoded at a time: a batch is cut into slices of at most this many, so one slice's text (~35 MB at the
- * full formula's ~530 bytes per row) is what a worker holds and sends back.
+ * Rows encoded at a time: a batch is cut into slices of at most this many, so one slice's text (~38 MB at the
+ * full formula's ~585 bytes per row) is what a worker holds and sends back.
  */
 const SLICE_ROWS = 1 << 16;
 
