@@ -10,6 +10,12 @@ export const WORKLOADS = {
     describe: 'LLaMA 3.1 405B, every GPU count 1..10240, GBS 1024..4096 step 64, full model',
     options: { model: 'llama3.1-405b', search: { ngpus_range: '1..10240', gbs_range: '1024..4096:64' } },
   },
+  // parasweep sweep --model llama3.1-405b --ngpus 64,256,1024 --gbs 1024,2048 (0.68 M rows: the sinks' workload
+  // where the full one takes too long on a shared machine)
+  'llama405b-3x2': {
+    describe: 'LLaMA 3.1 405B, 64, 256 and 1024 GPUs, GBS 1024 and 2048, full model',
+    options: { model: 'llama3.1-405b', search: { ngpus_range: [64, 256, 1024], gbs_range: [1024, 2048] } },
+  },
   // parasweep sweep --model mixtral-8x7b --ngpus 8..1024:8 --seq 4096,8192,32768 --ep 1,2,4,8 --etp 1,2,4,8
   'mixtral-wide': {
     describe: 'Mixtral 8x7B, GPU counts 8..1024 step 8, seq 4K/8K/32K, every EP and expert-TP',

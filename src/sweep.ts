@@ -303,6 +303,8 @@ export async function sweepToFiles(
         for (const sink of sinks) await sink.write(batch);
       }
     }
+    // Every output written out before any is renamed: one that fails then leaves none.
+    for (const sink of sinks) await sink.flush?.();
     for (const sink of sinks) {
       await sink.commit();
       openSinks.delete(sink);

@@ -74,9 +74,19 @@ export class ArrowSink implements Sink {
     if (this.failure) throw this.failure;
   }
 
+  private flushed?: Promise<void>;
+
+  flush(): Promise<void> {
+    this.flushed ??= (async () => {
+      this.writer.finish();
+      await this.drained;
+      await this.file.flush();
+    })();
+    return this.flushed;
+  }
+
   async commit(): Promise<void> {
-    this.writer.finish();
-    await this.drained;
+    await this.flush();
     await this.file.commit();
   }
 

@@ -261,16 +261,30 @@ export class AtomicFile {
     return file;
   }
 
-  /** Writes with back-pressure: waits for the OS when the stream's buffer is full. Throws OutputError on failure. */
-  async write(chunk: string | Uint8Array): Promise<void> {
+  /**
+   * Writes with back-pressure: waits for the OS when the stream's buffer is full. Throws OutputError on failure.
+   * `written` is called once the stream is done with `chunk` (handed to the OS, or failed), so that its buffer
+   * can be reused: the CSV and Parquet sinks recycle theirs, as freshly allocated memory is slow to touch.
+   */
+  async write(chunk: string | Uint8Array, written?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!this.stream.write(chunk)) {
+    if (!this.stream.write(chunk, written && (() => written()))) {
       try {
         await once(this.stream, 'drain');
       } catch (error) {
         throw (this.failure ??= this.ioError(error));
       }
     }
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits until every byte written so far is with the OS; throws the stream's failure, if any. */
+  async flush(): Promise<void> {
+    if (this.failure) throw this.failure;
+    await new Promise<void>((resolve, reject) =>
+      // A stream that failed earlier answers ERR_STREAM_DESTROYED: name the error that destroyed it.
+      this.stream.write('', (error) => (error ? reject((this.failure ??= this.ioError(this.stream.errored ?? error))) : resolve())),
+    );
     if (this.failure) throw this.failure;
   }
 

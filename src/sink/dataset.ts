@@ -61,7 +61,12 @@ export class DatasetSink implements Sink {
     await sink.write(new RecordBatch(this.fileSchema, data));
   }
 
+  async flush(): Promise<void> {
+    for (const sink of this.partitions.values()) await sink.flush();
+  }
+
   async commit(): Promise<void> {
+    await this.flush();
     for (const sink of this.partitions.values()) await sink.commit();
   }
 

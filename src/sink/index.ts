@@ -98,6 +98,7 @@ export async function writeRows(schema: Schema, rows: Array<Record<string, unkno
   try {
     for (const path of paths) sinks.push(await openSink(path, schema));
     for (const sink of sinks) await sink.write(batch);
+    for (const sink of sinks) await sink.flush?.();
     for (const sink of sinks) await sink.commit();
   } catch (error) {
     for (const sink of sinks) sink.abortSync();

@@ -1,12 +1,24 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { DataType, makeData, makeVector, RecordBatch, Schema, Struct, Table, tableToIPC } from 'apache-arrow';
+import { AsyncByteQueue, DataType, makeData, makeVector, RecordBatch, RecordBatchStreamWriter, Schema, Struct } from 'apache-arrow';
 import { AtomicFile } from './atomic.js';
 import type { Sink } from './types.js';
 
 /** Rows per Parquet row group: batches are encoded as they arrive and a row group is flushed once it holds this many. */
 export const PARQUET_ROW_GROUP_ROWS = 1 << 18;
+
+/** The IPC writer's output as the chunks it writes (views of the batch's own buffers, and small headers). */
+class IpcChunks extends AsyncByteQueue {
+  readonly parts: Uint8Array[] = [];
+  length = 0;
+
+  override write(value: Uint8Array): void {
+    if (value.byteLength === 0) return;
+    this.parts.push(value);
+    this.length += value.byteLength;
+  }
+}
 
 /** A zero-row batch of `schema` (dictionary columns get empty dictionaries). */
 function emptyBatch(schema: Schema): RecordBatch {
@@ -51,13 +63,15 @@ parentPort.on('message', (message) => {
     async pull(controller) {
       while (queue.length === 0 && !ended) await new Promise((resolve) => (wake = resolve));
       if (queue.length === 0) { controller.close(); return; }
-      const table = wasm.Table.fromIPCStream(queue.shift());
+      const { ipc, length } = queue.shift();
+      // Copied into WebAssembly memory here, so the buffer goes back to the sink for the next batch.
+      const table = wasm.Table.fromIPCStream(new Uint8Array(ipc, 0, length));
+      parentPort.postMessage({ taken: ipc }, [ipc]);
       try {
         for (const batch of table.recordBatches()) controller.enqueue(batch);
       } finally {
         table.free();
       }
-      parentPort.postMessage({ taken: 1 });
     },
   }, { highWaterMark: 0 });
   const output = await wasm.transformParquetStream(input, properties);
@@ -94,6 +108,8 @@ export class ParquetSink implements Sink {
   private writing: Promise<void> = Promise.resolve();
   private failure?: unknown;
   private aborted = false;
+  /** IPC buffers back from the worker, for the next batches. */
+  private readonly spare: ArrayBuffer[] = [];
 
   private constructor(
     private readonly file: AtomicFile,
@@ -119,8 +135,9 @@ export class ParquetSink implements Sink {
         metadata: [...schema.metadata],
       },
     });
-    this.worker.on('message', (message: { taken?: number; bytes?: Uint8Array; done?: boolean; error?: string }) => {
+    this.worker.on('message', (message: { taken?: ArrayBuffer; bytes?: Uint8Array; done?: boolean; error?: string }) => {
       if (message.taken) {
+        this.spare.push(message.taken);
         this.queued--;
         this.wakeWriter();
       } else if (message.bytes) {
@@ -160,26 +177,55 @@ export class ParquetSink implements Sink {
 
   async write(batch: RecordBatch): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
-    // Serialized here (the batch carries its dictionaries); the worker gets the buffer, not a copy of it.
-    const ipc = tableToIPC(new Table([batch]), 'stream');
+    // Serialized here (the batch carries its dictionaries) into a buffer the worker hands back once it has read it:
+    // tableToIPC joined the chunks into a fresh buffer per batch, and on the 2-core VM this was measured on,
+    // first touching fresh memory cost more than the Parquet encoding (bench/sinks.mjs).
+    const chunks = new IpcChunks();
+    const writer = new RecordBatchStreamWriter();
+    writer.reset(chunks, batch.schema);
+    writer.write(batch);
+    writer.finish();
+    const ipc = this.takeBuffer(chunks.length);
+    const bytes = new Uint8Array(ipc);
+    let at = 0;
+    for (const chunk of chunks.parts) {
+      bytes.set(chunk, at);
+      at += chunk.length;
+    }
     this.queued++;
     this.sent++;
-    this.worker.postMessage(ipc, [ipc.buffer as ArrayBuffer]);
+    this.worker.postMessage({ ipc, length: at }, [ipc]);
     while (this.queued >= MAX_QUEUED_BATCHES && this.failure === undefined) {
       await new Promise<void>((resolve) => (this.room = resolve));
     }
     if (this.failure !== undefined) throw this.failure;
   }
 
+  private flushed?: Promise<void>;
+
+  flush(): Promise<void> {
+    this.flushed ??= (async () => {
+      // No rows at all: the writer learns the schema from a batch, so hand it an empty one; the file then has the
+      // schema and no row groups.
+      if (this.sent === 0) await this.write(emptyBatch(this.schema));
+      this.worker.postMessage('end');
+      await this.finished;
+      await this.writing;
+      this.aborted = true; // the worker's exit is expected from here on
+      await this.worker.terminate();
+      await this.file.flush();
+    })();
+    return this.flushed;
+  }
+
+  /** A spare buffer of at least `length` bytes, or a new one with some room to spare. */
+  private takeBuffer(length: number): ArrayBuffer {
+    const index = this.spare.findIndex((buffer) => buffer.byteLength >= length);
+    return index >= 0 ? this.spare.splice(index, 1)[0] : new ArrayBuffer(Math.ceil(length * 1.125));
+  }
+
   async commit(): Promise<void> {
-    // No rows at all: the writer learns the schema from a batch, so hand it an empty one; the file then has the
-    // schema and no row groups.
-    if (this.sent === 0) await this.write(emptyBatch(this.schema));
-    this.worker.postMessage('end');
-    await this.finished;
-    await this.writing;
-    this.aborted = true; // the worker's exit is expected from here on
-    await this.worker.terminate();
+    await this.flush();
     await this.file.commit();
   }
 
