@@ -63,8 +63,7 @@ export class ArrowSink implements Sink {
   }
 
   async write(batch: RecordBatch): Promise<void> {
-    if (this.failure) throw this.failure;
-    this.writer.write(batch);
+    await this.encoderCall(() => this.writer.write(batch));
     this.accepted += batchBytes(batch);
     // Back-pressure: the encoder queues without limit, so wait for the disk to catch up.
     while (this.accepted - this.written > MAX_PENDING_BYTES && !this.failure) {
@@ -76,9 +75,23 @@ export class ArrowSink implements Sink {
 
   private flushed?: Promise<void>;
 
+  /**
+   * A failed drain closes the encoder's queue a microtask before `failure` is set, so the encoder's own "queue is
+   * closed" can come first: the disk's error, which `drained` rejects with, is the one the user needs.
+   */
+  private async encoderCall(call: () => unknown): Promise<void> {
+    if (this.failure) throw this.failure;
+    try {
+      call();
+    } catch (error) {
+      await this.drained;
+      throw error;
+    }
+  }
+
   flush(): Promise<void> {
     this.flushed ??= (async () => {
-      this.writer.finish();
+      await this.encoderCall(() => this.writer.finish());
       await this.drained;
       await this.file.flush();
     })();
