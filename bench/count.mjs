@@ -1,4 +1,5 @@
-// Valid rows of a workload too large to enumerate in full, estimated from a sample of its GPU counts:
+// Valid rows of a workload (of WORKLOADS, or FORMER's grids of the earlier table) too large to enumerate in full,
+// estimated from a sample of its GPU counts:
 //   node bench/count.mjs WORKLOAD [STRIDE] [SEED]
 // The grid's first level is the GPU count. Its values are cut into consecutive blocks of STRIDE (default 32); one
 // GPU count is drawn at random in each block (seeded, so a run can be repeated) and its rows are counted exactly by
@@ -7,10 +8,10 @@
 // standard error computed as if the draws were a simple random sample (conservative for a stratified one).
 // STRIDE=1 counts every GPU count: the exact total.
 import { prepareSweep } from '../dist/sweep.js';
-import { WORKLOADS } from './workloads.mjs';
+import { FORMER, WORKLOADS } from './workloads.mjs';
 
 const [name, strideArg, seedArg] = process.argv.slice(2);
-const workload = WORKLOADS[name];
+const workload = WORKLOADS[name] ?? FORMER[name];
 if (!workload) throw new Error(`unknown workload ${name}`);
 const stride = Number(strideArg ?? 32);
 let seed = Number(seedArg ?? 1) >>> 0;
