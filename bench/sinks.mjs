@@ -1,5 +1,5 @@
 // Sink throughput alone: node bench/sinks.mjs [WORKLOAD] [SHARD] [ENGINE]
-// Evaluates one shard of a workload into memory (default llama405b-1k..8k, shard 0/10, ~1.1 M rows; the full
+// Evaluates one shard of a workload into memory (default llama405b-1k..8k, shard 0/10, 1,138,734 rows; the full
 // llama405b-1..10240 grid's tenth is ~140 M rows), then times
 // each sink writing those same batches to a temp dir, so the rates are the sinks' own, not the engine's.
 // Prints one JSON line per sink: rows, seconds, CPU seconds (all threads: on a shared machine the steadier number),
@@ -33,7 +33,7 @@ if (cache && existsSync(cache)) {
   const options = { ...WORKLOADS[name].options, engine: engineKind, shard: parseShard(shardText) };
   const prepared = prepareSweep(options);
   const engine = await createEngine(options, prepared.formula);
-  const stats = { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description };
+  const stats = { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description, unanswered: [] };
   for await (const batch of sweepBatches(prepared, engine, stats, options)) batches.push(batch);
   await engine.dispose();
   if (cache) writeFileSync(cache, tableToIPC(new Table(batches), 'file'));
