@@ -1,6 +1,6 @@
 // Sink throughput alone: node bench/sinks.mjs [WORKLOAD] [SHARD] [ENGINE]
 // Evaluates one shard of a workload into memory (default llama405b-1k..8k, shard 0/10, 1,138,734 rows; the full
-// llama405b-1..10240 grid's tenth is ~140 M rows), then times
+// llama405b-1..10240 grid's tenth is ~133 M rows), then times
 // each sink writing those same batches to a temp dir, so the rates are the sinks' own, not the engine's.
 // Prints one JSON line per sink: rows, seconds, CPU seconds (all threads: on a shared machine the steadier number),
 // rows/s, bytes, and the disk's bound for those bytes.
