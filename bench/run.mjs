@@ -4,6 +4,8 @@
 // rows, configs/s and peak RSS for grid enumeration, evaluation alone, and end to end into Arrow, CSV and Parquet,
 // each end-to-end cell with the disk's write bound for the bytes that sink wrote (bench/disk.mjs: the same number
 // of bytes written and fdatasync'd, as `dd conv=fdatasync` does), measured right after it.
+// A workload with `count` (too large to evaluate within a run) is only counted, by bench/count.mjs on a sample of
+// its GPU counts, under the same --timeout: its estimated valid configs and enumeration rate.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -20,7 +22,11 @@ const sinks = args.includes('--quick') ? ['arrow'] : ['arrow', 'csv', 'parquet']
 const dir = mkdtempSync(join(tmpdir(), 'parasweep-bench-'));
 
 function measure(workload, engine, mode, out) {
-  const result = spawnSync(process.execPath, ['bench/measure.mjs', workload, engine, mode, ...(out ? [out] : [])], {
+  const script =
+    mode === 'count'
+      ? ['bench/count.mjs', workload, String(WORKLOADS[workload].count.stride)]
+      : ['bench/measure.mjs', workload, engine, mode, ...(out ? [out] : [])];
+  const result = spawnSync(process.execPath, script, {
     encoding: 'utf8',
     timeout: timeoutS * 1000,
     env: { ...process.env, EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless' },
@@ -46,8 +52,14 @@ const fmtWrite = (m) =>
   m.failed ? m.failed : `${fmtRate(m)}; ${(m.bytes / 1e6).toFixed(0)} MB, disk ${m.disk_s.toFixed(2)} s`;
 const loadAtStart = loadavg();
 const rows = [];
+const counted = [];
 const adapters = new Set();
 for (const workload of workloads) {
+  if (WORKLOADS[workload].count) {
+    counted.push({ workload, count: measure(workload, 'cpu', 'count') });
+    process.stderr.write(`bench: ${workload} counted\n`);
+    continue;
+  }
   const enumerate = measure(workload, 'cpu', 'enumerate');
   for (const engine of engines) {
     const evaluate = measure(workload, engine, 'evaluate');
@@ -73,4 +85,14 @@ const load = (l) => l.map((x) => x.toFixed(1)).join(' ');
 console.log(`Load average (1, 5, 15 min) at the start: ${load(loadAtStart)}, at the end: ${load(loadavg())} (over ${cpus().length} cores).`);
 console.log("Rates are valid configs per second; each cell is a fresh process. Cells: rate (wall seconds, CPU seconds of all threads); end to end also the bytes written and the disk's time to write and fdatasync as many.\n");
 console.log(lines.join('\n'));
+for (const { workload, count: c } of counted) {
+  console.log(
+    c.failed
+      ? `\n${workload}: not counted (${c.failed})`
+      : `\n${workload} (counted only): about ${(c.rows_estimate / 1e9).toFixed(2)}e9 valid configs (standard error ${(c.standard_error / 1e9).toFixed(2)}e9), ` +
+          `from ${c.rows_enumerated} rows enumerated for ${c.sampled} of its ${c.gpu_counts} GPU counts (one drawn in each block of ${c.stride}) ` +
+          `in ${c.seconds.toFixed(1)} s: enumeration ${c.enumerate_rate_m_per_s.toFixed(2)} M/s; at that rate enumerating it all takes about ` +
+          `${(c.rows_estimate / c.enumerate_rate_m_per_s / 1e6 / 60).toFixed(0)} min, before any evaluation.`,
+  );
+}
 for (const r of rows) for (const [s, m] of Object.entries(r.written)) if (m.failed) console.log(`note: ${r.workload}/${r.engine}/.${s}: ${m.failed} ${m.tail ?? ''}`);

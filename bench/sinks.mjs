@@ -1,5 +1,6 @@
 // Sink throughput alone: node bench/sinks.mjs [WORKLOAD] [SHARD] [ENGINE]
-// Evaluates one shard of a workload into memory (default llama405b-1..10240, shard 0/10, ~1.07 M rows), then times
+// Evaluates one shard of a workload into memory (default llama405b-1k..8k, shard 0/10, 1,138,734 rows; the full
+// llama405b-1..10240 grid's tenth is ~133 M rows), then times
 // each sink writing those same batches to a temp dir, so the rates are the sinks' own, not the engine's.
 // Prints one JSON line per sink: rows, seconds, CPU seconds (all threads: on a shared machine the steadier number),
 // rows/s, bytes, and the disk's bound for those bytes.
@@ -16,7 +17,7 @@ import { parseShard } from '../dist/grid/shard.js';
 import { WORKLOADS } from './workloads.mjs';
 import { diskWriteSeconds } from './disk.mjs';
 
-const [name = 'llama405b-1..10240', shardText = '0/10', engineKind = 'cpu'] = process.argv.slice(2);
+const [name = 'llama405b-1k..8k', shardText = '0/10', engineKind = 'cpu'] = process.argv.slice(2);
 const cache = process.env.BATCHES;
 let batches = [];
 if (cache && existsSync(cache)) {
@@ -32,7 +33,7 @@ if (cache && existsSync(cache)) {
   const options = { ...WORKLOADS[name].options, engine: engineKind, shard: parseShard(shardText) };
   const prepared = prepareSweep(options);
   const engine = await createEngine(options, prepared.formula);
-  const stats = { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description };
+  const stats = { candidates: 0, evaluated: 0, rows: 0, seconds: 0, engine: engine.description, unanswered: [] };
   for await (const batch of sweepBatches(prepared, engine, stats, options)) batches.push(batch);
   await engine.dispose();
   if (cache) writeFileSync(cache, tableToIPC(new Table(batches), 'file'));
