@@ -21,28 +21,18 @@ import {
   StageTime,
 } from '../../model.js';
 
+/** Grid columns that change within a layout class (and ngpus, global_batch_size): set on every row. */
+const PER_ROW_FIELDS = ['ngpus', 'global_batch_size', 'zero', 'grad_reduce', 'reshard', 'sp', 'recompute', 'offload'] as const;
+
 /**
- * The grid columns a stage's shared terms (stage_memory_base, stage_microbatch, same_as_previous_middle) read
- * besides sp and recompute: the layout class. Rows of one class are contiguous in grid order (ZeRO, gradient
- * reduction, resharding, SP, recompute and offload are the innermost levels, src/formulas/full.ts), so one class
- * at a time is all the memo keeps. ngpus and global_batch_size are absent: only full_estimate itself reads them.
+ * Every other grid column keys the layout class: the ones a stage's shared terms (stage_memory_base,
+ * stage_microbatch, same_as_previous_middle) read besides sp and recompute, and, by construction, any column added
+ * later, so a new input can only make the memo forget more often, never reuse a stale term. Rows of one class are
+ * contiguous in grid order (ZeRO, gradient reduction, resharding, SP, recompute and offload are the innermost
+ * levels, src/formulas/full.ts), so one class at a time is all the memo keeps.
  */
-export const LAYOUT_KEY = [
-  'seq_length',
-  'tp',
-  'pp',
-  'vpp',
-  'schedule',
-  'cp',
-  'ep',
-  'etp',
-  'dp',
-  'edp',
-  'mbs',
-  'num_microbatches',
-  'first_stage_layers',
-  'last_stage_layers',
-] as const satisfies readonly (typeof FULL_INPUTS)[number][];
+export const LAYOUT_KEY = FULL_INPUTS.filter((name) => !(PER_ROW_FIELDS as readonly string[]).includes(name));
+const PP_IN_KEY = LAYOUT_KEY.indexOf('pp');
 
 /** Recompute codes 0..RECOMPUTE_FULL: the slots of one SP setting. */
 const RECOMPUTE_SLOTS = RECOMPUTE_FULL + 1;
@@ -66,10 +56,6 @@ export class LayoutMemo implements TermSource {
   private skips = new Int8Array(0);
 
   constructor(inputs: Int32Array[]) {
-    // Every grid column the formula reads is either part of the key or set on every row.
-    const covered = new Set<string>([...LAYOUT_KEY, ...ROW_FIELDS]);
-    const missing = FULL_INPUTS.filter((name) => !covered.has(name));
-    if (missing.length > 0) throw new Error(`memo: grid columns ${missing.join(', ')} neither key the memo nor change per row`);
     this.keyColumns = LAYOUT_KEY.map((name) => inputs[FULL_INPUTS.indexOf(name)]);
   }
 
@@ -92,7 +78,7 @@ export class LayoutMemo implements TermSource {
     this.valid = true;
     this.bases = [];
     this.microbatches = [];
-    this.skips = new Int8Array(key[LAYOUT_KEY.indexOf('pp')]);
+    this.skips = new Int8Array(key[PP_IN_KEY]);
     this.params.fill(NaN);
     this.flops.fill(NaN);
     return true;
@@ -140,9 +126,6 @@ export class LayoutMemo implements TermSource {
  */
 const BLOCK_ROWS = 256;
 
-/** Grid columns that change within a layout class (and ngpus, global_batch_size): set on every row. */
-const ROW_FIELDS = ['ngpus', 'global_batch_size', 'zero', 'grad_reduce', 'reshard', 'sp', 'recompute', 'offload'] as const;
-
 /** The full formula's CPU kernel with per-class terms computed once per class (same results as its evaluate). */
 export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array[], outputs: Float64Array[], length: number): void {
   const c = unpack(constants);
@@ -152,7 +135,7 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
   const block = new Float64Array(BLOCK_ROWS * width);
   const views = Array.from({ length: BLOCK_ROWS }, (_, k) => block.subarray(k * width, (k + 1) * width));
   const column = (name: (typeof FULL_INPUTS)[number]) => inputs[FULL_INPUTS.indexOf(name)];
-  const [ngpus, global_batch_size, zero, grad_reduce, reshard, sp, recompute, offload] = ROW_FIELDS.map(column);
+  const [ngpus, global_batch_size, zero, grad_reduce, reshard, sp, recompute, offload] = PER_ROW_FIELDS.map(column);
   for (let start = 0; start < length; start += BLOCK_ROWS) {
     const end = Math.min(length, start + BLOCK_ROWS);
     for (let i = start; i < end; i++) {
