@@ -735,6 +735,27 @@ fn paid_s(c: FullConstants, total_s: f32, exposed_s: f32) -> f32 {
   return exposed_s + c.overlap_cost * (total_s - exposed_s);
 }
 
+fn interleaved_grad_sync_exposed_s(reduce_s: f32, vpp: f32, pp: f32, chunk_backward_s: f32) -> f32 {
+  let chunk_reduce_s = reduce_s / vpp;
+  var done_s = -(vpp - 1.0) * pp * chunk_backward_s + chunk_reduce_s;
+  for (var k = vpp - 2.0; k >= 0.0; k = k - 1.0) {
+    done_s = max(done_s, -k * pp * chunk_backward_s) + chunk_reduce_s;
+  }
+  return max(0.0, done_s);
+}
+
+fn interleaved_param_sync_exposed_s(gather_s: f32, vpp: f32, pp: f32, chunk_forward_s: f32) -> f32 {
+  let chunk_gather_s = gather_s / vpp;
+  var done_s = 0.0;
+  var late_s = 0.0;
+  for (var k = 0.0; k < vpp; k = k + 1.0) {
+    let start_s = select((k - 1.0) * pp * chunk_forward_s, 0.0, k < 2.0);
+    done_s = max(done_s, start_s) + chunk_gather_s;
+    late_s = max(late_s, done_s - (k * pp + 1.0) * chunk_forward_s);
+  }
+  return late_s;
+}
+
 fn send_s(c: FullConstants, bytes: f32, in_node: f32) -> f32 {
   return bytes / link_bytes_s(c, in_node, 1.0) + link_latency_s(c, in_node);
 }
@@ -954,10 +975,16 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let step_forward_s = step_gather * param_gather_s;
   let step_backward_s = (1.0 - grads_per_microbatch) * grad_reduce_s;
   let last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
-  let dp_exposed_s = paid_s(
-    c,
-    step_forward_s + step_backward_s + last_reduce_s,
-    max(0.0, step_forward_s - forward_window_s) + max(0.0, step_backward_s - backward_window_s) + last_reduce_s);
+  let chunked = select(0.0, 1.0, r.schedule == SCHEDULE_INTERLEAVED && r.vpp > 1.0 && r.zero <= 2);
+  var forward_exposed_s = max(0.0, step_forward_s - forward_window_s);
+  if (chunked == 1.0 && c.overlap_param_gather == 1.0) {
+    forward_exposed_s = interleaved_param_sync_exposed_s(step_forward_s, r.vpp, pp, compute_s / 3.0 / r.vpp);
+  }
+  var backward_exposed_s = max(0.0, step_backward_s - backward_window_s);
+  if (chunked == 1.0 && c.overlap_grad_reduce == 1.0) {
+    backward_exposed_s = interleaved_grad_sync_exposed_s(step_backward_s, r.vpp, pp, (2.0 * compute_s) / 3.0 / r.vpp);
+  }
+  let dp_exposed_s = paid_s(c, step_forward_s + step_backward_s + last_reduce_s, forward_exposed_s + backward_exposed_s + last_reduce_s);
   let dp_overlapped_s = step_forward_s + step_backward_s + last_reduce_s - dp_exposed_s;
   let dp_bytes = step_gather * param_gather_bytes + (1.0 - grads_per_microbatch) * grad_reduce_bytes;
 

@@ -983,6 +983,43 @@ export function paid_s(c: FullConstants, total_s: number, exposed_s: number): nu
   return exposed_s + c.overlap_cost * (total_s - exposed_s);
 }
 
+/**
+ * Megatron-Core's gradient reduction under the interleaved schedule with overlap_grad_reduce: each model chunk's
+ * reduction starts when that chunk's last micro-batch has finished its backward (grad_sync_func, launched in
+ * backward_step_helper_postprocess, megatron/core/pipeline_parallel/schedules.py), not bucket by bucket inside it.
+ * Chunks finish in reverse order: after chunk k's last backward the rank still runs the last group of `pp`
+ * micro-batches of chunks k-1..0 (k·pp chunk backwards). The reductions share one network, in that order; what
+ * the last one outlasts the backward by is exposed (chunk 0's, at least: nothing is left to hide it).
+ */
+export function interleaved_grad_sync_exposed_s(reduce_s: number, vpp: number, pp: number, chunk_backward_s: number): number {
+  const chunk_reduce_s = reduce_s / vpp;
+  // Time relative to the end of the rank's backward; chunk vpp-1 finishes first.
+  let done_s = -(vpp - 1) * pp * chunk_backward_s + chunk_reduce_s;
+  for (let k = vpp - 2; k >= 0; k--) {
+    done_s = Math.max(done_s, -k * pp * chunk_backward_s) + chunk_reduce_s;
+  }
+  return Math.max(0, done_s);
+}
+
+/**
+ * The parameter all-gather of the next step under the interleaved schedule with overlap_param_gather: chunks 0 and
+ * 1 start gathering at the step's start, chunk k+1 when chunk k's first micro-batch starts its forward
+ * (param_sync_func, schedules.py), and each chunk's forward waits bucket by bucket for its own gather. The warm-up
+ * runs `pp` micro-batches of each chunk before the next chunk's first: chunk k first computes at k·pp chunk
+ * forwards. What the latest gather outlasts its chunk's first forward by holds the step back.
+ */
+export function interleaved_param_sync_exposed_s(gather_s: number, vpp: number, pp: number, chunk_forward_s: number): number {
+  const chunk_gather_s = gather_s / vpp;
+  let done_s = 0;
+  let late_s = 0;
+  for (let k = 0; k < vpp; k++) {
+    const start_s = k < 2 ? 0 : (k - 1) * pp * chunk_forward_s;
+    done_s = Math.max(done_s, start_s) + chunk_gather_s;
+    late_s = Math.max(late_s, done_s - (k * pp + 1) * chunk_forward_s);
+  }
+  return late_s;
+}
+
 /** One point-to-point send of `bytes` on a tier. */
 function send_s(c: FullConstants, bytes: number, in_node: number): number {
   return bytes / link_bytes_s(c, in_node, 1) + link_latency_s(c, in_node);
@@ -1297,11 +1334,19 @@ export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMic
   // With the overlap, the last micro-batch's last reduce-scatter has no compute left to hide behind: one layer's,
   // before the step (without it, every reduce-scatter is already exposed in its micro-batch).
   const last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
-  const dp_exposed_s = paid_s(
-    c,
-    step_forward_s + step_backward_s + last_reduce_s,
-    Math.max(0, step_forward_s - forward_window_s) + Math.max(0, step_backward_s - backward_window_s) + last_reduce_s,
-  );
+  // Megatron's distributed optimizer under the interleaved schedule syncs chunk by chunk, as the schedule reaches
+  // each chunk's last backward and first forward; elsewhere the step's traffic overlaps one micro-batch's backward
+  // (gradients) and forward (parameters), bucket by bucket.
+  const chunked = r.schedule === SCHEDULE_INTERLEAVED && r.vpp > 1 && r.zero <= 2 ? 1 : 0;
+  const forward_exposed_s =
+    chunked === 1 && c.overlap_param_gather === 1
+      ? interleaved_param_sync_exposed_s(step_forward_s, r.vpp, pp, compute_s / 3 / r.vpp)
+      : Math.max(0, step_forward_s - forward_window_s);
+  const backward_exposed_s =
+    chunked === 1 && c.overlap_grad_reduce === 1
+      ? interleaved_grad_sync_exposed_s(step_backward_s, r.vpp, pp, (2 * compute_s) / 3 / r.vpp)
+      : Math.max(0, step_backward_s - backward_window_s);
+  const dp_exposed_s = paid_s(c, step_forward_s + step_backward_s + last_reduce_s, forward_exposed_s + backward_exposed_s + last_reduce_s);
   const dp_overlapped_s = step_forward_s + step_backward_s + last_reduce_s - dp_exposed_s;
   const dp_bytes = step_gather * param_gather_bytes + (1 - grads_per_microbatch) * grad_reduce_bytes;
 

@@ -19,6 +19,8 @@ import {
   gather_s,
   gemm_efficiency,
   gemm_s,
+  interleaved_grad_sync_exposed_s,
+  interleaved_param_sync_exposed_s,
   group_in_node,
   group_per_node,
   layer_activation_bytes,
@@ -532,6 +534,39 @@ describe('DP: gradient reduction and parameter gather, per step (ZeRO-0/1) or pe
     expect(slowT.dp_mb_s).toBeLessThan(RS0 - (2 * slowT.compute_s) / 3);
     const fast = stage_time({ ...over, scaleout_bytes_s: 1e13, scaleup_bytes_s: 1e14 }, r, 0);
     expect(fast.dp_mb_s).toBe(0);
+  });
+
+  it('interleaved (Megatron): each chunk syncs after its last backward and before its first forward, not in one pass', () => {
+    // Chunk k's reduction starts after its last backward, with k·pp chunk backwards left; the last chunk's
+    // (k = 0) has nothing left to hide behind. The gathers start at the step and hide behind the warm-up.
+    expectRel(interleaved_grad_sync_exposed_s(8, 4, 2, 10), 2);
+    // A slow network: the four reductions queue up, released at −60, −40, −20 and 0 (pp·chunk backward = 20).
+    expectRel(interleaved_grad_sync_exposed_s(160, 4, 2, 10), 160 - 60);
+    expectRel(interleaved_param_sync_exposed_s(8, 4, 2, 10), 0);
+    // The four gathers queue up (chunk k ≥ 2 released at (k − 1)·pp forwards): chunk 3's is done at 160, while its
+    // first forward ends at (3·2 + 1)·10 = 70.
+    expectRel(interleaved_param_sync_exposed_s(160, 4, 2, 10), 90);
+    const cfg = gpt(h, 16, 8);
+    const r = (schedule: number, vpp: number): FullRow => ({
+      ...row({ ngpus: 4 * N, pp: 4, num_layers: 8, seq_length: s, global_batch_size: 16 * N, zero: 1, schedule, vpp }),
+      edp: 1,
+    });
+    const over = { ...cfg, overlap_grad_reduce: 1, overlap_param_gather: 1 };
+    const chunked = stage_time(over, r(SCHEDULE_INTERLEAVED, 2), 0);
+    const plain = stage_time(over, r(SCHEDULE_1F1B, 1), 0);
+    const P4 = stage_params(cfg, r(SCHEDULE_1F1B, 1), 0)[0];
+    const RS4 = ring.gather(P4 * gb, N, NIC, LAT_OUT);
+    const AG4 = ring.gather(P4 * pb, N, NIC, LAT_OUT);
+    // 1F1B: one micro-batch's backward hides the reduction, its forward the gather, bucket by bucket.
+    expectRel(plain.dp_exposed_s, Math.max(0, RS4 - (2 * plain.compute_s) / 3) + Math.max(0, AG4 - plain.compute_s / 3));
+    // Interleaved: the same traffic, chunk by chunk, against the other chunks' work.
+    expectRel(chunked.dp_exposed_s + chunked.dp_overlapped_s, RS4 + AG4);
+    expectRel(
+      chunked.dp_exposed_s,
+      interleaved_grad_sync_exposed_s(RS4, 2, 4, chunked.compute_s / 3) + interleaved_param_sync_exposed_s(AG4, 2, 4, chunked.compute_s / 6),
+    );
+    // The last chunk's reduction starts after the backward: at least half of it shows.
+    expect(chunked.dp_exposed_s).toBeGreaterThanOrEqual(RS4 / 2);
   });
 
   it('dp·cp syncs together; a group that fits in a node uses NVLink', () => {
