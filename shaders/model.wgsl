@@ -975,7 +975,7 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let step_forward_s = step_gather * param_gather_s;
   let step_backward_s = (1.0 - grads_per_microbatch) * grad_reduce_s;
   let last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
-  let chunked = select(0.0, 1.0, r.schedule == SCHEDULE_INTERLEAVED && r.vpp > 1.0 && r.zero <= 2);
+  let chunked = select(0.0, 1.0, r.schedule == SCHEDULE_INTERLEAVED && r.vpp > 1.0);
   var forward_exposed_s = max(0.0, step_forward_s - forward_window_s);
   if (chunked == 1.0 && c.overlap_param_gather == 1.0) {
     forward_exposed_s = interleaved_param_sync_exposed_s(step_forward_s, r.vpp, pp, compute_s / 3.0 / r.vpp);

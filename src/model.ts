@@ -1334,10 +1334,11 @@ export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMic
   // With the overlap, the last micro-batch's last reduce-scatter has no compute left to hide behind: one layer's,
   // before the step (without it, every reduce-scatter is already exposed in its micro-batch).
   const last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
-  // Megatron's distributed optimizer under the interleaved schedule syncs chunk by chunk, as the schedule reaches
-  // each chunk's last backward and first forward; elsewhere the step's traffic overlaps one micro-batch's backward
-  // (gradients) and forward (parameters), bucket by bucket.
-  const chunked = r.schedule === SCHEDULE_INTERLEAVED && r.vpp > 1 && r.zero <= 2 ? 1 : 0;
+  // Under the interleaved schedule the step's traffic is synced chunk by chunk, as the schedule reaches each
+  // chunk's last backward and first forward (Megatron's grad_sync_func and param_sync_func; PyTorch pipelining
+  // reduces an FSDP or DDP stage in its last backward, stage.py backward_maybe_with_nosync); elsewhere it overlaps
+  // one micro-batch's backward (gradients) and forward (parameters), bucket by bucket.
+  const chunked = r.schedule === SCHEDULE_INTERLEAVED && r.vpp > 1 ? 1 : 0;
   const forward_exposed_s =
     chunked === 1 && c.overlap_param_gather === 1
       ? interleaved_param_sync_exposed_s(step_forward_s, r.vpp, pp, compute_s / 3 / r.vpp)
