@@ -63,20 +63,21 @@ for (const workload of workloads) {
   const enumerate = measure(workload, 'cpu', 'enumerate');
   for (const engine of engines) {
     const evaluate = measure(workload, engine, 'evaluate');
+    const alone = measure(workload, engine, 'engine');
     if (evaluate.description) adapters.add(evaluate.description);
     const written = Object.fromEntries(sinks.map((sink) => [sink, measure(workload, engine, 'write', join(dir, `${workload}-${engine}.${sink}`))]));
-    rows.push({ workload, engine, enumerate, evaluate, written });
+    rows.push({ workload, engine, enumerate, evaluate, alone, written });
     process.stderr.write(`bench: ${workload} on ${engine} done\n`);
   }
 }
 rmSync(dir, { recursive: true, force: true });
 
-const header = ['workload', 'engine', 'valid configs', 'enumerate', 'evaluate', ...sinks.map((s) => `end to end .${s}`), 'peak RSS (MB)'];
+const header = ['workload', 'engine', 'valid configs', 'enumerate', 'evaluate', 'engine alone', ...sinks.map((s) => `end to end .${s}`), 'peak RSS (MB)'];
 const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
 for (const r of rows) {
   const rss = Math.max(r.evaluate.rss_mb ?? 0, ...sinks.map((s) => r.written[s].rss_mb ?? 0));
   lines.push(
-    `| ${r.workload} | ${r.engine} | ${r.enumerate.rows ?? '?'} | ${fmtRate(r.enumerate)} | ${fmtRate(r.evaluate)} | ${sinks.map((s) => fmtWrite(r.written[s])).join(' | ')} | ${rss.toFixed(0)} |`,
+    `| ${r.workload} | ${r.engine} | ${r.enumerate.rows ?? '?'} | ${fmtRate(r.enumerate)} | ${fmtRate(r.evaluate)} | ${fmtRate(r.alone)} | ${sinks.map((s) => fmtWrite(r.written[s])).join(' | ')} | ${rss.toFixed(0)} |`,
   );
 }
 console.log(`Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
@@ -95,4 +96,46 @@ for (const { workload, count: c } of counted) {
           `${(c.rows_estimate / c.enumerate_rate_m_per_s / 1e6 / 60).toFixed(0)} min, before any evaluation.`,
   );
 }
+console.log(bounds(rows));
 for (const r of rows) for (const [s, m] of Object.entries(r.written)) if (m.failed) console.log(`note: ${r.workload}/${r.engine}/.${s}: ${m.failed} ${m.tail ?? ''}`);
+
+/**
+ * Issue 13's targets, each with what bounds it, from this run's own cells. Evaluation is the grid walk (one thread)
+ * feeding the engine: its ceiling is the slower of the two measured alone. An end-to-end cell cannot beat any of
+ * three floors: the disk's time for its bytes, the evaluation's wall time, and its CPU seconds (all threads) spread
+ * over every core; the largest floor is the resource that bounds it, and wall / floor says how close it runs.
+ */
+function bounds(measured) {
+  const cores = cpus().length;
+  const targets = { evaluate: { cpu: 3e6, gpu: 20e6 }, csv: 0.5e6, parquet: 1e6, arrowDiskRatio: 1.5 };
+  const rate = (m) => m.rows / m.seconds;
+  const M = (x) => `${(x / 1e6).toFixed(2)} M/s`;
+  const out = ['', `Against the targets (issue 13), per workload and engine; floors of each end-to-end cell: disk, evaluation, CPU seconds / ${cores} cores:`];
+  for (const r of measured) {
+    if (r.evaluate.failed || r.enumerate.failed || r.alone.failed) continue;
+    const target = targets.evaluate[r.engine];
+    const walk = rate(r.enumerate);
+    const engine = rate(r.alone);
+    const slower = walk < engine ? `the grid walk (${M(walk)} alone, one thread)` : `the engine (${M(engine)} alone, ${((r.alone.cpu_s / r.alone.rows) * 1e9).toFixed(0)} CPU ns a row)`;
+    out.push(
+      `- ${r.workload} on ${r.engine}: evaluation ${M(rate(r.evaluate))}` +
+        (target ? ` (target ${M(target)}: ${rate(r.evaluate) >= target ? 'met' : 'not met'})` : '') +
+        `; bounded by ${slower}.`,
+    );
+    for (const [sink, m] of Object.entries(r.written)) {
+      if (m.failed) continue;
+      const floors = { disk: m.disk_s, evaluation: r.evaluate.seconds, cpu: m.cpu_s / cores };
+      const [name, floor] = Object.entries(floors).sort((a, b) => b[1] - a[1])[0];
+      const goal =
+        sink === 'arrow'
+          ? `${(m.seconds / m.disk_s).toFixed(2)}x the disk's time (target ${targets.arrowDiskRatio}x: ${m.seconds <= targets.arrowDiskRatio * m.disk_s ? 'met' : 'not met'})`
+          : `${M(rate(m))} (target ${M(targets[sink])}: ${rate(m) >= targets[sink] ? 'met' : 'not met'})`;
+      const sinkCpu = m.cpu_s - r.evaluate.cpu_s;
+      out.push(
+        `  - .${sink}: ${goal}; floors disk ${floors.disk.toFixed(2)} s, evaluation ${floors.evaluation.toFixed(2)} s, CPU ${m.cpu_s.toFixed(1)} s / ${cores} = ${floors.cpu.toFixed(2)} s ` +
+          `(the sink's share ${sinkCpu.toFixed(1)} CPU s, ${sinkCpu > 0 ? M(m.rows / sinkCpu) + ' per core' : 'within noise'}); bound: ${name}, wall ${(m.seconds / floor).toFixed(2)}x that floor.`,
+      );
+    }
+  }
+  return out.join('\n');
+}
