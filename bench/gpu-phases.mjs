@@ -12,7 +12,7 @@ const [name, ngpus] = process.argv.slice(2);
 const workload = WORKLOADS[name];
 if (!workload) throw new Error(`unknown workload ${name}`);
 const search = { ...workload.options.search, ...(ngpus ? { ngpus_range: [Number(ngpus)] } : {}) };
-const options = { ...workload.options, search, engine: 'gpu', quiet: true };
+const options = { ...workload.options, search, engine: 'gpu', quiet: true, ...(process.env.WG ? { workgroupSize: Number(process.env.WG) } : {}) };
 
 const cpuNow = () => {
   const { userCPUTime, systemCPUTime } = process.resourceUsage();

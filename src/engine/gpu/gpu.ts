@@ -39,6 +39,9 @@ interface Slot {
   termsParams: GPUBuffer;
   termsBindGroup?: GPUBindGroup;
   termsBindGroupKey?: string;
+  /** Scratch of the class scan, reused from chunk to chunk (fresh buffers cost page faults). */
+  boundaries?: Uint8Array;
+  offsets?: Int32Array;
 }
 
 /**
@@ -286,12 +289,21 @@ export class GpuEngine implements Engine {
    * the class list. Returns the offsets column (-1 for rows of a class whose table alone exceeds the space: they
    * compute their terms directly) and the dispatches.
    */
-  private classDispatches(grid: GridChunk, stride: number): { offsets: Int32Array; dispatches: Dispatch[] } {
+  private classDispatches(slot: Slot, grid: GridChunk, stride: number): { offsets: Int32Array; dispatches: Dispatch[] } {
     const rows = grid.length;
     const column = (name: string) => grid.columns[grid.columnNames.indexOf(name)];
-    const key = LAYOUT_KEY.map(column);
     const pp = column('pp');
-    const offsets = new Int32Array(rows);
+    // Class boundaries, one key column at a time: a tight loop per column costs a fraction of comparing whole rows.
+    if (!slot.boundaries || slot.boundaries.length < stride + 1) {
+      slot.boundaries = new Uint8Array(stride + 1);
+      slot.offsets = new Int32Array(stride);
+    }
+    const boundaries = slot.boundaries;
+    const offsets = slot.offsets!.subarray(0, rows);
+    boundaries.fill(0, 0, rows + 1);
+    boundaries[0] = 1;
+    boundaries[rows] = 1;
+    for (const name of LAYOUT_KEY) markChanges(column(name), rows, boundaries);
     const tablesWord = (grid.columns.length + 1) * stride;
     const capacity = this.tableWords(grid.columns.length, stride);
     const dispatches: Dispatch[] = [];
@@ -309,9 +321,7 @@ export class GpuEngine implements Engine {
     let start = 0;
     while (start < rows) {
       let end = start + 1;
-      scan: for (; end < rows; end++) {
-        for (let k = 0; k < key.length; k++) if (key[k][end] !== key[k][start]) break scan;
-      }
+      while (boundaries[end] === 0) end++;
       const words = TERM_PAIRS * termsBlockWords(pp[start]);
       if (list.length > 0 && used + words + list.length + 2 > capacity) close(start);
       if (words + 2 > capacity) {
@@ -351,7 +361,7 @@ export class GpuEngine implements Engine {
     });
     let dispatches: Dispatch[] = [{ first: 0, end: rows, classes: 0, listWord: 0, list: new Int32Array(0), direct: false }];
     if (termsPipeline) {
-      const laid = this.classDispatches(grid, stride);
+      const laid = this.classDispatches(slot, grid, stride);
       dispatches = laid.dispatches;
       if (rows > 0) device.queue.writeBuffer(slot.grid, grid.columns.length * stride * 4, laid.offsets);
     }
@@ -568,6 +578,16 @@ function compacted(grid: GridChunk, columns: Float32Array[], outputs: number): E
   // Grid columns and row ids of the survivors, gathered from the chunk still held on the CPU.
   const gathered = gatherRows({ grid, computed: [] }, order);
   return { grid: gathered.grid, computed, rowIds: gathered.rowIds };
+}
+
+/** Sets boundaries[i] where column[i] differs from column[i - 1]. */
+function markChanges(column: Int32Array, rows: number, boundaries: Uint8Array): void {
+  let previous = column[0];
+  for (let i = 1; i < rows; i++) {
+    const value = column[i];
+    if (value !== previous) boundaries[i] = 1;
+    previous = value;
+  }
 }
 
 function toFloat32(chunk: EvaluatedChunk): EvaluatedChunk {
