@@ -80,7 +80,10 @@ export function dispatchShape(workgroups: number): [x: number, y: number] {
  * Evaluates grid chunks with the WGSL model. All input columns of a chunk go into one storage buffer at column
  * offsets (uploaded straight from the Arrow columns' memory), all results into another, constants and sizes into
  * uniforms. Buffers are bounded (default 8 MiB) and reused across chunks; two chunks are in flight so that upload
- * and compute of one overlap the readback of the other.
+ * and compute of one overlap the readback of the other. For the full formula a per-class pass first computes the
+ * terms each layout class shares (shaders/terms.wgsl) into a table after the grid columns, in the same buffer, so
+ * the per-row pass keeps within compatibility mode's four storage buffers (docs/gpu-backends.md, "What bounds the
+ * rate").
  */
 export class GpuEngine implements Engine {
   readonly kind = 'gpu' as const;
