@@ -499,7 +499,7 @@ export class GpuEngine implements Engine {
         if (hasClassTerms(formula)) {
           termsPipeline ??= await this.checkedPipeline(formula, next.value.columnNames, undefined, 'terms');
           // Built only for a grid with a class whose table does not fit (a small --max-buffer-mib, a deep pipeline).
-          directPipeline ??= (await this.needsDirect(formula, next.value))
+          directPipeline ??= this.needsDirect(formula, next.value)
             ? await this.checkedPipeline(formula, next.value.columnNames, selection, 'direct')
             : undefined;
         }
