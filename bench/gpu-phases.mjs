@@ -1,8 +1,10 @@
 // Where the GPU engine's time goes, phase by phase, in one process:
-//   node bench/gpu-phases.mjs WORKLOAD [GPU_COUNT]
+//   [WG=workgroup size] node bench/gpu-phases.mjs WORKLOAD [GPU_COUNT]
 // GPU_COUNT restricts the workload to one of its GPU counts. Prints one JSON line: wall and CPU seconds of opening
 // the device, enumerating the grid into memory, the first chunk (shader compile included), and the remaining
 // chunks with enumeration excluded; then the same chunks again (pipeline cached) to separate compile from compute.
+// Each phase's CPU is also split into the main thread's and the other threads' (llvmpipe runs shaders on its own).
+// On a shared machine compare CPU seconds, the smallest of several runs (docs/gpu-backends.md).
 import { prepareSweep } from '../dist/sweep.js';
 import { createEngine } from '../dist/engine/index.js';
 import { readdirSync, readFileSync } from 'node:fs';
