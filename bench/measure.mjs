@@ -1,9 +1,10 @@
 // One measurement in a fresh process (so peak RSS is its own): node bench/measure.mjs WORKLOAD ENGINE MODE [OUT]
 // MODE: enumerate (grid only), evaluate (grid + engine, results discarded), engine (the engine alone, on up to
 // ENGINE_ROWS rows, default 4 M, enumerated into memory before the clock starts), write (end to end into OUT).
-// Prints one JSON line: rows, seconds, CPU seconds, peak RSS, engine description.
+// Prints one JSON line: rows, seconds, CPU seconds (all threads, and the main thread's), peak RSS, engine description.
 import { prepareSweep, sweepToFiles } from '../dist/sweep.js';
 import { createEngine } from '../dist/engine/index.js';
+import { readFileSync } from 'node:fs';
 import { WORKLOADS } from './workloads.mjs';
 
 const [name, engineKind, mode, out] = process.argv.slice(2);
@@ -61,4 +62,14 @@ const seconds = (performance.now() - started) / 1000;
 // CPU time of every thread (engine, Dawn's, the Parquet encoder's): on a shared machine steadier than wall time.
 const { userCPUTime, systemCPUTime } = process.resourceUsage();
 const cpu_s = (userCPUTime + systemCPUTime) / 1e6;
-console.log(JSON.stringify({ rows, seconds, cpu_s, rss_mb: process.resourceUsage().maxRSS / 1024, description }));
+// The main thread's share (JS: enumeration, uploads, readback, sinks), from /proc on Linux: the rest is other
+// threads', llvmpipe's shader threads among them, which is how a GPU cell says whether its kernel or its JS bounds it.
+let main_cpu_s;
+try {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  main_cpu_s = (Number(fields[11]) + Number(fields[12])) / 100;
+} catch {
+  // not Linux
+}
+console.log(JSON.stringify({ rows, seconds, cpu_s, main_cpu_s, rss_mb: process.resourceUsage().maxRSS / 1024, description }));

@@ -46,7 +46,10 @@ function measure(workload, engine, mode, out) {
 }
 
 const fmtRate = (m) =>
-  m.failed ? m.failed : `${(m.rows / m.seconds / 1e6).toFixed(2)} M/s (${m.seconds.toFixed(2)} s, CPU ${m.cpu_s.toFixed(1)} s)`;
+  m.failed
+    ? m.failed
+    : `${(m.rows / m.seconds / 1e6).toFixed(2)} M/s (${m.seconds.toFixed(2)} s, CPU ${m.cpu_s.toFixed(1)} s` +
+      (m.main_cpu_s === undefined ? ')' : `, main thread ${m.main_cpu_s.toFixed(1)} s)`);
 // An end-to-end cell: the rate, then the disk's bound for the same bytes.
 const fmtWrite = (m) =>
   m.failed ? m.failed : `${fmtRate(m)}; ${(m.bytes / 1e6).toFixed(0)} MB, disk ${m.disk_s.toFixed(2)} s`;
@@ -84,7 +87,7 @@ console.log(`Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalm
 console.log(`Engines: ${[...adapters].join('; ')}`);
 const load = (l) => l.map((x) => x.toFixed(1)).join(' ');
 console.log(`Load average (1, 5, 15 min) at the start: ${load(loadAtStart)}, at the end: ${load(loadavg())} (over ${cpus().length} cores).`);
-console.log("Rates are valid configs per second; each cell is a fresh process. Cells: rate (wall seconds, CPU seconds of all threads); end to end also the bytes written and the disk's time to write and fdatasync as many.\n");
+console.log("Rates are valid configs per second; each cell is a fresh process. Cells: rate (wall seconds, CPU seconds of all threads, of which the main thread's: enumeration, JS, uploads and readback; the rest is other threads', the GPU engine's kernel on llvmpipe among them); end to end also the bytes written and the disk's time to write and fdatasync as many. With CPU seconds near cores x wall seconds a cell is bound by CPU (docs/gpu-backends.md, \"What bounds the rate\").\n");
 console.log(lines.join('\n'));
 for (const { workload, count: c } of counted) {
   console.log(

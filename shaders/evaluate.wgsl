@@ -7,10 +7,10 @@
 // fills all grid columns and one copy reads back each output column.
 
 struct Params {
-  rows: u32,            // rows in this chunk
+  rows: u32,            // rows in this chunk up to the end of this dispatch
   stride: u32,          // elements between two columns (the chunk capacity)
   dispatch_width: u32,  // invocations per row of the 2D dispatch: workgroups in x times the workgroup size
-  pad: u32,
+  first_row: u32,       // the first row of this dispatch (a chunk may take several, see terms.wgsl)
 }
 
 @group(0) @binding(0) var<uniform> constants: {{CONSTANTS_STRUCT}};
@@ -23,7 +23,7 @@ override workgroup_size: u32 = 64;
 @compute @workgroup_size(workgroup_size)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   // A 2D index, because one dimension holds at most 65,535 workgroups.
-  let i = gid.x + gid.y * params.dispatch_width;
+  let i = params.first_row + gid.x + gid.y * params.dispatch_width;
   if (i >= params.rows) {
     return;
   }

@@ -518,7 +518,54 @@ fn zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: f32) -> f32 {
   return max(dense_s, select(0.0, moe_s, c.num_experts > 0.0));
 }
 
-fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
+fn stage_memory(c: FullConstants, r: FullRow, i: f32, base: StageMemoryBase) -> StageMemory {
+  let dense_params = base.dense_params;
+  let expert_params = base.expert_params;
+  let activations = base.activations;
+  let logits = base.logits;
+  let inflight = base.inflight;
+
+  let dense_shards = r.dp * r.cp;
+  let expert_shards = r.edp;
+  let weight_shards_dense = select(1.0, dense_shards, r.zero >= 3);
+  let weight_shards_expert = select(1.0, expert_shards, r.zero >= 3);
+  let grad_shards_dense = select(1.0, dense_shards, r.zero >= 2);
+  let grad_shards_expert = select(1.0, expert_shards, r.zero >= 2);
+  let state_shards_dense = select(1.0, dense_shards, r.zero >= 1);
+  let state_shards_expert = select(1.0, expert_shards, r.zero >= 1);
+  let zero3_gathered = select(0.0,
+    select(dense_params + expert_params, 2.0 * base.largest_layer, r.reshard == 1.0) * c.param_bytes, r.zero >= 3);
+  let weights =
+    (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
+  let grads_sharded = select(0, 1, r.zero >= 2 && r.grad_reduce == GRAD_REDUCE_MICROBATCH);
+  let grads = select((dense_params + expert_params) * c.grad_bytes,
+    (dense_params * c.grad_bytes) / grad_shards_dense +
+      (expert_params * c.grad_bytes) / grad_shards_expert +
+      base.largest_layer * c.grad_bytes,
+    grads_sharded == 1);
+  let state_bytes = 2.0 * c.optimizer_state_bytes + c.master_bytes;
+  let optimizer_all = (dense_params * state_bytes) / state_shards_dense + (expert_params * state_bytes) / state_shards_expert;
+  let optimizer = select(0.0, optimizer_all, r.offload == OFFLOAD_NONE);
+  let offloaded = select(optimizer_all, 0.0, r.offload == OFFLOAD_NONE);
+
+  let forward_backward = weights + grads + optimizer + activations + logits;
+  let step = select(0.0, weights + grads + optimizer_all, r.offload == OFFLOAD_OPTIMIZER);
+  let total = max(forward_backward, step);
+  return StageMemory(dense_params + expert_params, weights, grads, optimizer, activations, logits, total, offloaded, inflight);
+}
+
+// Same fields, same order as StageMemoryBase in src/model.ts: what rows differing only in ZeRO, gradient
+// reduction or offload share (the per-class pass computes it once for them, shaders/terms.wgsl).
+struct StageMemoryBase {
+  dense_params: f32,
+  expert_params: f32,
+  largest_layer: f32,
+  activations: f32,
+  logits: f32,
+  inflight: f32,
+}
+
+fn stage_memory_base(c: FullConstants, r: FullRow, i: f32) -> StageMemoryBase {
   let h = c.hidden_size;
   let tp = r.tp;
   let pp = r.pp;
@@ -533,29 +580,6 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
   let params = stage_params(c, r, i);
   let dense_params = params.x;
   let expert_params = params.y;
-
-  let dense_shards = r.dp * r.cp;
-  let expert_shards = r.edp;
-  let weight_shards_dense = select(1.0, dense_shards, r.zero >= 3);
-  let weight_shards_expert = select(1.0, expert_shards, r.zero >= 3);
-  let grad_shards_dense = select(1.0, dense_shards, r.zero >= 2);
-  let grad_shards_expert = select(1.0, expert_shards, r.zero >= 2);
-  let state_shards_dense = select(1.0, dense_shards, r.zero >= 1);
-  let state_shards_expert = select(1.0, expert_shards, r.zero >= 1);
-  let zero3_gathered = select(0.0,
-    select(dense_params + expert_params, 2.0 * largest_layer_params(c, r), r.reshard == 1.0) * c.param_bytes, r.zero >= 3);
-  let weights =
-    (dense_params * c.param_bytes) / weight_shards_dense + (expert_params * c.param_bytes) / weight_shards_expert + zero3_gathered;
-  let grads_sharded = select(0, 1, r.zero >= 2 && r.grad_reduce == GRAD_REDUCE_MICROBATCH);
-  let grads = select((dense_params + expert_params) * c.grad_bytes,
-    (dense_params * c.grad_bytes) / grad_shards_dense +
-      (expert_params * c.grad_bytes) / grad_shards_expert +
-      largest_layer_params(c, r) * c.grad_bytes,
-    grads_sharded == 1);
-  let state_bytes = 2.0 * c.optimizer_state_bytes + c.master_bytes;
-  let optimizer_all = (dense_params * state_bytes) / state_shards_dense + (expert_params * state_bytes) / state_shards_expert;
-  let optimizer = select(0.0, optimizer_all, r.offload == OFFLOAD_NONE);
-  let offloaded = select(optimizer_all, 0.0, r.offload == OFFLOAD_NONE);
 
   let s = r.seq_length / r.cp;
   let b = r.mbs;
@@ -572,11 +596,7 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32) -> StageMemory {
                        r.recompute == RECOMPUTE_FULL);
   let activations = inflight * microbatch_act + rebuilt;
   let logits = output * (1.0 + c.mtp_num_layers) * ((4.0 * s * b * h) / t_rep + (4.0 * s * b * vocab) / tp);
-
-  let forward_backward = weights + grads + optimizer + activations + logits;
-  let step = select(0.0, weights + grads + optimizer_all, r.offload == OFFLOAD_OPTIMIZER);
-  let total = max(forward_backward, step);
-  return StageMemory(dense_params + expert_params, weights, grads, optimizer, activations, logits, total, offloaded, inflight);
+  return StageMemoryBase(dense_params, expert_params, largest_layer_params(c, r), activations, logits, inflight);
 }
 
 fn model_params(c: FullConstants, tp: f32, seq_length: f32, active_only: i32) -> f32 {
@@ -823,7 +843,27 @@ fn schedule_overlaps_p2p(schedule: i32) -> f32 {
   return select(0.0, 1.0, schedule == SCHEDULE_INTERLEAVED || schedule == SCHEDULE_DUALPIPE);
 }
 
-fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
+// Same fields, same order as StageMicrobatch in src/model.ts: the part of stage_time that rows differing only in
+// ZeRO, gradient reduction or offload share.
+struct StageMicrobatch {
+  compute_s: f32,
+  tp_total_s: f32,
+  tp_s: f32,
+  tp_bytes: f32,
+  ep_total_s: f32,
+  ep_s: f32,
+  ep_bytes: f32,
+  cp_total_s: f32,
+  cp_exposed_s: f32,
+  cp_bytes: f32,
+  pp_total_s: f32,
+  pp_s: f32,
+  pp_bytes: f32,
+  dense_params: f32,
+  expert_params: f32,
+}
+
+fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
   let h = c.hidden_size;
   let tp = r.tp;
   let pp = r.pp;
@@ -925,6 +965,28 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32) -> StageTime {
   let params = stage_params(c, r, i);
   let dense_params = params.x;
   let expert_params = params.y;
+  return StageMicrobatch(compute_s, tp_total_s, tp_s, tp_bytes, ep_total_s, ep_s, ep_bytes, cp_total_s, cp_exposed_s,
+                         cp_bytes, pp_total_s, pp_s, pp_bytes, dense_params, expert_params);
+}
+
+fn stage_time(c: FullConstants, r: FullRow, i: f32, mb: StageMicrobatch) -> StageTime {
+  let tp = r.tp;
+  let pp = r.pp;
+  let compute_s = mb.compute_s;
+  let tp_total_s = mb.tp_total_s;
+  let tp_s = mb.tp_s;
+  let tp_bytes = mb.tp_bytes;
+  let ep_total_s = mb.ep_total_s;
+  let ep_s = mb.ep_s;
+  let ep_bytes = mb.ep_bytes;
+  let cp_total_s = mb.cp_total_s;
+  let cp_exposed_s = mb.cp_exposed_s;
+  let cp_bytes = mb.cp_bytes;
+  let pp_total_s = mb.pp_total_s;
+  let pp_s = mb.pp_s;
+  let pp_bytes = mb.pp_bytes;
+  let dense_params = mb.dense_params;
+  let expert_params = mb.expert_params;
   let dense_group = r.dp * r.cp;
   let dense_in_node = group_in_node(c, dense_group, tp);
   let expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
@@ -1052,33 +1114,92 @@ fn microbatch_passes(schedule: i32, m: f32) -> f32 {
   return select(m, m / 2.0, schedule == SCHEDULE_DUALPIPE);
 }
 
+// Where full_estimate gets each stage's memory and time and the model's totals, as TermSource in src/model.ts:
+// computed afresh (terms_table false), or read from the per-class table that shaders/terms.wgsl wrote into the grid buffer
+// at word `terms` (the rows of one layout class share it; src/engine/gpu/gpu.ts lays it out). `grid` is the
+// entry point's binding. A block per (SP, recompute) holds TERMS_HEADER words (model_params twice,
+// model_flops_per_token twice), then TERMS_PER_RANK words per pipeline rank: the skip flag, the StageMemoryBase
+// and the StageMicrobatch fields in declaration order.
+// A pipeline with terms_table false computes every row's terms directly (rows of a class whose table does not fit
+// in the buffer); as an override, the branch is settled when the pipeline is built, not in every row.
+override terms_table: bool = true;
+const TERMS_HEADER: u32 = 4u;
+const TERMS_PER_RANK: u32 = 22u;
+const RECOMPUTE_SLOTS: i32 = 3;
+
+fn terms_block(r: FullRow, terms: i32) -> u32 {
+  return u32(terms) + u32(r.sp * RECOMPUTE_SLOTS + r.recompute) * (TERMS_HEADER + TERMS_PER_RANK * u32(r.pp));
+}
+
+fn terms_word(k: u32) -> f32 {
+  return bitcast<f32>(grid[k]);
+}
+
+fn terms_rank(r: FullRow, i: f32, terms: i32) -> u32 {
+  return terms_block(r, terms) + TERMS_HEADER + TERMS_PER_RANK * u32(i);
+}
+
+fn terms_memory(c: FullConstants, r: FullRow, i: f32, terms: i32) -> StageMemory {
+  if (!terms_table) { return stage_memory(c, r, i, stage_memory_base(c, r, i)); }
+  let k = terms_rank(r, i, terms) + 1u;
+  let base = StageMemoryBase(terms_word(k), terms_word(k + 1u), terms_word(k + 2u), terms_word(k + 3u), terms_word(k + 4u),
+                             terms_word(k + 5u));
+  return stage_memory(c, r, i, base);
+}
+
+fn terms_time(c: FullConstants, r: FullRow, i: f32, terms: i32) -> StageTime {
+  if (!terms_table) { return stage_time(c, r, i, stage_microbatch(c, r, i)); }
+  let k = terms_rank(r, i, terms) + 7u;
+  let mb = StageMicrobatch(terms_word(k), terms_word(k + 1u), terms_word(k + 2u), terms_word(k + 3u), terms_word(k + 4u),
+                           terms_word(k + 5u), terms_word(k + 6u), terms_word(k + 7u), terms_word(k + 8u), terms_word(k + 9u),
+                           terms_word(k + 10u), terms_word(k + 11u), terms_word(k + 12u), terms_word(k + 13u),
+                           terms_word(k + 14u));
+  return stage_time(c, r, i, mb);
+}
+
+fn terms_same_as_previous_middle(c: FullConstants, r: FullRow, i: f32, terms: i32) -> bool {
+  if (!terms_table) { return same_as_previous_middle(c, r, i); }
+  return grid[terms_rank(r, i, terms)] != 0;
+}
+
+fn terms_model_params(c: FullConstants, tp: f32, seq_length: f32, active_only: i32, r: FullRow, terms: i32) -> f32 {
+  if (!terms_table) { return model_params(c, tp, seq_length, active_only); }
+  return terms_word(terms_block(r, terms) + u32(active_only));
+}
+
+fn terms_model_flops_per_token(c: FullConstants, tp: f32, seq_length: f32, recompute: i32, hardware: f32, r: FullRow,
+                               terms: i32) -> f32 {
+  if (!terms_table) { return model_flops_per_token(c, tp, seq_length, recompute, hardware); }
+  return terms_word(terms_block(r, terms) + 2u + u32(hardware));
+}
+
 fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_size: i32, tp: i32, pp: i32, vpp: i32,
                  schedule: i32, cp: i32, ep: i32, etp: i32, dp: i32, edp: i32, zero: i32, sp: i32, recompute: i32,
                  offload: i32, mbs: i32, num_microbatches: i32, first_stage_layers: i32, last_stage_layers: i32,
-                 grad_reduce: i32, reshard: i32) -> FullOutputs {
+                 grad_reduce: i32, reshard: i32, terms: i32) -> FullOutputs {
   let r = FullRow(f32(ngpus), f32(seq_length), f32(global_batch_size), f32(tp), f32(pp), f32(vpp), schedule, f32(cp),
                   f32(ep), f32(etp), f32(dp), f32(edp), zero, sp, recompute, offload, f32(mbs), f32(num_microbatches),
                   f32(first_stage_layers), f32(last_stage_layers), grad_reduce, f32(reshard));
-  var heaviest = stage_memory(c, r, 0.0);
+  var heaviest = terms_memory(c, r, 0.0, terms);
   var heaviest_stage = 0.0;
-  var slowest = stage_time(c, r, 0.0);
+  var slowest = terms_time(c, r, 0.0, terms);
   var tail = stage_tail(slowest);
   let last = last_distinct_rank(r);
   for (var i = 1.0; i <= last; i += 1.0) {
-    if (same_as_previous_middle(c, r, i)) { continue; }
-    let memory = stage_memory(c, r, i);
+    if (terms_same_as_previous_middle(c, r, i, terms)) { continue; }
+    let memory = terms_memory(c, r, i, terms);
     if (memory.total > heaviest.total) {
       heaviest = memory;
       heaviest_stage = i;
     }
-    let time = stage_time(c, r, i);
+    let time = terms_time(c, r, i, terms);
     if (microbatch_s(time) > microbatch_s(slowest) * (1.0 + PACE_TIE_RTOL)) { slowest = time; }
     tail = max_tail(tail, stage_tail(time));
   }
   let total_gib = heaviest.total / GIB;
   var out: FullOutputs;
-  out.params_total = model_params(c, r.tp, r.seq_length, 0);
-  out.params_active = model_params(c, r.tp, r.seq_length, 1);
+  out.params_total = terms_model_params(c, r.tp, r.seq_length, 0, r, terms);
+  out.params_active = terms_model_params(c, r.tp, r.seq_length, 1, r, terms);
   out.params_gpu = heaviest.params_gpu;
   out.weights_gib = heaviest.weights / GIB;
   out.grads_gib = heaviest.grads / GIB;
@@ -1100,8 +1221,8 @@ fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_siz
   out.step_time_s = step_time_s;
   out.tokens_per_s = tokens / step_time_s;
   out.tokens_per_s_per_gpu = tokens / step_time_s / r.ngpus;
-  out.mfu = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 0.0) * tokens) / (step_time_s * cluster_peak);
-  out.hfu = (model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 1.0) * tokens) / (step_time_s * cluster_peak);
+  out.mfu = (terms_model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 0.0, r, terms) * tokens) / (step_time_s * cluster_peak);
+  out.hfu = (terms_model_flops_per_token(c, r.tp, r.seq_length, r.recompute, 1.0, r, terms) * tokens) / (step_time_s * cluster_peak);
   out.compute_s = m * slowest.compute_s;
   out.tp_comm_s = m * slowest.tp_s;
   out.pp_comm_s = m * slowest.pp_s;

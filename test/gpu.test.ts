@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkEngines, DEFAULT_RTOL } from '../src/check.js';
 import { CpuEngine } from '../src/engine/cpu/cpu.js';
 import { dispatchShape, GpuEngine } from '../src/engine/gpu/gpu.js';
+import { termsBlockWords } from '../src/engine/gpu/shader.js';
 import type { EvaluatedChunk } from '../src/engine/types.js';
 import type { Formula } from '../src/formulas/types.js';
 import type { GridChunk } from '../src/grid/grid.js';
@@ -128,6 +129,39 @@ describe.runIf(available)('GPU engine on a real adapter', () => {
       expect(expectAgreement(got, want, full.formula)).toBe(n);
     });
   }
+
+  it('splits a chunk into several per-class table dispatches, and computes classes too deep for the table directly', async () => {
+    // Every 97th row of the grid's first 300,000: nearly every row its own layout class, pipelines 1 to 16 deep.
+    const all = full.grid.chunks(300_000).next().value as GridChunk;
+    const picks = Array.from({ length: Math.floor(all.length / 97) }, (_, k) => k * 97);
+    const sampled: GridChunk = {
+      length: picks.length,
+      columns: all.columns.map((column) => Int32Array.from(picks, (i) => column[i])),
+      offset: 0,
+      columnNames: all.columnNames,
+    };
+    const pp = sampled.columns[sampled.columnNames.indexOf('pp')];
+    const tableWords = (depth: number) => 6 * termsBlockWords(depth);
+    // Chunks of 100 rows leave 100 x (35 - 23) words for tables: a 9-deep class's table (1,212 words) does not fit.
+    expect(tableWords(9)).toBeGreaterThan(100 * (width - full.grid.columns.length - 1));
+    expect(pp.some((depth) => depth >= 9) && pp.some((depth) => depth <= 2)).toBe(true);
+    for (const chunkRows of [100, 2000]) {
+      const gpu = await engine({ maxBufferBytes: chunkRows * 4 * width });
+      const chunks = rows({ ...full, grid: { ...full.grid, chunks: () => [sampled][Symbol.iterator]() } } as PreparedSweep, picks.length, chunkRows);
+      // Chunks of 2,000 rows: their classes' tables take several times the space, so several dispatches each.
+      if (chunkRows === 2000) {
+        const words = Array.from(pp.subarray(0, 2000), tableWords).reduce((a, b) => a + b, 0);
+        expect(words).toBeGreaterThan(3 * 2000 * (width - full.grid.columns.length - 1));
+      }
+      const got = await collect(gpu.evaluate(full.formula, full.constants, chunks));
+      const want = await collect(cpu.evaluate(full.formula, full.constants, chunks));
+      const onBoundary = (c: number, i: number) => {
+        const inputs = full.formula.inputs.map((name) => chunks[c].columns[chunks[c].columnNames.indexOf(name)]);
+        return full.formula.nearTie!(full.constants, inputs, i, DEFAULT_RTOL);
+      };
+      expect(expectAgreement(got, want, full.formula, DEFAULT_RTOL, onBoundary)).toBe(picks.length);
+    }
+  });
 
   it('dispatches more than 65,535 workgroups (2D index) and gets every row right', async () => {
     // Workgroups of one invocation: 70,000 rows need 70,000 workgroups, more than one dimension holds.

@@ -5,7 +5,8 @@ import { evaluateChunkOnCpu, yieldToEventLoop } from '../cpu/cpu.js';
 import { EngineSelection, gatherRows, selectOnCpu } from '../selection.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { GpuDevice, GpuDeviceOptions, openGpuDevice } from './device.js';
-import { buildShader } from './shader.js';
+import { LAYOUT_KEY } from '../cpu/memo.js';
+import { buildShader, buildTermsShader, hasClassTerms, termsBlockWords } from './shader.js';
 import { checkSampleAgainstCpu } from './validate.js';
 
 /** 8 MiB: software adapters crashed at exit with single buffers of ~20 MB; 10 MB and below ran clean. */
@@ -34,7 +35,33 @@ interface Slot {
   counterStaging: GPUBuffer;
   bindGroup?: GPUBindGroup;
   bindGroupKey?: string;
+  /** Sizes of the per-class pass, and its bind group. */
+  termsParams: GPUBuffer;
+  termsBindGroup?: GPUBindGroup;
+  termsBindGroupKey?: string;
+  /** Scratch of the class scan, reused from chunk to chunk (fresh buffers cost page faults). */
+  boundaries?: Uint8Array;
+  offsets?: Int32Array;
 }
+
+/**
+ * One dispatch of the per-row pass over rows [first, end) of a chunk, after the per-class pass for its `classes`
+ * layout classes (none: every row computes its terms directly). A chunk whose tables do not fit beside its grid
+ * takes several, one after the other, reusing the table space.
+ */
+interface Dispatch {
+  first: number;
+  end: number;
+  classes: number;
+  /** Word offset of the class list in the grid buffer, and the list: (first row, table offset) per class. */
+  listWord: number;
+  list: Int32Array;
+  /** Rows of classes whose table alone exceeds the space: the per-row pass computes their terms itself. */
+  direct: boolean;
+}
+
+/** (SP, recompute) pairs of a layout class's table: SP off/on times recompute none, selective, full (model.ts). */
+const TERM_PAIRS = 6;
 
 interface Pending {
   grid: GridChunk;
@@ -53,7 +80,10 @@ export function dispatchShape(workgroups: number): [x: number, y: number] {
  * Evaluates grid chunks with the WGSL model. All input columns of a chunk go into one storage buffer at column
  * offsets (uploaded straight from the Arrow columns' memory), all results into another, constants and sizes into
  * uniforms. Buffers are bounded (default 8 MiB) and reused across chunks; two chunks are in flight so that upload
- * and compute of one overlap the readback of the other.
+ * and compute of one overlap the readback of the other. For the full formula a per-class pass first computes the
+ * terms each layout class shares (shaders/terms.wgsl) into a table after the grid columns, in the same buffer, so
+ * the per-row pass keeps within compatibility mode's four storage buffers (docs/gpu-backends.md, "What bounds the
+ * rate").
  */
 export class GpuEngine implements Engine {
   readonly kind = 'gpu' as const;
@@ -87,8 +117,9 @@ export class GpuEngine implements Engine {
   }
 
   chunkRows(formula: Formula, gridWidth: number): number {
-    // The results buffer holds the outputs plus, when selecting, each survivor's row index.
-    const columns = Math.max(gridWidth, formula.outputs.length + 1);
+    // The results buffer holds the outputs plus, when selecting, each survivor's row index; the grid buffer the
+    // grid and, with class terms, each row's table offset (the tables take the rest).
+    const columns = Math.max(gridWidth + (hasClassTerms(formula) ? 1 : 0), formula.outputs.length + 1);
     const rows = Math.floor(this.maxBufferBytes / (4 * columns));
     if (rows < 1) {
       throw new InputError('--max-buffer-mib', `${this.maxBufferBytes} bytes hold no row of --formula ${formula.name} (one needs ${4 * columns})`);
@@ -96,17 +127,34 @@ export class GpuEngine implements Engine {
     return rows;
   }
 
-  private pipelineKey(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection): string {
-    return `${formula.name}/${gridColumns.join(',')}/${this.workgroupSize}/${selection?.key ?? ''}`;
+  private pipelineKey(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection, direct = false): string {
+    return `${formula.name}/${gridColumns.join(',')}/${this.workgroupSize}/${selection?.key ?? ''}${direct ? '/direct' : ''}`;
   }
 
-  private pipeline(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection): GPUComputePipeline {
+  private pipeline(formula: Formula, gridColumns: readonly string[], selection?: EngineSelection, direct = false): GPUComputePipeline {
     // Keyed by the shape class of the shader: formula, grid layout, selection, and workgroup size.
-    const key = this.pipelineKey(formula, gridColumns, selection);
+    const key = this.pipelineKey(formula, gridColumns, selection, direct);
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
       const code = buildShader(formula, gridColumns, selection);
       const module = this.gpu.device.createShaderModule({ code, label: `parasweep ${formula.name}` });
+      const constants: Record<string, number> = { workgroup_size: this.workgroupSize };
+      if (hasClassTerms(formula)) constants.terms_table = direct ? 0 : 1;
+      pipeline = this.gpu.device.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main', constants },
+        label: key,
+      });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  private termsPipeline(formula: Formula, gridColumns: readonly string[]): GPUComputePipeline {
+    const key = `terms/${formula.name}/${gridColumns.join(',')}/${this.workgroupSize}`;
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      const module = this.gpu.device.createShaderModule({ code: buildTermsShader(formula, gridColumns), label: `parasweep ${formula.name} terms` });
       pipeline = this.gpu.device.createComputePipeline({
         layout: 'auto',
         compute: { module, entryPoint: 'main', constants: { workgroup_size: this.workgroupSize } },
@@ -121,10 +169,12 @@ export class GpuEngine implements Engine {
     formula: Formula,
     gridColumns: readonly string[],
     selection?: EngineSelection,
+    kind: 'rows' | 'direct' | 'terms' = 'rows',
   ): Promise<GPUComputePipeline> {
     const device = this.gpu.device;
     device.pushErrorScope('validation');
-    const pipeline = this.pipeline(formula, gridColumns, selection);
+    const pipeline =
+      kind === 'terms' ? this.termsPipeline(formula, gridColumns) : this.pipeline(formula, gridColumns, selection, kind === 'direct');
     const error = await device.popErrorScope();
     if (error) {
       this.pipelines.clear();
@@ -148,6 +198,7 @@ export class GpuEngine implements Engine {
           usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
         }),
         counterStaging: device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+        termsParams: device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
       });
     }
   }
@@ -158,7 +209,10 @@ export class GpuEngine implements Engine {
     if (!this.constantsBuffer || this.constantsBuffer.size < bytes) {
       this.constantsBuffer?.destroy();
       this.constantsBuffer = device.createBuffer({ size: bytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      for (const slot of this.slots) slot.bindGroup = undefined;
+      for (const slot of this.slots) {
+        slot.bindGroup = undefined;
+        slot.termsBindGroup = undefined;
+      }
     }
     const packed = new Float32Array(bytes / 4);
     packed.set(constants);
@@ -182,25 +236,120 @@ export class GpuEngine implements Engine {
     return this.thresholdsBuffer;
   }
 
+  private bindEntries(slot: Slot, selection?: EngineSelection): GPUBindGroupEntry[] {
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: this.constantsBuffer! } },
+      { binding: 1, resource: { buffer: slot.params } },
+      { binding: 2, resource: { buffer: slot.grid } },
+      { binding: 3, resource: { buffer: slot.results } },
+    ];
+    if (selection) entries.push({ binding: 4, resource: { buffer: slot.counter } });
+    if (selection?.top) entries.push({ binding: 5, resource: { buffer: this.thresholdsBuffer! } });
+    return entries;
+  }
+
   private bindGroup(slot: Slot, pipeline: GPUComputePipeline, key: string, selection?: EngineSelection): GPUBindGroup {
     if (!slot.bindGroup || slot.bindGroupKey !== key) {
-      const entries: GPUBindGroupEntry[] = [
-        { binding: 0, resource: { buffer: this.constantsBuffer! } },
-        { binding: 1, resource: { buffer: slot.params } },
-        { binding: 2, resource: { buffer: slot.grid } },
-        { binding: 3, resource: { buffer: slot.results } },
-      ];
-      if (selection) entries.push({ binding: 4, resource: { buffer: slot.counter } });
-      if (selection?.top) entries.push({ binding: 5, resource: { buffer: this.thresholdsBuffer! } });
+      const entries = this.bindEntries(slot, selection);
       slot.bindGroup = this.gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
       slot.bindGroupKey = key;
     }
     return slot.bindGroup;
   }
 
+  private termsBindGroup(slot: Slot, pipeline: GPUComputePipeline, key: string): GPUBindGroup {
+    if (!slot.termsBindGroup || slot.termsBindGroupKey !== key) {
+      slot.termsBindGroup = this.gpu.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: this.constantsBuffer! } },
+          { binding: 1, resource: { buffer: slot.termsParams } },
+          { binding: 2, resource: { buffer: slot.grid } },
+        ],
+      });
+      slot.termsBindGroupKey = key;
+    }
+    return slot.termsBindGroup;
+  }
+
+  /** Words the grid buffer has for class lists and tables, after the grid columns and the per-row offsets. */
+  private tableWords(gridWidth: number, stride: number): number {
+    return this.maxBufferBytes / 4 - (gridWidth + 1) * stride;
+  }
+
+  /** Whether some layout class of the chunk has a table larger than the space for tables. */
+  private needsDirect(formula: Formula, grid: GridChunk): boolean {
+    const pp = grid.columns[grid.columnNames.indexOf('pp')];
+    let deepest = 0;
+    for (let i = 0; i < grid.length; i++) if (pp[i] > deepest) deepest = pp[i];
+    const capacity = this.tableWords(grid.columns.length, this.chunkRows(formula, grid.columns.length));
+    return grid.length > 0 && TERM_PAIRS * termsBlockWords(deepest) + 2 > capacity;
+  }
+
+  /**
+   * Splits a chunk into layout classes (runs of rows equal in every LAYOUT_KEY column, the CPU memo's key) and lays
+   * out their tables in the grid buffer after the grid columns and the per-row offset column: tables first, then
+   * the class list. Returns the offsets column (-1 for rows of a class whose table alone exceeds the space: they
+   * compute their terms directly) and the dispatches.
+   */
+  private classDispatches(slot: Slot, grid: GridChunk, stride: number): { offsets: Int32Array; dispatches: Dispatch[] } {
+    const rows = grid.length;
+    const column = (name: string) => grid.columns[grid.columnNames.indexOf(name)];
+    const pp = column('pp');
+    // Class boundaries, one key column at a time: a tight loop per column costs a fraction of comparing whole rows.
+    if (!slot.boundaries || slot.boundaries.length < stride + 1) {
+      slot.boundaries = new Uint8Array(stride + 1);
+      slot.offsets = new Int32Array(stride);
+    }
+    const boundaries = slot.boundaries;
+    const offsets = slot.offsets!.subarray(0, rows);
+    boundaries.fill(0, 0, rows + 1);
+    boundaries[0] = 1;
+    boundaries[rows] = 1;
+    for (const name of LAYOUT_KEY) markChanges(column(name), rows, boundaries);
+    const tablesWord = (grid.columns.length + 1) * stride;
+    const capacity = this.tableWords(grid.columns.length, stride);
+    const dispatches: Dispatch[] = [];
+    const list: number[] = [];
+    let first = 0;
+    let used = 0;
+    const close = (end: number) => {
+      if (end > first) {
+        dispatches.push({ first, end, classes: list.length / 2, listWord: tablesWord + used, list: Int32Array.from(list), direct: false });
+      }
+      first = end;
+      used = 0;
+      list.length = 0;
+    };
+    let start = 0;
+    while (start < rows) {
+      let end = start + 1;
+      while (boundaries[end] === 0) end++;
+      const words = TERM_PAIRS * termsBlockWords(pp[start]);
+      if (list.length > 0 && used + words + list.length + 2 > capacity) close(start);
+      if (words + 2 > capacity) {
+        close(start);
+        offsets.fill(-1, start, end);
+        const previous = dispatches[dispatches.length - 1];
+        if (previous?.direct && previous.end === start) previous.end = end;
+        else dispatches.push({ first: start, end, classes: 0, listWord: 0, list: new Int32Array(0), direct: true });
+        first = end;
+      } else {
+        offsets.fill(tablesWord + used, start, end);
+        list.push(start, tablesWord + used);
+        used += words;
+      }
+      start = end;
+    }
+    close(rows);
+    return { offsets, dispatches };
+  }
+
   private submit(
     formula: Formula,
     pipeline: GPUComputePipeline,
+    termsPipeline: GPUComputePipeline | undefined,
+    directPipeline: GPUComputePipeline | undefined,
     slot: Slot,
     grid: GridChunk,
     selection?: EngineSelection,
@@ -213,24 +362,48 @@ export class GpuEngine implements Engine {
       // Straight from the Arrow column's memory into the GPU buffer, at this column's offset.
       device.queue.writeBuffer(slot.grid, k * stride * 4, column.buffer, column.byteOffset, rows * 4);
     });
-    const groups = Math.ceil(rows / this.workgroupSize);
-    const [x, y] = dispatchShape(groups);
-    device.queue.writeBuffer(slot.params, 0, new Uint32Array([rows, stride, x * this.workgroupSize, 0]));
+    let dispatches: Dispatch[] = [{ first: 0, end: rows, classes: 0, listWord: 0, list: new Int32Array(0), direct: false }];
+    if (termsPipeline) {
+      const laid = this.classDispatches(slot, grid, stride);
+      dispatches = laid.dispatches;
+      if (rows > 0) device.queue.writeBuffer(slot.grid, grid.columns.length * stride * 4, laid.offsets);
+    }
     if (selection) {
       this.writeThresholds(selection);
       device.queue.writeBuffer(slot.counter, 0, new Uint32Array(4));
     }
     const key = this.pipelineKey(formula, grid.columnNames, selection);
     const bindGroup = this.bindGroup(slot, pipeline, key, selection);
+    // The direct pipeline has the same bindings; its bind group is made for its own layout.
+    const direct = dispatches.some((dispatch) => dispatch.direct)
+      ? this.gpu.device.createBindGroup({ layout: directPipeline!.getBindGroupLayout(0), entries: this.bindEntries(slot, selection) })
+      : undefined;
     const outputs = formula.outputs.length;
-    const encoder = device.createCommandEncoder();
-    if (rows > 0) {
+    let encoder = device.createCommandEncoder();
+    dispatches.forEach((dispatch, d) => {
+      if (dispatch.end === dispatch.first) return;
+      if (d > 0) {
+        // The next dispatch rewrites the uniforms and the table space: what used them must be submitted first
+        // (queue writes and submits run in call order).
+        device.queue.submit([encoder.finish()]);
+        encoder = device.createCommandEncoder();
+      }
       const pass = encoder.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bindGroup);
+      if (dispatch.classes > 0) {
+        device.queue.writeBuffer(slot.grid, dispatch.listWord * 4, dispatch.list);
+        const [tx, ty] = dispatchShape(Math.ceil((dispatch.classes * TERM_PAIRS) / this.workgroupSize));
+        device.queue.writeBuffer(slot.termsParams, 0, new Uint32Array([dispatch.classes, stride, tx * this.workgroupSize, dispatch.listWord]));
+        pass.setPipeline(termsPipeline!);
+        pass.setBindGroup(0, this.termsBindGroup(slot, termsPipeline!, `terms/${key}`));
+        pass.dispatchWorkgroups(tx, ty);
+      }
+      const [x, y] = dispatchShape(Math.ceil((dispatch.end - dispatch.first) / this.workgroupSize));
+      device.queue.writeBuffer(slot.params, 0, new Uint32Array([dispatch.end, stride, x * this.workgroupSize, dispatch.first]));
+      pass.setPipeline(dispatch.direct ? directPipeline! : pipeline);
+      pass.setBindGroup(0, dispatch.direct ? direct! : bindGroup);
       pass.dispatchWorkgroups(x, y);
       pass.end();
-    }
+    });
     if (!selection) {
       // Packs the output columns back to back, so a short last chunk reads back only its rows.
       for (let j = 0; j < outputs && rows > 0; j++) {
@@ -274,11 +447,14 @@ export class GpuEngine implements Engine {
       });
     }
     return slot.staging.mapAsync(GPUMapMode.READ, 0, bytes).then(() => {
-      // The mapped range is invalid after unmap, hence the one copy.
-      const copy = slot.staging.getMappedRange(0, bytes).slice(0);
+      // The mapped range is invalid after unmap, hence one copy, column by column: a buffer per column is small
+      // enough for malloc to reuse freed memory, while one fresh buffer of the whole chunk is new pages every
+      // chunk, whose faults cost several times the copy (bench/gpu-phases.mjs, docs/gpu-backends.md).
+      const mapped = slot.staging.getMappedRange(0, bytes);
+      const out = Array.from({ length: columns }, (_, j) => new Float32Array(mapped, j * rows * 4, rows).slice());
       slot.staging.unmap();
       this.throwIfFailed();
-      return Array.from({ length: columns }, (_, j) => new Float32Array(copy, j * rows * 4, rows));
+      return out;
     });
   }
 
@@ -305,6 +481,8 @@ export class GpuEngine implements Engine {
       this.writeConstants(constants);
       this.writeThresholds(selection);
       let pipeline: GPUComputePipeline | undefined;
+      let termsPipeline: GPUComputePipeline | undefined;
+      let directPipeline: GPUComputePipeline | undefined;
       let submitted = 0;
       for (let next = iterator.next(); !next.done; next = iterator.next()) {
         taken = next.value;
@@ -318,8 +496,15 @@ export class GpuEngine implements Engine {
         const failure = this.gpu.failure();
         if (failure) throw failure;
         pipeline ??= await this.checkedPipeline(formula, next.value.columnNames, selection);
+        if (hasClassTerms(formula)) {
+          termsPipeline ??= await this.checkedPipeline(formula, next.value.columnNames, undefined, 'terms');
+          // Built only for a grid with a class whose table does not fit (a small --max-buffer-mib, a deep pipeline).
+          directPipeline ??= this.needsDirect(formula, next.value)
+            ? await this.checkedPipeline(formula, next.value.columnNames, selection, 'direct')
+            : undefined;
+        }
         const slot = this.slots[submitted++ % IN_FLIGHT];
-        const done = this.submit(formula, pipeline, slot, next.value, selection);
+        const done = this.submit(formula, pipeline, termsPipeline, directPipeline, slot, next.value, selection);
         // Awaited in order below; this only keeps a second failure from surfacing as an unhandled rejection.
         done.catch(() => undefined);
         pending.push({ grid: next.value, done });
@@ -364,6 +549,7 @@ export class GpuEngine implements Engine {
       slot.params.destroy();
       slot.counter.destroy();
       slot.counterStaging.destroy();
+      slot.termsParams.destroy();
     }
     this.slots = [];
     this.constantsBuffer?.destroy();
@@ -395,6 +581,16 @@ function compacted(grid: GridChunk, columns: Float32Array[], outputs: number): E
   // Grid columns and row ids of the survivors, gathered from the chunk still held on the CPU.
   const gathered = gatherRows({ grid, computed: [] }, order);
   return { grid: gathered.grid, computed, rowIds: gathered.rowIds };
+}
+
+/** Sets boundaries[i] where column[i] differs from column[i - 1]. */
+function markChanges(column: Int32Array, rows: number, boundaries: Uint8Array): void {
+  let previous = column[0];
+  for (let i = 1; i < rows; i++) {
+    const value = column[i];
+    if (value !== previous) boundaries[i] = 1;
+    previous = value;
+  }
 }
 
 function toFloat32(chunk: EvaluatedChunk): EvaluatedChunk {
