@@ -326,18 +326,20 @@ export function parquetEncoderFactory(compress: (bytes: Uint8Array) => Uint8Arra
       if (kind === 'bool') {
         const bits = column.values as Uint8Array;
         const items = this.items as Uint8Array;
+        let at = this.values;
         for (let r = from; r < from + count; r++) {
-          if (!isValid(r)) continue;
+          if (validity !== null && !isValid(r)) continue;
           const bit = column.bitOffset + r;
-          items[this.values++] = (bits[bit >> 3] >> (bit & 7)) & 1;
+          items[at++] = (bits[bit >> 3] >> (bit & 7)) & 1;
         }
+        this.values = at;
       } else if (kind === 'dict') {
         const indices = column.values as unknown as ArrayLike<number>;
         const labels = column.labels!;
         const remap = new Int32Array(labels.length).fill(-1);
         const items = this.items as Int32Array;
         for (let r = from; r < from + count; r++) {
-          if (!isValid(r)) continue;
+          if (validity !== null && !isValid(r)) continue;
           const index = indices[r];
           let mapped = remap[index];
           if (mapped < 0) {
@@ -412,9 +414,14 @@ export function parquetEncoderFactory(compress: (bytes: Uint8Array) => Uint8Arra
     private totalRows = 0;
     private readonly groups: Array<{ rows: number; chunks: ChunkMeta[]; offset: number; bytes: number; compressed: number }> = [];
     private started = false;
+    /** Reused from chunk to chunk (fresh memory is slow to touch on the VMs this was measured on). */
+    private readonly scratch: Int32Array;
+    private readonly body = new Bytes(1 << 16);
+    private readonly out = new Bytes(1 << 20);
 
     constructor(private readonly options: ParquetEncoderOptions) {
       this.chunks = options.columns.map((spec) => new ColumnChunk(spec, options.rowGroupRows));
+      this.scratch = new Int32Array(options.rowGroupRows);
     }
 
     private magic(out: Uint8Array[]): void {
@@ -448,7 +455,8 @@ export function parquetEncoderFactory(compress: (bytes: Uint8Array) => Uint8Arra
 
     /** The current row group's column chunks, as bytes; their metadata is kept for the footer. */
     private rowGroup(): Uint8Array {
-      const bytes = new Bytes(1 << 20);
+      const bytes = this.out;
+      bytes.length = 0;
       const start = this.offset;
       const metas: ChunkMeta[] = [];
       let uncompressedTotal = 0;
@@ -511,15 +519,28 @@ export function parquetEncoderFactory(compress: (bytes: Uint8Array) => Uint8Arra
         const words = chunk.width / 4;
         const keys = new Uint32Array(chunk.data.buffer, chunk.data.byteOffset, count * words);
         const index = new KeyIndex(words, Math.min(DICTIONARY_MAX_ENTRIES, Math.max(1, count >> 2)));
-        const found = new Int32Array(count);
+        const found = this.scratch;
         let ok = true;
-        for (let i = 0; i < count; i++) {
-          const entry = words === 1 ? index.index(keys[i], 0) : index.index(keys[2 * i], keys[2 * i + 1]);
-          if (entry < 0) {
-            ok = false;
-            break;
+        // Grid columns come in runs of equal values: a value equal to the one before takes its entry unhashed.
+        let entry = -1;
+        if (words === 1) {
+          for (let i = 0; i < count; i++) {
+            if (i === 0 || keys[i] !== keys[i - 1]) entry = index.index(keys[i], 0);
+            if (entry < 0) {
+              ok = false;
+              break;
+            }
+            found[i] = entry;
           }
-          found[i] = entry;
+        } else {
+          for (let i = 0; i < count; i++) {
+            if (i === 0 || keys[2 * i] !== keys[2 * i - 2] || keys[2 * i + 1] !== keys[2 * i - 1]) entry = index.index(keys[2 * i], keys[2 * i + 1]);
+            if (entry < 0) {
+              ok = false;
+              break;
+            }
+            found[i] = entry;
+          }
         }
         if (ok) {
           dictionaryEntries = index.count;
@@ -538,7 +559,8 @@ export function parquetEncoderFactory(compress: (bytes: Uint8Array) => Uint8Arra
         levels.append(encoded.view());
       }
 
-      const body = new Bytes(levels.length + (indices ? count + 16 : count * chunk.width + 16));
+      const body = this.body;
+      body.length = 0;
       body.append(levels.view());
       if (indices) {
         const width = bitWidth(Math.max(0, dictionaryEntries - 1));
