@@ -50,6 +50,16 @@ const fmtRate = (m) =>
 // An end-to-end cell: the rate, then the disk's bound for the same bytes.
 const fmtWrite = (m) =>
   m.failed ? m.failed : `${fmtRate(m)}; ${(m.bytes / 1e6).toFixed(0)} MB, disk ${m.disk_s.toFixed(2)} s`;
+// What bounds an end-to-end cell: the largest of the engine's time (evaluation alone), the disk's time for the
+// bytes written, and the sink's own CPU time (end-to-end CPU seconds less evaluation's) spread over the cores the
+// engine leaves (one fewer than the machine's: the engine keeps one busy).
+const bound = (m, evaluate) => {
+  if (m.failed || evaluate.failed) return '';
+  const spare = Math.max(1, cpus().length - 1);
+  const times = { engine: evaluate.seconds, disk: m.disk_s, 'sink CPU': Math.max(0, m.cpu_s - evaluate.cpu_s) / spare };
+  const [name, seconds] = Object.entries(times).sort((a, b) => b[1] - a[1])[0];
+  return `; bound: ${name} (${seconds.toFixed(2)} s of ${m.seconds.toFixed(2)} s)`;
+};
 const loadAtStart = loadavg();
 const rows = [];
 const counted = [];
@@ -76,14 +86,14 @@ const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|'
 for (const r of rows) {
   const rss = Math.max(r.evaluate.rss_mb ?? 0, ...sinks.map((s) => r.written[s].rss_mb ?? 0));
   lines.push(
-    `| ${r.workload} | ${r.engine} | ${r.enumerate.rows ?? '?'} | ${fmtRate(r.enumerate)} | ${fmtRate(r.evaluate)} | ${sinks.map((s) => fmtWrite(r.written[s])).join(' | ')} | ${rss.toFixed(0)} |`,
+    `| ${r.workload} | ${r.engine} | ${r.enumerate.rows ?? '?'} | ${fmtRate(r.enumerate)} | ${fmtRate(r.evaluate)} | ${sinks.map((s) => fmtWrite(r.written[s]) + bound(r.written[s], r.evaluate)).join(' | ')} | ${rss.toFixed(0)} |`,
   );
 }
 console.log(`Machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
 console.log(`Engines: ${[...adapters].join('; ')}`);
 const load = (l) => l.map((x) => x.toFixed(1)).join(' ');
 console.log(`Load average (1, 5, 15 min) at the start: ${load(loadAtStart)}, at the end: ${load(loadavg())} (over ${cpus().length} cores).`);
-console.log("Rates are valid configs per second; each cell is a fresh process. Cells: rate (wall seconds, CPU seconds of all threads); end to end also the bytes written and the disk's time to write and fdatasync as many.\n");
+console.log("Rates are valid configs per second; each cell is a fresh process. Cells: rate (wall seconds, CPU seconds of all threads); end to end also the bytes written, the disk's time to write and fdatasync as many, and the largest of the engine's time (evaluate), the disk's and the sink's CPU time over the cores the engine leaves.\n");
 console.log(lines.join('\n'));
 for (const { workload, count: c } of counted) {
   console.log(
