@@ -279,14 +279,23 @@ export function csvEncoderFactory(pyFloatRepr: (value: number) => string): { cre
     const words = wide || kind === 'f32' || kind === 'i32' || kind === 'u32' ? new Uint32Array(values.buffer, values.byteOffset, wide ? rows * 2 : rows) : undefined;
     const numbers = values as unknown as ArrayLike<number | bigint>;
     const print = kind === 'f32' || kind === 'f64' ? (value: number | bigint) => pyFloatRepr(value as number) : String;
+    let lastLow = 0;
+    let lastHigh = 0;
+    let from = 0;
+    let to = 0;
     for (let row = 0, k = first; row < rows; row++, k += stride) {
       const low = words ? words[wide ? 2 * row : row] : (numbers[row] as number) >>> 0;
       const high = wide ? words![2 * row + 1] : 0;
-      const slot = memo.slotOf(low, high);
-      let entry = memo.table[slot] - 1;
-      if (entry < 0) entry = memo.add(arena, slot, low, high, print(numbers[row]));
-      const from = memo.start[entry];
-      const to = memo.end[entry];
+      // Grid columns come in runs: a value with the bits of the row before takes its text without a lookup.
+      if (row === 0 || low !== lastLow || high !== lastHigh) {
+        const slot = memo.slotOf(low, high);
+        let entry = memo.table[slot] - 1;
+        if (entry < 0) entry = memo.add(arena, slot, low, high, print(numbers[row]));
+        from = memo.start[entry];
+        to = memo.end[entry];
+        lastLow = low;
+        lastHigh = high;
+      }
       refs[k] = from;
       refs[k + 1] = to;
       length += to - from;

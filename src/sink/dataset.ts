@@ -3,7 +3,7 @@ import { extname, join, resolve } from 'node:path';
 import { makeData, RecordBatch, Schema, Struct } from 'apache-arrow';
 import { InputError, OutputError } from '../errors.js';
 import { describeIoError, probeOutput, resolveOutput } from './atomic.js';
-import { ParquetSink } from './parquet.js';
+import { ParquetSink, type WasmParquetSink } from './parquet.js';
 import type { Sink } from './types.js';
 
 /**
@@ -17,7 +17,7 @@ import type { Sink } from './types.js';
  */
 export class DatasetSink implements Sink {
   readonly format = 'parquet-dataset';
-  private readonly partitions = new Map<string, ParquetSink>();
+  private readonly partitions = new Map<string, ParquetSink | WasmParquetSink>();
   private readonly keyColumns: string[];
   private readonly fileSchema: Schema;
   /** Positions of the file's columns in the incoming batches. */

@@ -3,6 +3,8 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AsyncByteQueue, DataType, makeData, makeVector, RecordBatch, RecordBatchStreamWriter, Schema, Struct } from 'apache-arrow';
 import { AtomicFile } from './atomic.js';
+import { batchLabels } from './csv.js';
+import { parquetEncoderFactory, type ParquetColumn, type ParquetColumnSpec, type ParquetKind } from './parquet-encoder.js';
 import type { Sink } from './types.js';
 
 /** Rows per Parquet row group: batches are encoded as they arrive and a row group is flushed once it holds this many. */
@@ -96,7 +98,7 @@ let wasmUrl: string | undefined;
  * kept: categorical columns stay dictionary-encoded strings, Bool stays boolean, Int32/Float32/Float64 stay as
  * they are, and the Arrow schema (with its field metadata) is stored in the file for Arrow-aware readers.
  */
-export class ParquetSink implements Sink {
+export class WasmParquetSink implements Sink {
   readonly format = 'parquet';
   private readonly worker: Worker;
   private queued = 0;
@@ -171,8 +173,8 @@ export class ParquetSink implements Sink {
     return this.file.path;
   }
 
-  static async open(path: string, schema: Schema, rowGroupRows = PARQUET_ROW_GROUP_ROWS): Promise<ParquetSink> {
-    return new ParquetSink(await AtomicFile.open(path, '--out'), schema, rowGroupRows);
+  static async open(path: string, schema: Schema, rowGroupRows = PARQUET_ROW_GROUP_ROWS): Promise<WasmParquetSink> {
+    return new WasmParquetSink(await AtomicFile.open(path, '--out'), schema, rowGroupRows);
   }
 
   async write(batch: RecordBatch): Promise<void> {
@@ -222,6 +224,215 @@ export class ParquetSink implements Sink {
   private takeBuffer(length: number): ArrayBuffer {
     const index = this.spare.findIndex((buffer) => buffer.byteLength >= length);
     return index >= 0 ? this.spare.splice(index, 1)[0] : new ArrayBuffer(Math.ceil(length * 1.125));
+  }
+
+  async commit(): Promise<void> {
+    await this.flush();
+    await this.file.commit();
+  }
+
+  abortSync(): void {
+    this.aborted = true;
+    void this.worker.terminate();
+    this.file.abortSync();
+  }
+}
+
+/**
+ * The Parquet writer's worker: the encoder's own text (parquet-encoder.ts) and a loop answering each batch with the
+ * bytes of the row groups it completed, and the batch's input buffers to reuse. Pages are compressed with `zlib`
+ * (node:zlib, native) where the sink asks for it.
+ */
+const ENCODER_WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const zlib = require('node:zlib');
+const compress = workerData.codec === 2 ? (bytes) => zlib.gzipSync(bytes, { level: workerData.level }) : (bytes) => bytes;
+const encoder = (${parquetEncoderFactory.toString()})(compress).create(workerData);
+parentPort.on('message', (message) => {
+  try {
+    const parts = message === 'end' ? encoder.finish() : encoder.write(message.columns, message.rows);
+    const buffers = parts.map((part) => (part.byteOffset === 0 && part.byteLength === part.buffer.byteLength ? part : part.slice()).buffer);
+    const inputs = message === 'end' ? [] : message.inputs;
+    parentPort.postMessage({ buffers, inputs, done: message === 'end' }, [...buffers, ...inputs]);
+  } catch (error) {
+    parentPort.postMessage({ error: String((error && error.stack) || error) });
+  }
+});
+`;
+
+/** The encoder's kind for a column of `type`, or undefined where only the arrow-rs writer handles it. */
+function parquetKind(type: DataType): ParquetKind | undefined {
+  if (DataType.isDictionary(type)) return DataType.isUtf8(type.dictionary) && DataType.isInt(type.indices) ? 'dict' : undefined;
+  if (DataType.isBool(type)) return 'bool';
+  if (DataType.isFloat(type)) return type.precision === 1 ? 'f32' : type.precision === 2 ? 'f64' : undefined;
+  if (DataType.isInt(type) && type.isSigned) return type.bitWidth === 32 ? 'i32' : type.bitWidth === 64 ? 'i64' : undefined;
+  return undefined;
+}
+
+/**
+ * The Arrow schema as arrow-rs stores it in a Parquet file's `ARROW:schema` key (base64 of the IPC schema message,
+ * with its continuation marker and length), which Arrow-aware readers (pyarrow, polars, parquet-wasm) use to restore
+ * dictionary columns, field metadata and the schema's metadata.
+ */
+function arrowSchemaBase64(schema: Schema): string {
+  const chunks = new IpcChunks();
+  const writer = new RecordBatchStreamWriter();
+  writer.reset(chunks, schema);
+  writer.write(emptyBatch(schema));
+  writer.finish();
+  // The stream is: the schema message, the (empty) batch, the end-of-stream marker. Only the first is wanted.
+  const stream = Buffer.concat(chunks.parts);
+  const length = stream.readInt32LE(4);
+  const message = stream.subarray(0, 8 + length);
+  return Buffer.from(message).toString('base64');
+}
+
+/**
+ * Parquet compression of the pages: GZIP (codec 2 in parquet.thrift) through node:zlib at level 1, the fastest.
+ */
+const PARQUET_CODEC = 2;
+const PARQUET_GZIP_LEVEL = 1;
+
+/**
+ * Apache Parquet (`.parquet`) through parasweep's own writer (parquet-encoder.ts) in a worker thread: each batch's
+ * columns are copied into buffers that are handed to the worker (and handed back once it has read them), so the
+ * engine and the other sinks keep running while it encodes; row groups of PARQUET_ROW_GROUP_ROWS rows go to disk as
+ * they complete, so memory holds at most one row group and MAX_QUEUED_BATCHES batches. Column types are kept:
+ * categorical columns stay dictionary-encoded strings, Bool stays boolean, Int32/Int64/Float32/Float64 stay as
+ * they are, and the Arrow schema (with its field metadata) is stored in the file for Arrow-aware readers. Schemas
+ * with other column types go to arrow-rs's writer (WasmParquetSink).
+ */
+export class ParquetSink implements Sink {
+  readonly format = 'parquet';
+  private readonly worker: Worker;
+  private queued = 0;
+  private room?: () => void;
+  private finished!: Promise<void>;
+  private finish!: { resolve: () => void; reject: (error: unknown) => void };
+  private writing: Promise<void> = Promise.resolve();
+  private failure?: unknown;
+  private aborted = false;
+  private readonly spare = new Map<number, ArrayBuffer[]>();
+
+  private constructor(
+    private readonly file: AtomicFile,
+    schema: Schema,
+    columns: ParquetColumnSpec[],
+    rowGroupRows: number,
+  ) {
+    this.finished = new Promise<void>((resolve, reject) => (this.finish = { resolve, reject }));
+    this.finished.catch(() => {});
+    this.worker = new Worker(ENCODER_WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        columns,
+        rowGroupRows,
+        metadata: [...schema.metadata, ['ARROW:schema', arrowSchemaBase64(schema)]],
+        createdBy: 'parasweep',
+        codec: PARQUET_CODEC,
+        level: PARQUET_GZIP_LEVEL,
+      },
+    });
+    this.worker.on('message', (message: { buffers?: ArrayBuffer[]; inputs?: ArrayBuffer[]; done?: boolean; error?: string }) => {
+      if (message.error !== undefined) {
+        this.fail(new Error(`Parquet encoder: ${message.error}`));
+        return;
+      }
+      for (const buffer of message.buffers!) {
+        this.writing = this.writing.then(() => (this.aborted ? undefined : this.file.write(new Uint8Array(buffer))));
+        this.writing.catch((error) => this.fail(error));
+      }
+      if (message.done) {
+        this.finish.resolve();
+        return;
+      }
+      for (const input of message.inputs!) {
+        const list = this.spare.get(input.byteLength);
+        if (list) list.push(input);
+        else this.spare.set(input.byteLength, [input]);
+      }
+      this.queued--;
+      this.wakeWriter();
+    });
+    this.worker.on('error', (error) => this.fail(error));
+    this.worker.on('exit', () => this.fail(new Error('Parquet encoder: the worker exited early')));
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  /** A Parquet sink for `schema`: parasweep's writer where it handles every column, else arrow-rs's. */
+  static async open(path: string, schema: Schema, rowGroupRows = PARQUET_ROW_GROUP_ROWS): Promise<ParquetSink | WasmParquetSink> {
+    const kinds = schema.fields.map((field) => parquetKind(field.type as DataType));
+    if (kinds.some((kind) => kind === undefined)) return WasmParquetSink.open(path, schema, rowGroupRows);
+    const columns = schema.fields.map((field, c) => ({ name: field.name, kind: kinds[c]!, nullable: field.nullable }));
+    return new ParquetSink(await AtomicFile.open(path, '--out'), schema, columns, rowGroupRows);
+  }
+
+  private fail(error: unknown): void {
+    if (this.failure !== undefined || this.aborted) return;
+    this.failure = error;
+    this.finish.reject(error);
+    this.wakeWriter();
+  }
+
+  private wakeWriter(): void {
+    const resolve = this.room;
+    this.room = undefined;
+    resolve?.();
+  }
+
+  /** A copy of `view` in a reused buffer, listed in `inputs` to be transferred. */
+  private copy<T extends Exclude<ArrayBufferView, DataView>>(view: T, inputs: ArrayBuffer[]): T {
+    const buffer = this.spare.get(view.byteLength)?.pop() ?? new ArrayBuffer(view.byteLength);
+    const Type = view.constructor as new (buffer: ArrayBuffer) => T;
+    const copy = new Type(buffer);
+    (copy as unknown as { set(from: T): void }).set(view);
+    inputs.push(buffer);
+    return copy;
+  }
+
+  async write(batch: RecordBatch): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    if (batch.numRows === 0) return;
+    const rows = batch.numRows;
+    const labels = batchLabels(batch);
+    const inputs: ArrayBuffer[] = [];
+    const columns: ParquetColumn[] = batch.data.children.map((data, c) => {
+      const bits = (bitmap: Uint8Array) => {
+        const first = data.offset;
+        return { bits: this.copy(bitmap.subarray(first >> 3, (first + rows + 7) >> 3), inputs), bitOffset: first & 7 };
+      };
+      const validity = data.nullCount > 0 && data.nullBitmap && data.nullBitmap.byteLength > 0 ? bits(data.nullBitmap) : null;
+      if (DataType.isBool(data.type)) {
+        const { bits: values, bitOffset } = bits(data.values as Uint8Array);
+        return { values, bitOffset, validity };
+      }
+      const values = (data.values as Int32Array).subarray(0, rows);
+      return { values: this.copy(values, inputs), bitOffset: 0, labels: labels[c], validity };
+    });
+    this.queued++;
+    this.worker.postMessage({ columns, rows, inputs }, inputs);
+    while (this.queued >= MAX_QUEUED_BATCHES && this.failure === undefined) {
+      await new Promise<void>((resolve) => (this.room = resolve));
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private flushed?: Promise<void>;
+
+  flush(): Promise<void> {
+    this.flushed ??= (async () => {
+      if (this.failure !== undefined) throw this.failure;
+      this.worker.postMessage('end');
+      await this.finished;
+      await this.writing;
+      this.aborted = true; // the worker's exit is expected from here on
+      await this.worker.terminate();
+      await this.file.flush();
+    })();
+    return this.flushed;
   }
 
   async commit(): Promise<void> {
