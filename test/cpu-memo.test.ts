@@ -5,9 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { evaluateChunkOnCpu } from '../src/engine/cpu/cpu.js';
-import { LAYOUT_KEY } from '../src/engine/cpu/memo.js';
+import { LAYOUT_KEY, PACE_FREE, PACE_KEY } from '../src/engine/cpu/memo.js';
+import { emptyRow, rowAt, unpack } from '../src/formulas/full.js';
 import type { GridChunk } from '../src/grid/grid.js';
-import { FULL_INPUTS } from '../src/model.js';
+import { FULL_INPUTS, step_pace } from '../src/model.js';
 import { prepareSweep, SweepOptions } from '../src/sweep.js';
 
 const SWEEPS: Array<[string, SweepOptions]> = [
@@ -30,6 +31,11 @@ const SWEEPS: Array<[string, SweepOptions]> = [
       search: { ngpus_range: [256], pp_range: [4, 8], ep_range: [8, 64], cp_range: [1], tp_range: [1, 2] },
       overrides: ['trainer.moe_a2a_overlap=true'],
     },
+  ],
+  // Several global batches: classes that differ only in the batch share their rows' paces (across chunks too).
+  [
+    'Llama 3.1 8B, 32 GPUs, four global batches',
+    { model: 'llama3.1-8b', search: { ngpus_range: [32], gbs_range: [128, 256, 512, 1024], pp_range: [1, 2, 4], vpp_range: [1, 2] } },
   ],
   // Learned positions and no flash attention: the plain attention core's GEMMs.
   [
@@ -84,4 +90,40 @@ describe('CPU engine: memoized evaluation equals row-by-row evaluation', () => {
       expect(rows).toBeGreaterThan(1000);
     });
   }
+});
+
+describe('CPU engine: the step pace is shared across global batches', () => {
+  it('reads none of the columns the pace key leaves out', () => {
+    // MoE (EP, expert-TP, expert-DP), CP, PP with both batches reachable by most layouts.
+    const prepared = prepareSweep({
+      model: 'mixtral-8x7b',
+      search: { ngpus_range: [16], gbs_range: [256, 1024], pp_range: [1, 2], ep_range: [1, 8], etp_range: [1, 2], cp_range: [1, 2], tp_range: [1, 2, 4] },
+    });
+    const c = unpack(prepared.constants);
+    let checked = 0;
+    const paceLayouts = new Set<string>();
+    const classes = new Set<string>();
+    for (const chunk of prepared.grid.chunks(4096)) {
+      const inputs = FULL_INPUTS.map((name) => chunk.columns[chunk.columnNames.indexOf(name)]);
+      for (let i = 0; i < chunk.length; i += 11) {
+        const row = rowAt(inputs, i, emptyRow());
+        const fields = row as unknown as Record<string, number>;
+        paceLayouts.add(PACE_KEY.map((name) => fields[name]).join(','));
+        classes.add(LAYOUT_KEY.map((name) => fields[name]).join(','));
+        const pace = step_pace(c, row);
+        // Other values of the free columns (not even valid ones): the pace must not move by a bit.
+        for (const name of PACE_FREE) fields[name] = fields[name] * 3 + 1;
+        const moved = step_pace(c, row);
+        for (const part of ['slowest', 'tail'] as const) {
+          for (const [field, value] of Object.entries(pace[part])) {
+            expect(Object.is((moved[part] as unknown as Record<string, number>)[field], value), `${part}.${field}`).toBe(true);
+          }
+        }
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(1000);
+    // The grid has classes that share a pace layout, which is what the pace cache reuses.
+    expect(classes.size).toBeGreaterThan(paceLayouts.size);
+  });
 });

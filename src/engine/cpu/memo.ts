@@ -17,6 +17,9 @@ import {
   StageMemory,
   StageMemoryBase,
   StageMicrobatch,
+  StageTail,
+  StepPace,
+  step_pace,
   TermSource,
   StageTime,
 } from '../../model.js';
@@ -33,6 +36,181 @@ const PER_ROW_FIELDS = ['ngpus', 'global_batch_size', 'zero', 'grad_reduce', 're
  */
 export const LAYOUT_KEY = FULL_INPUTS.filter((name) => !(PER_ROW_FIELDS as readonly string[]).includes(name));
 const PP_IN_KEY = LAYOUT_KEY.indexOf('pp');
+
+/**
+ * Grid columns that step_pace reads neither itself nor through stage_time, stage_microbatch or
+ * same_as_previous_middle: full_estimate scales the pace by them. Layout classes that differ only in these (the
+ * same layout at another global batch) share their rows' paces, so the memo keeps those across classes and chunks.
+ * test/cpu-memo.test.ts checks that changing them leaves step_pace as it is.
+ */
+export const PACE_FREE = ['global_batch_size', 'num_microbatches'] as const;
+
+/** Per-row columns step_pace reads, with the number of codes each takes: a row's slot in its pace layout. */
+const PACE_ROW_FIELDS = [
+  ['zero', 4],
+  ['grad_reduce', 2],
+  ['reshard', 2],
+  ['sp', 2],
+  ['recompute', RECOMPUTE_FULL + 1],
+  ['offload', 3],
+] as const;
+const PACE_SLOTS = PACE_ROW_FIELDS.reduce((n, [, codes]) => n * codes, 1);
+
+/** Every other column keys a pace layout (ngpus too: it is per row only because the layout implies it). */
+export const PACE_KEY = FULL_INPUTS.filter(
+  (name) => !(PACE_FREE as readonly string[]).includes(name) && !PACE_ROW_FIELDS.some(([field]) => field === name),
+);
+
+/** Doubles stored per pace: the slowest rank's StageTime (PACE_TIME_FIELDS) and the tail (PACE_TAIL_FIELDS). */
+const PACE_TIME_FIELDS = [
+  'compute_s',
+  'tp_s',
+  'ep_s',
+  'cp_exposed_s',
+  'pp_s',
+  'dp_mb_s',
+  'hidden_s',
+  'tp_bytes',
+  'ep_bytes',
+  'cp_bytes',
+  'pp_bytes',
+  'dp_mb_bytes',
+  'dp_exposed_s',
+  'dp_overlapped_s',
+  'dp_bytes',
+  'optimizer_s',
+  'offload_s',
+] as const satisfies readonly (keyof StageTime)[];
+const PACE_TAIL_FIELDS = ['dp_exposed_s', 'dp_overlapped_s', 'dp_bytes', 'optimizer_s', 'offload_s'] as const satisfies readonly (keyof StageTail)[];
+const PACE_WIDTH = PACE_TIME_FIELDS.length + PACE_TAIL_FIELDS.length;
+
+/**
+ * Paces kept at most (176 bytes each: 46 MB). The 405B workload's layouts of one GPU count and sequence take about
+ * 141,000 (1,196 layouts of up to 126 rows at 1,024 GPUs), so all of them stay while every global batch reuses
+ * them; a larger grid clears the cache when it fills, which only costs recomputation.
+ */
+const PACE_CACHE_SLOTS = 1 << 18;
+
+/** The paces of one pace layout, by the rows' slot codes. */
+interface PaceEntry {
+  /** Position in `values` (in paces) of each slot code's pace, -1 if not computed. */
+  index: Int32Array;
+  values: Float64Array;
+  count: number;
+}
+
+/**
+ * Paces shared across classes and chunks, for one set of constants. Module-wide so that every chunk of a sweep
+ * (and the next sweep with the same constants) finds them.
+ */
+class PaceCache {
+  private constants = new Float64Array(0);
+  private entries = new Map<string, PaceEntry>();
+  private slots = 0;
+
+  /** Forgets everything unless the constants are the ones the cache holds paces of (NaN never matches). */
+  use(constants: Float64Array): void {
+    const same = constants.length === this.constants.length && constants.every((value, k) => Object.is(value, this.constants[k]));
+    if (same) return;
+    this.constants = constants.slice();
+    this.entries = new Map();
+    this.slots = 0;
+  }
+
+  entry(key: string): PaceEntry {
+    let entry = this.entries.get(key);
+    if (entry) return entry;
+    if (this.slots >= PACE_CACHE_SLOTS) {
+      this.entries = new Map();
+      this.slots = 0;
+    }
+    entry = { index: new Int32Array(PACE_SLOTS).fill(-1), values: new Float64Array(16 * PACE_WIDTH), count: 0 };
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  store(entry: PaceEntry, code: number, pace: StepPace): void {
+    if (entry.count * PACE_WIDTH >= entry.values.length) {
+      const grown = new Float64Array(entry.values.length * 2);
+      grown.set(entry.values);
+      entry.values = grown;
+    }
+    const v = entry.values;
+    let k = entry.count * PACE_WIDTH;
+    const t = pace.slowest;
+    v[k++] = t.compute_s;
+    v[k++] = t.tp_s;
+    v[k++] = t.ep_s;
+    v[k++] = t.cp_exposed_s;
+    v[k++] = t.pp_s;
+    v[k++] = t.dp_mb_s;
+    v[k++] = t.hidden_s;
+    v[k++] = t.tp_bytes;
+    v[k++] = t.ep_bytes;
+    v[k++] = t.cp_bytes;
+    v[k++] = t.pp_bytes;
+    v[k++] = t.dp_mb_bytes;
+    v[k++] = t.dp_exposed_s;
+    v[k++] = t.dp_overlapped_s;
+    v[k++] = t.dp_bytes;
+    v[k++] = t.optimizer_s;
+    v[k++] = t.offload_s;
+    const tail = pace.tail;
+    v[k++] = tail.dp_exposed_s;
+    v[k++] = tail.dp_overlapped_s;
+    v[k++] = tail.dp_bytes;
+    v[k++] = tail.optimizer_s;
+    v[k++] = tail.offload_s;
+    entry.index[code] = entry.count++;
+    this.slots++;
+  }
+}
+
+/** Reads a stored pace into `into` (same field order as PaceCache.store). */
+function loadPace(entry: PaceEntry, position: number, into: StepPace): StepPace {
+  const v = entry.values;
+  let k = position * PACE_WIDTH;
+  const t = into.slowest;
+  t.compute_s = v[k++];
+  t.tp_s = v[k++];
+  t.ep_s = v[k++];
+  t.cp_exposed_s = v[k++];
+  t.pp_s = v[k++];
+  t.dp_mb_s = v[k++];
+  t.hidden_s = v[k++];
+  t.tp_bytes = v[k++];
+  t.ep_bytes = v[k++];
+  t.cp_bytes = v[k++];
+  t.pp_bytes = v[k++];
+  t.dp_mb_bytes = v[k++];
+  t.dp_exposed_s = v[k++];
+  t.dp_overlapped_s = v[k++];
+  t.dp_bytes = v[k++];
+  t.optimizer_s = v[k++];
+  t.offload_s = v[k++];
+  const tail = into.tail;
+  tail.dp_exposed_s = v[k++];
+  tail.dp_overlapped_s = v[k++];
+  tail.dp_bytes = v[k++];
+  tail.optimizer_s = v[k++];
+  tail.offload_s = v[k++];
+  return into;
+}
+
+function emptyPace(): StepPace {
+  const zeros = <K extends string>(names: readonly K[]) => Object.fromEntries(names.map((name) => [name, 0])) as Record<K, number>;
+  return { slowest: zeros(PACE_TIME_FIELDS), tail: zeros(PACE_TAIL_FIELDS) };
+}
+
+/** A row's slot in its pace layout, or -1 when a code is out of the range PACE_ROW_FIELDS gives it (not cached). */
+function paceCode(r: FullRow): number {
+  const { zero, grad_reduce, reshard, sp, recompute, offload } = r;
+  if (!(zero >= 0 && zero < 4 && grad_reduce >= 0 && grad_reduce < 2 && reshard >= 0 && reshard < 2)) return -1;
+  if (!(sp >= 0 && sp < 2 && recompute >= 0 && recompute <= RECOMPUTE_FULL && offload >= 0 && offload < 3)) return -1;
+  return ((((zero * 2 + grad_reduce) * 2 + reshard) * 2 + sp) * (RECOMPUTE_FULL + 1) + recompute) * 3 + offload;
+}
+
+const PACES = new PaceCache();
 
 /** Recompute codes 0..RECOMPUTE_FULL: the slots of one SP setting. */
 const RECOMPUTE_SLOTS = RECOMPUTE_FULL + 1;
@@ -54,6 +232,9 @@ export class LayoutMemo implements TermSource {
   private readonly flops = new Float64Array(2 * RECOMPUTE_SLOTS);
   /** Per rank: 0 not known yet, 1 evaluated, 2 skipped as the same as the previous middle rank. */
   private skips = new Int8Array(0);
+  /** This class's paces, shared with every class of the same pace layout (looked up at the first pace). */
+  private paces: PaceEntry | undefined;
+  private readonly paceScratch = emptyPace();
 
   constructor(inputs: Int32Array[]) {
     this.keyColumns = LAYOUT_KEY.map((name) => inputs[FULL_INPUTS.indexOf(name)]);
@@ -81,6 +262,7 @@ export class LayoutMemo implements TermSource {
     this.skips = new Int8Array(key[PP_IN_KEY]);
     this.params.fill(NaN);
     this.flops.fill(NaN);
+    this.paces = undefined;
     return true;
   }
 
@@ -98,6 +280,18 @@ export class LayoutMemo implements TermSource {
     const slot = this.slot(r, i);
     const mb = this.microbatches[slot] ?? (this.microbatches[slot] = stage_microbatch(c, r, i));
     return stage_time(c, r, i, mb);
+  }
+
+  pace(c: FullConstants, r: FullRow): StepPace {
+    const code = paceCode(r);
+    if (code < 0) return step_pace(c, r, this);
+    const row = r as unknown as Record<string, number>;
+    const entry = this.paces ?? (this.paces = PACES.entry(PACE_KEY.map((name) => row[name]).join(',')));
+    const position = entry.index[code];
+    if (position >= 0) return loadPace(entry, position, this.paceScratch);
+    const pace = step_pace(c, r, this);
+    PACES.store(entry, code, pace);
+    return pace;
   }
 
   same_as_previous_middle(c: FullConstants, r: FullRow, i: number): boolean {
@@ -129,6 +323,7 @@ const BLOCK_ROWS = 256;
 /** The full formula's CPU kernel with per-class terms computed once per class (same results as its evaluate). */
 export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array[], outputs: Float64Array[], length: number): void {
   const c = unpack(constants);
+  PACES.use(constants);
   const row = emptyRow();
   const memo = new LayoutMemo(inputs);
   const width = FULL_OUTPUTS.length;
