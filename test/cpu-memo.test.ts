@@ -4,12 +4,12 @@
  * every dimension the memo keys on or leaves to the row.
  */
 import { describe, expect, it } from 'vitest';
-import { evaluateChunkOnCpu } from '../src/engine/cpu/cpu.js';
+import { CpuEngine, evaluateChunkOnCpu } from '../src/engine/cpu/cpu.js';
 import { LAYOUT_KEY, PACE_FREE, PACE_KEY } from '../src/engine/cpu/memo.js';
 import { emptyRow, rowAt, unpack } from '../src/formulas/full.js';
 import type { GridChunk } from '../src/grid/grid.js';
 import { FULL_INPUTS, step_pace } from '../src/model.js';
-import { prepareSweep, SweepOptions } from '../src/sweep.js';
+import { prepareSweep, sweep, SweepOptions } from '../src/sweep.js';
 
 const SWEEPS: Array<[string, SweepOptions]> = [
   // Dense GQA: every schedule, VPP, CP, SP, all ZeRO stages, grad_reduce and reshard, recompute, offload.
@@ -125,5 +125,44 @@ describe('CPU engine: the step pace is shared across global batches', () => {
     expect(checked).toBeGreaterThan(1000);
     // The grid has classes that share a pace layout, which is what the pace cache reuses.
     expect(classes.size).toBeGreaterThan(paceLayouts.size);
+  });
+});
+
+describe('CPU engine: output columns handed back are reused, never while held', () => {
+  const options: SweepOptions = { model: 'llama3.1-8b', search: { ngpus_range: [8], mbs_range: [1, 2] } };
+
+  it('writes the next chunk into released columns, with the same results as fresh ones', async () => {
+    const prepared = prepareSweep(options);
+    const chunks = [...prepared.grid.chunks(1000)].slice(0, 6);
+    const engine = new CpuEngine();
+    const buffers = new Set<ArrayBufferLike>();
+    let k = 0;
+    for await (const evaluated of engine.evaluate(prepared.formula, prepared.constants, chunks)) {
+      const fresh = evaluateChunkOnCpu(prepared.formula, prepared.constants, chunks[k++]);
+      expect(evaluated.computed).toEqual(fresh.computed);
+      buffers.add(evaluated.computed[0].buffer);
+      evaluated.release!();
+    }
+    expect(k).toBe(6);
+    expect(buffers.size).toBe(1);
+  });
+
+  it('keeps every chunk a consumer does not release', async () => {
+    const prepared = prepareSweep(options);
+    const chunks = [...prepared.grid.chunks(1000)].slice(0, 6);
+    const held = [];
+    for await (const evaluated of new CpuEngine().evaluate(prepared.formula, prepared.constants, chunks)) held.push(evaluated);
+    held.forEach((evaluated, k) => expect(evaluated.computed).toEqual(evaluateChunkOnCpu(prepared.formula, prepared.constants, chunks[k]).computed));
+  });
+
+  it('gives a sweep that keeps f64 batches (which hold the columns) every chunk as computed', async () => {
+    const prepared = prepareSweep(options);
+    const rows = prepared.grid.count();
+    const { table } = await sweep({ ...options, engine: 'cpu', float64: true, chunkRows: 1000 });
+    expect(table.numRows).toBe(rows);
+    const expected = evaluateChunkOnCpu(prepared.formula, prepared.constants, prepared.grid.chunks(rows).next().value!);
+    for (const [j, name] of ['step_time_s', 'total_gib', 'mfu'].map((name) => [prepared.formula.outputs.indexOf(name), name] as const)) {
+      expect(Float64Array.from(table.getChild(name)!.toArray() as Float64Array)).toEqual(expected.computed[j]);
+    }
   });
 });

@@ -27,9 +27,28 @@ export class CpuEngine implements Engine {
     chunks: Iterable<GridChunk>,
     selection?: EngineSelection,
   ): AsyncGenerator<EvaluatedChunk> {
+    // Output columns handed back by the consumer (EvaluatedChunk.release), each set CPU_CHUNK_ROWS or more long.
+    const free: Float64Array[][] = [];
     for (const grid of chunks) {
-      const evaluated = evaluateChunkOnCpu(formula, constants, grid);
-      yield selection ? selectOnCpu(evaluated, selection) : evaluated;
+      const reused = free.pop();
+      const outputs = reused && reused[0].length >= grid.length ? reused : undefined;
+      const evaluated = evaluateChunkOnCpu(formula, constants, grid, { outputs });
+      const owned = outputs ?? (evaluated.computed as Float64Array[]);
+      const recycle = () => free.push(owned);
+      if (selection) {
+        // The selection copies the rows it keeps: the outputs are free again at once.
+        const selected = selectOnCpu(evaluated, selection);
+        recycle();
+        yield selected;
+      } else {
+        let released = false;
+        evaluated.release = () => {
+          if (released) return;
+          released = true;
+          recycle();
+        };
+        yield evaluated;
+      }
       await yieldToEventLoop();
     }
   }
@@ -60,6 +79,11 @@ export interface CpuEvaluateOptions {
    * from scratch with the formula's own kernel. Both give bit-identical results (test/cpu-memo.test.ts).
    */
   memo?: boolean;
+  /**
+   * Columns to write the results into (one per output, each at least the chunk's length; the chunk's `computed`
+   * are views of their first rows) instead of fresh ones. Every row of every output is written.
+   */
+  outputs?: Float64Array[];
 }
 
 export function evaluateChunkOnCpu(
@@ -68,7 +92,9 @@ export function evaluateChunkOnCpu(
   grid: GridChunk,
   options: CpuEvaluateOptions = {},
 ): EvaluatedChunk {
-  const computed = formula.outputs.map(() => new Float64Array(grid.length));
+  const computed = options.outputs
+    ? options.outputs.map((column) => (column.length === grid.length ? column : column.subarray(0, grid.length)))
+    : formula.outputs.map(() => new Float64Array(grid.length));
   const inputs = inputColumns(formula, grid, grid.columnNames);
   const kernel = options.memo === false ? undefined : memoizedKernel(formula);
   if (kernel) kernel(constants, inputs, computed, grid.length);
