@@ -648,7 +648,14 @@ export function zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: number
 }
 
 /** Memory on a GPU of pipeline stage `i`. */
-export function stage_memory(c: FullConstants, r: FullRow, i: number, base: StageMemoryBase = stage_memory_base(c, r, i)): StageMemory {
+export function stage_memory(
+  c: FullConstants,
+  r: FullRow,
+  i: number,
+  base: StageMemoryBase = stage_memory_base(c, r, i),
+  /** Where to write the result (the CPU engine's per-rank scratch, so that rows allocate nothing); a new object by default. */
+  out?: StageMemory,
+): StageMemory {
   const { dense_params, expert_params, activations, logits, inflight } = base;
 
   // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP.
@@ -687,17 +694,17 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number, base: Stag
   const forward_backward = weights + grads + optimizer + activations + logits;
   const step = r.offload === OFFLOAD_OPTIMIZER ? weights + grads + optimizer_all : 0;
   const total = Math.max(forward_backward, step);
-  return {
-    params_gpu: dense_params + expert_params,
-    weights,
-    grads,
-    optimizer,
-    activations,
-    logits,
-    total,
-    offloaded,
-    inflight,
-  };
+  if (!out) return { params_gpu: dense_params + expert_params, weights, grads, optimizer, activations, logits, total, offloaded, inflight };
+  out.params_gpu = dense_params + expert_params;
+  out.weights = weights;
+  out.grads = grads;
+  out.optimizer = optimizer;
+  out.activations = activations;
+  out.logits = logits;
+  out.total = total;
+  out.offloaded = offloaded;
+  out.inflight = inflight;
+  return out;
 }
 
 /**

@@ -35,7 +35,6 @@ const PER_ROW_FIELDS = ['ngpus', 'global_batch_size', 'zero', 'grad_reduce', 're
  * levels, src/formulas/full.ts), so one class at a time is all the memo keeps.
  */
 export const LAYOUT_KEY = FULL_INPUTS.filter((name) => !(PER_ROW_FIELDS as readonly string[]).includes(name));
-const PP_IN_KEY = LAYOUT_KEY.indexOf('pp');
 
 /**
  * Grid columns that step_pace reads neither itself nor through stage_time, stage_microbatch or
@@ -222,9 +221,6 @@ const RECOMPUTE_SLOTS = RECOMPUTE_FULL + 1;
  * DIRECT_TERMS (test/cpu-memo.test.ts).
  */
 export class LayoutMemo implements TermSource {
-  private readonly keyColumns: Int32Array[];
-  private readonly key = new Int32Array(LAYOUT_KEY.length);
-  private valid = false;
   private bases: (StageMemoryBase | undefined)[] = [];
   private microbatches: (StageMicrobatch | undefined)[] = [];
   /** model_params by active_only, model_flops_per_token by recompute and hardware (NaN: not computed yet). */
@@ -235,35 +231,16 @@ export class LayoutMemo implements TermSource {
   /** This class's paces, shared with every class of the same pace layout (looked up at the first pace). */
   private paces: PaceEntry | undefined;
   private readonly paceScratch = emptyPace();
+  private readonly memoryScratch: StageMemory[] = [];
 
-  constructor(inputs: Int32Array[]) {
-    this.keyColumns = LAYOUT_KEY.map((name) => inputs[FULL_INPUTS.indexOf(name)]);
-  }
-
-  /**
-   * Moves to row `i`, forgetting the shared terms when its layout class differs from the previous row's; returns
-   * whether it did.
-   */
-  enter(i: number): boolean {
-    const columns = this.keyColumns;
-    const key = this.key;
-    let same = this.valid;
-    for (let k = 0; k < columns.length; k++) {
-      const value = columns[k][i];
-      if (key[k] !== value) {
-        key[k] = value;
-        same = false;
-      }
-    }
-    if (same) return false;
-    this.valid = true;
+  /** Forgets the shared terms: row `r` starts a layout class. */
+  enter(r: FullRow): void {
     this.bases = [];
     this.microbatches = [];
-    this.skips = new Int8Array(key[PP_IN_KEY]);
+    this.skips = new Int8Array(r.pp);
     this.params.fill(NaN);
     this.flops.fill(NaN);
     this.paces = undefined;
-    return true;
   }
 
   private slot(r: FullRow, i: number): number {
@@ -273,7 +250,9 @@ export class LayoutMemo implements TermSource {
   memory(c: FullConstants, r: FullRow, i: number): StageMemory {
     const slot = this.slot(r, i);
     const base = this.bases[slot] ?? (this.bases[slot] = stage_memory_base(c, r, i));
-    return stage_memory(c, r, i, base);
+    // full_estimate asks for each rank once per row and holds at most the heaviest: one scratch per rank suffices.
+    const scratch = this.memoryScratch[i] ?? (this.memoryScratch[i] = stage_memory(c, r, i, base));
+    return stage_memory(c, r, i, base, scratch);
   }
 
   time(c: FullConstants, r: FullRow, i: number): StageTime {
@@ -325,7 +304,8 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
   const c = unpack(constants);
   PACES.use(constants);
   const row = emptyRow();
-  const memo = new LayoutMemo(inputs);
+  const memo = new LayoutMemo();
+  const starts = classStarts(inputs, length);
   const width = FULL_OUTPUTS.length;
   const block = new Float64Array(BLOCK_ROWS * width);
   const views = Array.from({ length: BLOCK_ROWS }, (_, k) => block.subarray(k * width, (k + 1) * width));
@@ -335,7 +315,10 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
     const end = Math.min(length, start + BLOCK_ROWS);
     for (let i = start; i < end; i++) {
       // A new layout class reads the whole row; within one, only the columns that can change.
-      if (memo.enter(i)) rowAt(inputs, i, row);
+      if (starts[i] === 1) {
+        rowAt(inputs, i, row);
+        memo.enter(row);
+      }
       row.ngpus = ngpus[i];
       row.global_batch_size = global_batch_size[i];
       row.zero = zero[i];
@@ -351,6 +334,20 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
       for (let i = start, k = j; i < end; i++, k += width) out[i] = block[k];
     }
   }
+}
+
+/**
+ * 1 at each row whose LAYOUT_KEY columns differ from the row before's (and at the first), else 0: where layout
+ * classes start. Scanning column by column costs a fraction of comparing every key column row by row.
+ */
+function classStarts(inputs: Int32Array[], length: number): Uint8Array {
+  const starts = new Uint8Array(length);
+  if (length > 0) starts[0] = 1;
+  for (const name of LAYOUT_KEY) {
+    const values = inputs[FULL_INPUTS.indexOf(name)];
+    for (let i = 1; i < length; i++) if (values[i] !== values[i - 1]) starts[i] = 1;
+  }
+  return starts;
 }
 
 /** Kernels that share per-class terms, by formula name; other formulas evaluate row by row. */
