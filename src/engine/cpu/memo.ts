@@ -90,52 +90,64 @@ const PACE_WIDTH = PACE_TIME_FIELDS.length + PACE_TAIL_FIELDS.length;
  */
 const PACE_CACHE_SLOTS = 1 << 18;
 
-/** The paces of one pace layout, by the rows' slot codes. */
-interface PaceEntry {
-  /** Position in `values` (in paces) of each slot code's pace, -1 if not computed. */
-  index: Int32Array;
-  values: Float64Array;
-  count: number;
-}
-
 /**
  * Paces shared across classes and chunks, for one set of constants. Module-wide so that every chunk of a sweep
- * (and the next sweep with the same constants) finds them.
+ * (and the next sweep with the same constants) finds them. A pace layout is a run of PACE_SLOTS positions in
+ * `index` (where each slot code's pace is in `values`, -1 if not computed); both grow by doubling, so that a new
+ * layout or pace allocates nothing most of the time.
  */
 class PaceCache {
   private constants = new Float64Array(0);
-  private entries = new Map<string, PaceEntry>();
-  private slots = 0;
+  private layouts = new Map<string, number>();
+  private index = new Int32Array(64 * PACE_SLOTS);
+  private values = new Float64Array(1024 * PACE_WIDTH);
+  private indexUsed = 0;
+  private count = 0;
 
   /** Forgets everything unless the constants are the ones the cache holds paces of (NaN never matches). */
   use(constants: Float64Array): void {
     const same = constants.length === this.constants.length && constants.every((value, k) => Object.is(value, this.constants[k]));
     if (same) return;
     this.constants = constants.slice();
-    this.entries = new Map();
-    this.slots = 0;
+    this.clear();
   }
 
-  entry(key: string): PaceEntry {
-    let entry = this.entries.get(key);
-    if (entry) return entry;
-    if (this.slots >= PACE_CACHE_SLOTS) {
-      this.entries = new Map();
-      this.slots = 0;
-    }
-    entry = { index: new Int32Array(PACE_SLOTS).fill(-1), values: new Float64Array(16 * PACE_WIDTH), count: 0 };
-    this.entries.set(key, entry);
-    return entry;
+  private clear(): void {
+    this.layouts = new Map();
+    this.indexUsed = 0;
+    this.count = 0;
   }
 
-  store(entry: PaceEntry, code: number, pace: StepPace): void {
-    if (entry.count * PACE_WIDTH >= entry.values.length) {
-      const grown = new Float64Array(entry.values.length * 2);
-      grown.set(entry.values);
-      entry.values = grown;
+  /** The pace layout of `key`, created if new: valid until the next call (which may clear the cache when full). */
+  layout(key: string): number {
+    const known = this.layouts.get(key);
+    if (known !== undefined) return known;
+    if (this.count >= PACE_CACHE_SLOTS) this.clear();
+    if (this.indexUsed + PACE_SLOTS > this.index.length) {
+      const grown = new Int32Array(this.index.length * 2);
+      grown.set(this.index);
+      this.index = grown;
     }
-    const v = entry.values;
-    let k = entry.count * PACE_WIDTH;
+    const layout = this.indexUsed;
+    this.indexUsed += PACE_SLOTS;
+    this.index.fill(-1, layout, layout + PACE_SLOTS);
+    this.layouts.set(key, layout);
+    return layout;
+  }
+
+  /** Where the pace of slot `code` of `layout` is, or -1. */
+  position(layout: number, code: number): number {
+    return this.index[layout + code];
+  }
+
+  store(layout: number, code: number, pace: StepPace): void {
+    if ((this.count + 1) * PACE_WIDTH > this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    const v = this.values;
+    let k = this.count * PACE_WIDTH;
     const t = pace.slowest;
     v[k++] = t.compute_s;
     v[k++] = t.tp_s;
@@ -160,40 +172,39 @@ class PaceCache {
     v[k++] = tail.dp_bytes;
     v[k++] = tail.optimizer_s;
     v[k++] = tail.offload_s;
-    entry.index[code] = entry.count++;
-    this.slots++;
+    this.index[layout + code] = this.count++;
   }
-}
 
-/** Reads a stored pace into `into` (same field order as PaceCache.store). */
-function loadPace(entry: PaceEntry, position: number, into: StepPace): StepPace {
-  const v = entry.values;
-  let k = position * PACE_WIDTH;
-  const t = into.slowest;
-  t.compute_s = v[k++];
-  t.tp_s = v[k++];
-  t.ep_s = v[k++];
-  t.cp_exposed_s = v[k++];
-  t.pp_s = v[k++];
-  t.dp_mb_s = v[k++];
-  t.hidden_s = v[k++];
-  t.tp_bytes = v[k++];
-  t.ep_bytes = v[k++];
-  t.cp_bytes = v[k++];
-  t.pp_bytes = v[k++];
-  t.dp_mb_bytes = v[k++];
-  t.dp_exposed_s = v[k++];
-  t.dp_overlapped_s = v[k++];
-  t.dp_bytes = v[k++];
-  t.optimizer_s = v[k++];
-  t.offload_s = v[k++];
-  const tail = into.tail;
-  tail.dp_exposed_s = v[k++];
-  tail.dp_overlapped_s = v[k++];
-  tail.dp_bytes = v[k++];
-  tail.optimizer_s = v[k++];
-  tail.offload_s = v[k++];
-  return into;
+  /** Reads the pace at `position` into `into` (same field order as store). */
+  load(position: number, into: StepPace): StepPace {
+    const v = this.values;
+    let k = position * PACE_WIDTH;
+    const t = into.slowest;
+    t.compute_s = v[k++];
+    t.tp_s = v[k++];
+    t.ep_s = v[k++];
+    t.cp_exposed_s = v[k++];
+    t.pp_s = v[k++];
+    t.dp_mb_s = v[k++];
+    t.hidden_s = v[k++];
+    t.tp_bytes = v[k++];
+    t.ep_bytes = v[k++];
+    t.cp_bytes = v[k++];
+    t.pp_bytes = v[k++];
+    t.dp_mb_bytes = v[k++];
+    t.dp_exposed_s = v[k++];
+    t.dp_overlapped_s = v[k++];
+    t.dp_bytes = v[k++];
+    t.optimizer_s = v[k++];
+    t.offload_s = v[k++];
+    const tail = into.tail;
+    tail.dp_exposed_s = v[k++];
+    tail.dp_overlapped_s = v[k++];
+    tail.dp_bytes = v[k++];
+    tail.optimizer_s = v[k++];
+    tail.offload_s = v[k++];
+    return into;
+  }
 }
 
 function emptyPace(): StepPace {
@@ -229,7 +240,7 @@ export class LayoutMemo implements TermSource {
   /** Per rank: 0 not known yet, 1 evaluated, 2 skipped as the same as the previous middle rank. */
   private skips = new Int8Array(0);
   /** This class's paces, shared with every class of the same pace layout (looked up at the first pace). */
-  private paces: PaceEntry | undefined;
+  private paces = -1;
   private readonly paceScratch = emptyPace();
   private readonly memoryScratch: StageMemory[] = [];
 
@@ -240,7 +251,7 @@ export class LayoutMemo implements TermSource {
     this.skips = new Int8Array(r.pp);
     this.params.fill(NaN);
     this.flops.fill(NaN);
-    this.paces = undefined;
+    this.paces = -1;
   }
 
   private slot(r: FullRow, i: number): number {
@@ -265,11 +276,11 @@ export class LayoutMemo implements TermSource {
     const code = paceCode(r);
     if (code < 0) return step_pace(c, r, this);
     const row = r as unknown as Record<string, number>;
-    const entry = this.paces ?? (this.paces = PACES.entry(PACE_KEY.map((name) => row[name]).join(',')));
-    const position = entry.index[code];
-    if (position >= 0) return loadPace(entry, position, this.paceScratch);
+    if (this.paces < 0) this.paces = PACES.layout(PACE_KEY.map((name) => row[name]).join(','));
+    const position = PACES.position(this.paces, code);
+    if (position >= 0) return PACES.load(position, this.paceScratch);
     const pace = step_pace(c, r, this);
-    PACES.store(entry, code, pace);
+    PACES.store(this.paces, code, pace);
     return pace;
   }
 
@@ -298,6 +309,11 @@ export class LayoutMemo implements TermSource {
  * cores under load: about 9 ns per value row by row, 3 ns blocked (CPU time, 65,536-row columns).
  */
 const BLOCK_ROWS = 256;
+/** The block and its rows, shared by every chunk (evaluation is synchronous: one chunk at a time). */
+const BLOCK = new Float64Array(BLOCK_ROWS * FULL_OUTPUTS.length);
+const BLOCK_VIEWS = Array.from({ length: BLOCK_ROWS }, (_, k) => BLOCK.subarray(k * FULL_OUTPUTS.length, (k + 1) * FULL_OUTPUTS.length));
+/** classStarts' result, grown to the longest chunk seen. */
+let STARTS = new Uint8Array(0);
 
 /** The full formula's CPU kernel with per-class terms computed once per class (same results as its evaluate). */
 export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array[], outputs: Float64Array[], length: number): void {
@@ -307,8 +323,7 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
   const memo = new LayoutMemo();
   const starts = classStarts(inputs, length);
   const width = FULL_OUTPUTS.length;
-  const block = new Float64Array(BLOCK_ROWS * width);
-  const views = Array.from({ length: BLOCK_ROWS }, (_, k) => block.subarray(k * width, (k + 1) * width));
+  const views = BLOCK_VIEWS;
   const column = (name: (typeof FULL_INPUTS)[number]) => inputs[FULL_INPUTS.indexOf(name)];
   const [ngpus, global_batch_size, zero, grad_reduce, reshard, sp, recompute, offload] = PER_ROW_FIELDS.map(column);
   for (let start = 0; start < length; start += BLOCK_ROWS) {
@@ -331,7 +346,7 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
     }
     for (let j = 0; j < width; j++) {
       const out = outputs[j];
-      for (let i = start, k = j; i < end; i++, k += width) out[i] = block[k];
+      for (let i = start, k = j; i < end; i++, k += width) out[i] = BLOCK[k];
     }
   }
 }
@@ -341,7 +356,9 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
  * classes start. Scanning column by column costs a fraction of comparing every key column row by row.
  */
 function classStarts(inputs: Int32Array[], length: number): Uint8Array {
-  const starts = new Uint8Array(length);
+  if (STARTS.length < length) STARTS = new Uint8Array(length);
+  const starts = STARTS;
+  starts.fill(0, 0, length);
   if (length > 0) starts[0] = 1;
   for (const name of LAYOUT_KEY) {
     const values = inputs[FULL_INPUTS.indexOf(name)];
