@@ -142,7 +142,8 @@ class PaceCache {
 
   store(layout: number, code: number, pace: StepPace): void {
     if ((this.count + 1) * PACE_WIDTH > this.values.length) {
-      const grown = new Float64Array(this.values.length * 2);
+      // The last layout may go past PACE_CACHE_SLOTS by less than PACE_SLOTS paces before the next one clears.
+      const grown = new Float64Array(Math.min(this.values.length * 2, (PACE_CACHE_SLOTS + PACE_SLOTS) * PACE_WIDTH));
       grown.set(this.values);
       this.values = grown;
     }
