@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CpuEngine, evaluateChunkOnCpu } from '../src/engine/cpu/cpu.js';
-import { LAYOUT_KEY, PACE_FREE, PACE_KEY } from '../src/engine/cpu/memo.js';
+import { LAYOUT_KEY, PACE_CACHE_SLOTS, PACE_FREE, PACE_KEY, setPaceCacheCapacity } from '../src/engine/cpu/memo.js';
 import { emptyRow, rowAt, unpack } from '../src/formulas/full.js';
 import type { GridChunk } from '../src/grid/grid.js';
 import { FULL_INPUTS, step_pace } from '../src/model.js';
@@ -125,6 +125,26 @@ describe('CPU engine: the step pace is shared across global batches', () => {
     expect(checked).toBeGreaterThan(1000);
     // The grid has classes that share a pace layout, which is what the pace cache reuses.
     expect(classes.size).toBeGreaterThan(paceLayouts.size);
+  });
+});
+
+describe('CPU engine: a pace cache that fills', () => {
+  it('clears and recomputes, with the same results', () => {
+    const prepared = prepareSweep(SWEEPS.find(([label]) => label.includes('four global batches'))![1]);
+    // A few layouts' worth: the cache clears many times within the grid, mid-chunk.
+    setPaceCacheCapacity(300);
+    try {
+      for (const chunk of prepared.grid.chunks(CHUNK_ROWS)) {
+        const memo = evaluateChunkOnCpu(prepared.formula, prepared.constants, chunk, { memo: true });
+        const direct = evaluateChunkOnCpu(prepared.formula, prepared.constants, chunk, { memo: false });
+        memo.computed.forEach((column, j) => {
+          const row = (column as Float64Array).findIndex((value, i) => !Object.is(value, direct.computed[j][i]));
+          expect(row, prepared.formula.outputs[j]).toBe(-1);
+        });
+      }
+    } finally {
+      setPaceCacheCapacity(PACE_CACHE_SLOTS);
+    }
   });
 });
 

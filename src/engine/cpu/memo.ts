@@ -88,7 +88,7 @@ const PACE_WIDTH = PACE_TIME_FIELDS.length + PACE_TAIL_FIELDS.length;
  * 141,000 (1,196 layouts of up to 126 rows at 1,024 GPUs), so all of them stay while every global batch reuses
  * them; a larger grid clears the cache when it fills, which only costs recomputation.
  */
-const PACE_CACHE_SLOTS = 1 << 18;
+export const PACE_CACHE_SLOTS = 1 << 18;
 
 /**
  * Paces shared across classes and chunks, for one set of constants. Module-wide so that every chunk of a sweep
@@ -97,6 +97,8 @@ const PACE_CACHE_SLOTS = 1 << 18;
  * layout or pace allocates nothing most of the time.
  */
 class PaceCache {
+  /** Paces kept at most (PACE_CACHE_SLOTS; tests set fewer to exercise the clearing). */
+  capacity = PACE_CACHE_SLOTS;
   private constants = new Float64Array(0);
   private layouts = new Map<string, number>();
   private index = new Int32Array(64 * PACE_SLOTS);
@@ -112,6 +114,12 @@ class PaceCache {
     this.clear();
   }
 
+  /** Forgets every pace (and the constants they were for). */
+  reset(): void {
+    this.constants = new Float64Array(0);
+    this.clear();
+  }
+
   private clear(): void {
     this.layouts = new Map();
     this.indexUsed = 0;
@@ -122,7 +130,7 @@ class PaceCache {
   layout(key: string): number {
     const known = this.layouts.get(key);
     if (known !== undefined) return known;
-    if (this.count >= PACE_CACHE_SLOTS) this.clear();
+    if (this.count >= this.capacity) this.clear();
     if (this.indexUsed + PACE_SLOTS > this.index.length) {
       const grown = new Int32Array(this.index.length * 2);
       grown.set(this.index);
@@ -143,7 +151,8 @@ class PaceCache {
   store(layout: number, code: number, pace: StepPace): void {
     if ((this.count + 1) * PACE_WIDTH > this.values.length) {
       // The last layout may go past PACE_CACHE_SLOTS by less than PACE_SLOTS paces before the next one clears.
-      const grown = new Float64Array(Math.min(this.values.length * 2, (PACE_CACHE_SLOTS + PACE_SLOTS) * PACE_WIDTH));
+      const paces = Math.max(this.count + 1, Math.min((2 * this.values.length) / PACE_WIDTH, this.capacity + PACE_SLOTS));
+      const grown = new Float64Array(paces * PACE_WIDTH);
       grown.set(this.values);
       this.values = grown;
     }
@@ -222,6 +231,12 @@ function paceCode(r: FullRow): number {
 }
 
 const PACES = new PaceCache();
+
+/** Sets how many paces the cache keeps (clearing it); for tests of a cache that fills. */
+export function setPaceCacheCapacity(paces: number): void {
+  PACES.capacity = paces;
+  PACES.reset();
+}
 
 /** Recompute codes 0..RECOMPUTE_FULL: the slots of one SP setting. */
 const RECOMPUTE_SLOTS = RECOMPUTE_FULL + 1;
