@@ -8,7 +8,9 @@ import { memoizedKernel } from './memo.js';
  * Rows per chunk on the CPU: large enough to amortise per-chunk work, small enough to stream, and small enough that
  * each chunk's fresh output columns (34 of 128 KiB for the full formula) stay in cache while they are zeroed and
  * written. On this 2-core machine the memoized kernel runs 15-25% faster than at 65,536 rows (bench/cpu-rate.mjs,
- * best of 8 rounds: 0.89-0.96 against 0.75-0.84 M rows per CPU second).
+ * best of 8 rounds: 0.89-0.96 against 0.75-0.84 M rows per CPU second). When the consumer hands the columns back
+ * (EvaluatedChunk.release) they are reused instead, and 4,096, 8,192 and 16,384 rows measure alike (8.8-9.2 CPU s
+ * for llama405b-1k..8k, bench/measure.mjs evaluate, 2026-12-02 under a load of 7 on 2 cores).
  */
 export const CPU_CHUNK_ROWS = 1 << 14;
 
