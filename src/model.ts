@@ -653,7 +653,7 @@ export function stage_memory(
   r: FullRow,
   i: number,
   base: StageMemoryBase = stage_memory_base(c, r, i),
-  /** Where to write the result (the CPU engine's per-rank scratch, so that rows allocate nothing); a new object by default. */
+  /** Where to write the result (the CPU engine's per-rank scratch, so rows allocate nothing); by default a new object. */
   out?: StageMemory,
 ): StageMemory {
   const { dense_params, expert_params, activations, logits, inflight } = base;
@@ -694,7 +694,9 @@ export function stage_memory(
   const forward_backward = weights + grads + optimizer + activations + logits;
   const step = r.offload === OFFLOAD_OPTIMIZER ? weights + grads + optimizer_all : 0;
   const total = Math.max(forward_backward, step);
-  if (!out) return { params_gpu: dense_params + expert_params, weights, grads, optimizer, activations, logits, total, offloaded, inflight };
+  if (!out) {
+    return { params_gpu: dense_params + expert_params, weights, grads, optimizer, activations, logits, total, offloaded, inflight };
+  }
   out.params_gpu = dense_params + expert_params;
   out.weights = weights;
   out.grads = grads;

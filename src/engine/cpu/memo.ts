@@ -81,6 +81,9 @@ const PACE_TIME_FIELDS = [
   'offload_s',
 ] as const satisfies readonly (keyof StageTime)[];
 const PACE_TAIL_FIELDS = ['dp_exposed_s', 'dp_overlapped_s', 'dp_bytes', 'optimizer_s', 'offload_s'] as const satisfies readonly (keyof StageTail)[];
+// Every field of both: one added to StageTime or StageTail and not stored here fails to compile.
+const PACE_FIELDS_COMPLETE: [Exclude<keyof StageTime, (typeof PACE_TIME_FIELDS)[number]>, Exclude<keyof StageTail, (typeof PACE_TAIL_FIELDS)[number]>] extends [never, never] ? true : never = true;
+void PACE_FIELDS_COMPLETE;
 const PACE_WIDTH = PACE_TIME_FIELDS.length + PACE_TAIL_FIELDS.length;
 
 /**
