@@ -92,12 +92,14 @@ const PACE_WIDTH = PACE_TIME_FIELDS.length + PACE_TAIL_FIELDS.length;
  * them; a larger grid clears the cache when it fills, which only costs recomputation.
  */
 export const PACE_CACHE_SLOTS = 1 << 18;
+/** Paces per page of the cache (720 KB). */
+const PACE_PAGE_BITS = 12;
+const PACE_PAGE = 1 << PACE_PAGE_BITS;
 
 /**
  * Paces shared across classes and chunks, for one set of constants. Module-wide so that every chunk of a sweep
  * (and the next sweep with the same constants) finds them. A pace layout is a run of PACE_SLOTS positions in
- * `index` (where each slot code's pace is in `values`, -1 if not computed); both grow by doubling, so that a new
- * layout or pace allocates nothing most of the time.
+ * `index` (where each slot code's pace is among the pages, -1 if not computed), which grows by doubling.
  */
 class PaceCache {
   /** Paces kept at most (PACE_CACHE_SLOTS; tests set fewer to exercise the clearing). */
@@ -105,7 +107,11 @@ class PaceCache {
   private constants = new Float64Array(0);
   private layouts = new Map<string, number>();
   private index = new Int32Array(64 * PACE_SLOTS);
-  private values = new Float64Array(1024 * PACE_WIDTH);
+  /**
+   * The paces, PACE_PAGE of them per page: pages are added as the cache fills and kept when it clears, never
+   * copied (a fresh large array costs its page faults, which on this machine's VM are most of what it costs).
+   */
+  private readonly pages: Float64Array[] = [];
   private indexUsed = 0;
   private count = 0;
 
@@ -152,15 +158,9 @@ class PaceCache {
   }
 
   store(layout: number, code: number, pace: StepPace): void {
-    if ((this.count + 1) * PACE_WIDTH > this.values.length) {
-      // The last layout may go past PACE_CACHE_SLOTS by less than PACE_SLOTS paces before the next one clears.
-      const paces = Math.max(this.count + 1, Math.min((2 * this.values.length) / PACE_WIDTH, this.capacity + PACE_SLOTS));
-      const grown = new Float64Array(paces * PACE_WIDTH);
-      grown.set(this.values);
-      this.values = grown;
-    }
-    const v = this.values;
-    let k = this.count * PACE_WIDTH;
+    const page = this.count >>> PACE_PAGE_BITS;
+    const v = this.pages[page] ?? (this.pages[page] = new Float64Array(PACE_PAGE * PACE_WIDTH));
+    let k = (this.count & (PACE_PAGE - 1)) * PACE_WIDTH;
     const t = pace.slowest;
     v[k++] = t.compute_s;
     v[k++] = t.tp_s;
@@ -190,8 +190,8 @@ class PaceCache {
 
   /** Reads the pace at `position` into `into` (same field order as store). */
   load(position: number, into: StepPace): StepPace {
-    const v = this.values;
-    let k = position * PACE_WIDTH;
+    const v = this.pages[position >>> PACE_PAGE_BITS];
+    let k = (position & (PACE_PAGE - 1)) * PACE_WIDTH;
     const t = into.slowest;
     t.compute_s = v[k++];
     t.tp_s = v[k++];
