@@ -25,6 +25,9 @@ if (mode === 'enumerate') {
   const chunkRows = engine.chunkRows(prepared.formula, prepared.grid.columns.length);
   for await (const chunk of engine.evaluate(prepared.formula, prepared.constants, prepared.grid.chunks(chunkRows))) {
     rows += chunk.grid.length;
+    // Done with the results: the engine may write the next chunk into the same columns (as a sweep that copies
+    // them into its output lets it).
+    chunk.release?.();
   }
   await engine.dispose();
 } else if (mode === 'engine') {

@@ -1173,6 +1173,24 @@ fn terms_model_flops_per_token(c: FullConstants, tp: f32, seq_length: f32, recom
   return terms_word(terms_block(r, terms) + 2u + u32(hardware));
 }
 
+struct StepPace {
+  slowest: StageTime,
+  tail: StageTail,
+}
+
+fn step_pace(c: FullConstants, r: FullRow, terms: i32) -> StepPace {
+  var slowest = terms_time(c, r, 0.0, terms);
+  var tail = stage_tail(slowest);
+  let last = last_distinct_rank(r);
+  for (var i = 1.0; i <= last; i += 1.0) {
+    if (terms_same_as_previous_middle(c, r, i, terms)) { continue; }
+    let time = terms_time(c, r, i, terms);
+    if (microbatch_s(time) > microbatch_s(slowest) * (1.0 + PACE_TIE_RTOL)) { slowest = time; }
+    tail = max_tail(tail, stage_tail(time));
+  }
+  return StepPace(slowest, tail);
+}
+
 fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_size: i32, tp: i32, pp: i32, vpp: i32,
                  schedule: i32, cp: i32, ep: i32, etp: i32, dp: i32, edp: i32, zero: i32, sp: i32, recompute: i32,
                  offload: i32, mbs: i32, num_microbatches: i32, first_stage_layers: i32, last_stage_layers: i32,
@@ -1182,8 +1200,6 @@ fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_siz
                   f32(first_stage_layers), f32(last_stage_layers), grad_reduce, f32(reshard));
   var heaviest = terms_memory(c, r, 0.0, terms);
   var heaviest_stage = 0.0;
-  var slowest = terms_time(c, r, 0.0, terms);
-  var tail = stage_tail(slowest);
   let last = last_distinct_rank(r);
   for (var i = 1.0; i <= last; i += 1.0) {
     if (terms_same_as_previous_middle(c, r, i, terms)) { continue; }
@@ -1192,10 +1208,10 @@ fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_siz
       heaviest = memory;
       heaviest_stage = i;
     }
-    let time = terms_time(c, r, i, terms);
-    if (microbatch_s(time) > microbatch_s(slowest) * (1.0 + PACE_TIE_RTOL)) { slowest = time; }
-    tail = max_tail(tail, stage_tail(time));
   }
+  let pace = step_pace(c, r, terms);
+  let slowest = pace.slowest;
+  let tail = pace.tail;
   let total_gib = heaviest.total / GIB;
   var out: FullOutputs;
   out.params_total = terms_model_params(c, r.tp, r.seq_length, 0, r, terms);

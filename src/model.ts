@@ -648,7 +648,14 @@ export function zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: number
 }
 
 /** Memory on a GPU of pipeline stage `i`. */
-export function stage_memory(c: FullConstants, r: FullRow, i: number, base: StageMemoryBase = stage_memory_base(c, r, i)): StageMemory {
+export function stage_memory(
+  c: FullConstants,
+  r: FullRow,
+  i: number,
+  base: StageMemoryBase = stage_memory_base(c, r, i),
+  /** Where to write the result (the CPU engine's per-rank scratch, so rows allocate nothing); by default a new object. */
+  out?: StageMemory,
+): StageMemory {
   const { dense_params, expert_params, activations, logits, inflight } = base;
 
   // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP.
@@ -687,17 +694,19 @@ export function stage_memory(c: FullConstants, r: FullRow, i: number, base: Stag
   const forward_backward = weights + grads + optimizer + activations + logits;
   const step = r.offload === OFFLOAD_OPTIMIZER ? weights + grads + optimizer_all : 0;
   const total = Math.max(forward_backward, step);
-  return {
-    params_gpu: dense_params + expert_params,
-    weights,
-    grads,
-    optimizer,
-    activations,
-    logits,
-    total,
-    offloaded,
-    inflight,
-  };
+  if (!out) {
+    return { params_gpu: dense_params + expert_params, weights, grads, optimizer, activations, logits, total, offloaded, inflight };
+  }
+  out.params_gpu = dense_params + expert_params;
+  out.weights = weights;
+  out.grads = grads;
+  out.optimizer = optimizer;
+  out.activations = activations;
+  out.logits = logits;
+  out.total = total;
+  out.offloaded = offloaded;
+  out.inflight = inflight;
+  return out;
 }
 
 /**
@@ -1452,6 +1461,8 @@ export function microbatch_passes(schedule: number, m: number): number {
 export interface TermSource {
   memory(c: FullConstants, r: FullRow, i: number): StageMemory;
   time(c: FullConstants, r: FullRow, i: number): StageTime;
+  /** step_pace of the row, from this source's stage times. */
+  pace(c: FullConstants, r: FullRow): StepPace;
   same_as_previous_middle(c: FullConstants, r: FullRow, i: number): boolean;
   model_params(c: FullConstants, tp: number, seq_length: number, active_only: number): number;
   model_flops_per_token(c: FullConstants, tp: number, seq_length: number, recompute: number, hardware: number): number;
@@ -1460,6 +1471,7 @@ export interface TermSource {
 export const DIRECT_TERMS: TermSource = {
   memory: (c, r, i) => stage_memory(c, r, i),
   time: (c, r, i) => stage_time(c, r, i),
+  pace: (c, r) => step_pace(c, r, DIRECT_TERMS),
   same_as_previous_middle,
   model_params,
   model_flops_per_token,
@@ -1473,8 +1485,6 @@ export const DIRECT_TERMS: TermSource = {
 export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array, terms: TermSource = DIRECT_TERMS): void {
   let heaviest = terms.memory(c, r, 0);
   let heaviest_stage = 0;
-  let slowest = terms.time(c, r, 0);
-  let tail = stage_tail(slowest);
   const last = last_distinct_rank(r);
   for (let i = 1; i <= last; i++) {
     if (terms.same_as_previous_middle(c, r, i)) continue;
@@ -1483,12 +1493,8 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array, t
       heaviest = memory;
       heaviest_stage = i;
     }
-    // The pipeline moves at the pace of its slowest rank; each rank then finishes its own gradient sync
-    // (overlapped with the backward of its last micro-batch), optimizer step and offload.
-    const time = terms.time(c, r, i);
-    if (microbatch_s(time) > microbatch_s(slowest) * (1 + PACE_TIE_RTOL)) slowest = time;
-    tail = max_tail(tail, stage_tail(time));
   }
+  const { slowest, tail } = terms.pace(c, r);
   const total_gib = heaviest.total / GIB;
   out[0] = terms.model_params(c, r.tp, r.seq_length, 0);
   out[1] = terms.model_params(c, r.tp, r.seq_length, 1);
@@ -1531,6 +1537,31 @@ export function full_estimate(c: FullConstants, r: FullRow, out: Float64Array, t
   out[31] = m * slowest.dp_mb_bytes + tail.dp_bytes;
   out[32] = m * slowest.ep_bytes;
   out[33] = m * slowest.cp_bytes;
+}
+
+/** The slowest rank's micro-batch time, which paces the pipeline, and the latest-finishing rank's step tail. */
+export interface StepPace {
+  slowest: StageTime;
+  tail: StageTail;
+}
+
+/**
+ * The pipeline moves at the pace of its slowest rank; each rank then finishes its own gradient sync (overlapped
+ * with the backward of its last micro-batch), optimizer step and offload. It reads neither the global batch nor
+ * the micro-batch count (full_estimate multiplies by them), so rows that differ only in those share it (the CPU
+ * engine computes it once for them, src/engine/cpu/memo.ts).
+ */
+export function step_pace(c: FullConstants, r: FullRow, terms: TermSource = DIRECT_TERMS): StepPace {
+  let slowest = terms.time(c, r, 0);
+  let tail = stage_tail(slowest);
+  const last = last_distinct_rank(r);
+  for (let i = 1; i <= last; i++) {
+    if (terms.same_as_previous_middle(c, r, i)) continue;
+    const time = terms.time(c, r, i);
+    if (microbatch_s(time) > microbatch_s(slowest) * (1 + PACE_TIE_RTOL)) slowest = time;
+    tail = max_tail(tail, stage_tail(time));
+  }
+  return { slowest, tail };
 }
 
 /** What a stage does once per step after its last micro-batch. */

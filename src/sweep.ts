@@ -192,9 +192,14 @@ export async function* sweepBatches(
   for await (const chunk of engine.evaluate(formula, constants, chunks, selector?.engineSelection)) {
     last = chunk;
     const kept = selector ? selector.accept(chunk) : chunk;
-    if (kept && kept.grid.length > 0) {
-      stats.rows += kept.grid.length;
-      yield assembler.batch(kept);
+    const batch = kept && kept.grid.length > 0 ? assembler.batch(kept) : undefined;
+    // The engine may reuse the computed columns once nothing holds them: the selector copies what it keeps, and
+    // the batch copies them unless it takes them as they are (f64 results into an f64 schema).
+    const shared = chunk.computed.every((column) => (floatType === 'f64' ? column instanceof Float64Array : column instanceof Float32Array));
+    if (kept !== chunk || !shared) chunk.release?.();
+    if (batch) {
+      stats.rows += kept!.grid.length;
+      yield batch;
     }
   }
   if (stats.evaluated === evaluatedBefore) {

@@ -9,6 +9,12 @@ export interface EvaluatedChunk {
   computed: ComputedColumns;
   /** Global row ids (grid order) when the rows are a selection; absent when the chunk is whole. */
   rowIds?: Float64Array;
+  /**
+   * Hands `computed` back to the engine, which may then write a later chunk into the same arrays. A consumer calls
+   * it once nothing reads them any more or keeps them (it copied what it needs); one that never calls it gets
+   * fresh arrays with every chunk. Fresh arrays are what the CPU engine spends most on after the model itself.
+   */
+  release?: () => void;
 }
 
 /**

@@ -149,6 +149,22 @@ export class GridPlan {
     };
     let columns = Array.from({ length: width }, () => new Int32Array(chunkRows));
     let n = 0;
+    // The innermost levels that only sweep values (no map, no derive) change from row to row; every level above them
+    // holds its value over a run of rows. Their columns are written once per run (from runStart to n, before the
+    // walk changes any of them and before a chunk leaves), not once per row.
+    let inner = levels.length;
+    while (inner > 0 && levels[inner - 1].values && !levels[inner - 1].map) inner--;
+    const innerColumns = levels.slice(inner).map((level) => level.column);
+    const outerColumns = levels.slice(0, inner).map((level) => level.column);
+    let runStart = 0;
+    const flushOuter = () => {
+      for (const c of outerColumns) {
+        const column = columns[c];
+        const value = row[c];
+        for (let k = runStart; k < n; k++) column[k] = value;
+      }
+      runStart = n;
+    };
     let offset = 0;
     let depth = 0;
     index[0] = -1;
@@ -156,6 +172,7 @@ export class GridPlan {
     const spanLevel = span ? span.depth - 1 : -1;
     let prefixes = 0;
     while (depth >= 0) {
+      if (depth < inner && runStart < n) flushOuter();
       const level = levels[depth];
       const i = ++index[depth];
       if (level.values) {
@@ -201,16 +218,19 @@ export class GridPlan {
         index[depth] = -1;
         continue;
       }
-      for (let c = 0; c < width; c++) columns[c][n] = row[c];
+      for (let k = 0; k < innerColumns.length; k++) columns[innerColumns[k]][n] = row[innerColumns[k]];
       groupRows++;
       if (++n === chunkRows) {
+        flushOuter();
         yield { length: n, columns, offset, columnNames };
         offset += n;
         columns = Array.from({ length: width }, () => new Int32Array(chunkRows));
         n = 0;
+        runStart = 0;
       }
     }
     this.diagnostics = { rows: total, removedByRule, emptyGroups };
+    flushOuter();
     if (n > 0) yield { length: n, columns: columns.map((column) => column.subarray(0, n)), offset, columnNames };
   }
 

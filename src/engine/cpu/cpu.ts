@@ -8,7 +8,9 @@ import { memoizedKernel } from './memo.js';
  * Rows per chunk on the CPU: large enough to amortise per-chunk work, small enough to stream, and small enough that
  * each chunk's fresh output columns (34 of 128 KiB for the full formula) stay in cache while they are zeroed and
  * written. On this 2-core machine the memoized kernel runs 15-25% faster than at 65,536 rows (bench/cpu-rate.mjs,
- * best of 8 rounds: 0.89-0.96 against 0.75-0.84 M rows per CPU second).
+ * best of 8 rounds: 0.89-0.96 against 0.75-0.84 M rows per CPU second). When the consumer hands the columns back
+ * (EvaluatedChunk.release) they are reused instead, and 4,096, 8,192 and 16,384 rows measure alike (8.8-9.2 CPU s
+ * for llama405b-1k..8k, bench/measure.mjs evaluate, 2026-12-02 under a load of 7 on 2 cores).
  */
 export const CPU_CHUNK_ROWS = 1 << 14;
 
@@ -27,9 +29,28 @@ export class CpuEngine implements Engine {
     chunks: Iterable<GridChunk>,
     selection?: EngineSelection,
   ): AsyncGenerator<EvaluatedChunk> {
+    // Output columns handed back by the consumer (EvaluatedChunk.release), each set CPU_CHUNK_ROWS or more long.
+    const free: Float64Array[][] = [];
     for (const grid of chunks) {
-      const evaluated = evaluateChunkOnCpu(formula, constants, grid);
-      yield selection ? selectOnCpu(evaluated, selection) : evaluated;
+      const reused = free.pop();
+      const outputs = reused && reused[0].length >= grid.length ? reused : undefined;
+      const evaluated = evaluateChunkOnCpu(formula, constants, grid, { outputs });
+      const owned = outputs ?? (evaluated.computed as Float64Array[]);
+      const recycle = () => free.push(owned);
+      if (selection) {
+        // The selection copies the rows it keeps: the outputs are free again at once.
+        const selected = selectOnCpu(evaluated, selection);
+        recycle();
+        yield selected;
+      } else {
+        let released = false;
+        evaluated.release = () => {
+          if (released) return;
+          released = true;
+          recycle();
+        };
+        yield evaluated;
+      }
       await yieldToEventLoop();
     }
   }
@@ -60,6 +81,11 @@ export interface CpuEvaluateOptions {
    * from scratch with the formula's own kernel. Both give bit-identical results (test/cpu-memo.test.ts).
    */
   memo?: boolean;
+  /**
+   * Columns to write the results into (one per output, each at least the chunk's length; the chunk's `computed`
+   * are views of their first rows) instead of fresh ones. Every row of every output is written.
+   */
+  outputs?: Float64Array[];
 }
 
 export function evaluateChunkOnCpu(
@@ -68,7 +94,9 @@ export function evaluateChunkOnCpu(
   grid: GridChunk,
   options: CpuEvaluateOptions = {},
 ): EvaluatedChunk {
-  const computed = formula.outputs.map(() => new Float64Array(grid.length));
+  const computed = options.outputs
+    ? options.outputs.map((column) => (column.length === grid.length ? column : column.subarray(0, grid.length)))
+    : formula.outputs.map(() => new Float64Array(grid.length));
   const inputs = inputColumns(formula, grid, grid.columnNames);
   const kernel = options.memo === false ? undefined : memoizedKernel(formula);
   if (kernel) kernel(constants, inputs, computed, grid.length);
