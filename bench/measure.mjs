@@ -1,6 +1,6 @@
 // One measurement in a fresh process (so peak RSS is its own): node bench/measure.mjs WORKLOAD ENGINE MODE [OUT]
-// MODE: enumerate (grid only), evaluate (grid + engine, results discarded), engine (the engine alone, on up to
-// ENGINE_ROWS rows, default 4 M, enumerated into memory before the clock starts), write (end to end into OUT).
+// MODE: enumerate (grid only), evaluate (grid + engine, results discarded), engine (the engine alone, on the whole
+// workload or its first ENGINE_ROWS rows, enumerated into memory before the clock starts), write (end to end into OUT).
 // Prints one JSON line: rows, seconds, CPU seconds (all threads, and the main thread's), peak RSS, engine description.
 import { prepareSweep, sweepToFiles } from '../dist/sweep.js';
 import { createEngine } from '../dist/engine/index.js';
@@ -37,7 +37,7 @@ if (mode === 'enumerate') {
   const engine = await createEngine(options, prepared.formula);
   description = engine.description;
   const chunkRows = engine.chunkRows(prepared.formula, prepared.grid.columns.length);
-  const limit = Number(process.env.ENGINE_ROWS ?? 4e6);
+  const limit = Number(process.env.ENGINE_ROWS ?? Infinity);
   const held = [];
   let enumerated = 0;
   for (const chunk of prepared.grid.chunks(chunkRows)) {

@@ -108,15 +108,16 @@ for (const r of rows) for (const [s, m] of Object.entries(r.written)) if (m.fail
  * three floors: the disk's time for its bytes, the evaluation's wall time, and its CPU seconds (all threads) spread
  * over every core; the largest floor is the resource that bounds it, and wall / floor says how close it runs.
  */
+const TARGET_WORKLOAD = 'llama405b-1k..8k';
 function bounds(measured) {
   const cores = cpus().length;
   const targets = { evaluate: { cpu: 3e6, gpu: 20e6 }, csv: 0.5e6, parquet: 1e6, arrowDiskRatio: 1.5 };
   const rate = (m) => m.rows / m.seconds;
   const M = (x) => `${(x / 1e6).toFixed(2)} M/s`;
-  const out = ['', `Against the targets (issue 13), per workload and engine; floors of each end-to-end cell: the disk's time, the evaluation's, all CPU seconds over ${cores} cores, and the sink's CPU seconds over the cores the engine leaves:`];
+  const out = ['', `Against the targets (issue 13), per workload and engine; the targets apply to ${TARGET_WORKLOAD} (the issue's 405B workload as evaluated here); floors of each end-to-end cell: the disk's time for its bytes, the evaluation's time, and the CPU seconds of all its threads over the ${cores} cores:`];
   for (const r of measured) {
     if (r.evaluate.failed || r.enumerate.failed || r.alone.failed) continue;
-    const target = targets.evaluate[r.engine];
+    const target = r.workload === TARGET_WORKLOAD ? targets.evaluate[r.engine] : undefined;
     const walk = rate(r.enumerate);
     const engine = rate(r.alone);
     // The walk and the engine run one after the other on the main thread (the CPU engine in it; llvmpipe runs a
@@ -128,22 +129,29 @@ function bounds(measured) {
     out.push(
       `- ${r.workload} on ${r.engine}: evaluation ${M(rate(r.evaluate))}` +
         (target ? ` (target ${M(target)}: ${rate(r.evaluate) >= target ? 'met' : 'not met'})` : '') +
-        `; the grid walk alone ${M(walk)} (one thread), the engine alone ${M(engine)} (${engineNs.toFixed(0)} CPU ns a row of all threads: ` +
-        `${M((cores * 1e9) / engineNs)} at most on ${cores} cores); one after the other ${M(serial)}; bound: ${bound}.`,
+        `; the grid walk alone ${M(walk)} (one thread), the engine alone ${M(engine)} (${engineNs.toFixed(0)} CPU ns a row` +
+        (r.engine === 'cpu'
+          ? ', on the main thread'
+          : ` of all threads, llvmpipe's shader threads among them: ${M((cores * 1e9) / engineNs)} at most on ${cores} cores`) +
+        `); one after the other ${M(serial)}; bound: ${bound}.`,
     );
     for (const [sink, m] of Object.entries(r.written)) {
       if (m.failed) continue;
+      // The sink's own CPU: end-to-end CPU less evaluation's (reported, not a floor: it may use every core).
       const sinkCpu = m.cpu_s - r.evaluate.cpu_s;
-      // The sink's own CPU (end-to-end CPU less evaluation's) has the cores the engine leaves: one fewer.
-      const floors = { disk: m.disk_s, evaluation: r.evaluate.seconds, cpu: m.cpu_s / cores, 'sink CPU': Math.max(0, sinkCpu) / Math.max(1, cores - 1) };
+      const floors = { disk: m.disk_s, evaluation: r.evaluate.seconds, 'CPU of all threads over the cores': m.cpu_s / cores };
       const [name, floor] = Object.entries(floors).sort((a, b) => b[1] - a[1])[0];
       const goal =
-        sink === 'arrow'
+        r.workload !== TARGET_WORKLOAD
+          ? sink === 'arrow'
+            ? `${(m.seconds / m.disk_s).toFixed(2)}x the disk's time`
+            : M(rate(m))
+          : sink === 'arrow'
           ? `${(m.seconds / m.disk_s).toFixed(2)}x the disk's time (target ${targets.arrowDiskRatio}x: ${m.seconds <= targets.arrowDiskRatio * m.disk_s ? 'met' : 'not met'})`
           : `${M(rate(m))} (target ${M(targets[sink])}: ${rate(m) >= targets[sink] ? 'met' : 'not met'})`;
       out.push(
-        `  - .${sink}: ${goal}; floors: disk ${floors.disk.toFixed(2)} s, evaluation ${floors.evaluation.toFixed(2)} s, all CPU ${m.cpu_s.toFixed(1)} s / ${cores} cores = ${floors.cpu.toFixed(2)} s, ` +
-          `the sink's ${Math.max(0, sinkCpu).toFixed(1)} CPU s / ${Math.max(1, cores - 1)} = ${floors['sink CPU'].toFixed(2)} s (${sinkCpu > 0 ? M(m.rows / sinkCpu) + ' per core' : 'within noise'}); bound: ${name}, wall ${(m.seconds / floor).toFixed(2)}x that floor.`,
+        `  - .${sink}: ${goal}; floors: disk ${floors.disk.toFixed(2)} s, evaluation ${floors.evaluation.toFixed(2)} s, CPU ${m.cpu_s.toFixed(1)} s / ${cores} cores = ${floors['CPU of all threads over the cores'].toFixed(2)} s ` +
+          `(the sink's own ${Math.max(0, sinkCpu).toFixed(1)} CPU s, ${sinkCpu > 0 ? M(m.rows / sinkCpu) + ' per CPU second' : 'within noise'}); bound: ${name}, wall ${(m.seconds / floor).toFixed(2)}x that floor.`,
       );
     }
   }
