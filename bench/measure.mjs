@@ -11,6 +11,18 @@ const [name, engineKind, mode, out] = process.argv.slice(2);
 const workload = WORKLOADS[name];
 if (!workload) throw new Error(`unknown workload ${name}`);
 const options = { ...workload.options, engine: engineKind, quiet: true };
+// CPU seconds count from here, as the wall clock does: the process's start-up (loading modules) is left out.
+const mainThreadCpuS = () => {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined; // not Linux
+  }
+};
+const cpuAtStart = process.cpuUsage();
+const mainCpuAtStart = mainThreadCpuS();
 const started = performance.now();
 let rows = 0;
 let description = '';
@@ -63,16 +75,10 @@ if (mode === 'enumerate') {
 }
 const seconds = (performance.now() - started) / 1000;
 // CPU time of every thread (engine, Dawn's, the Parquet encoder's): on a shared machine steadier than wall time.
-const { userCPUTime, systemCPUTime } = process.resourceUsage();
-const cpu_s = (userCPUTime + systemCPUTime) / 1e6;
+const cpu = process.cpuUsage(cpuAtStart);
+const cpu_s = (cpu.user + cpu.system) / 1e6;
 // The main thread's share (JS: enumeration, uploads, readback, sinks), from /proc on Linux: the rest is other
 // threads', llvmpipe's shader threads among them, which is how a GPU cell says whether its kernel or its JS bounds it.
-let main_cpu_s;
-try {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  main_cpu_s = (Number(fields[11]) + Number(fields[12])) / 100;
-} catch {
-  // not Linux
-}
+const mainNow = mainThreadCpuS();
+const main_cpu_s = mainNow === undefined || mainCpuAtStart === undefined ? undefined : mainNow - mainCpuAtStart;
 console.log(JSON.stringify({ rows, seconds, cpu_s, main_cpu_s, rss_mb: process.resourceUsage().maxRSS / 1024, description }));
