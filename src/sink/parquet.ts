@@ -91,6 +91,108 @@ const MAX_QUEUED_BATCHES = 2;
 let wasmUrl: string | undefined;
 
 /**
+ * What both Parquet sinks share: an encoder in a worker thread, batches handed to it with back-pressure (at most
+ * MAX_QUEUED_BATCHES in flight), the bytes it sends back written to the file in order, and a failure on either side
+ * surfacing at the next write or at flush. Subclasses start the worker and answer its messages.
+ */
+abstract class WorkerParquetSink implements Sink {
+  readonly format = 'parquet';
+  protected queued = 0;
+  private room?: () => void;
+  private readonly finished: Promise<void>;
+  private finish!: { resolve: () => void; reject: (error: unknown) => void };
+  /** File writes, chained in the order the encoder produced the bytes. */
+  private writing: Promise<void> = Promise.resolve();
+  protected failure?: unknown;
+  private aborted = false;
+  private flushed?: Promise<void>;
+
+  protected constructor(
+    protected readonly file: AtomicFile,
+    protected readonly worker: Worker,
+  ) {
+    this.finished = new Promise<void>((resolve, reject) => (this.finish = { resolve, reject }));
+    this.finished.catch(() => {}); // observed by flush, or by write through `failure`
+    worker.on('error', (error) => this.fail(error));
+    worker.on('exit', () => this.fail(new Error('Parquet encoder: the worker exited early')));
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  abstract write(batch: RecordBatch): Promise<void>;
+
+  /** Hands `message` to the encoder, then waits while too many batches are in flight. */
+  protected async post(message: unknown, transfer: ArrayBuffer[]): Promise<void> {
+    this.queued++;
+    this.worker.postMessage(message, transfer);
+    while (this.queued >= MAX_QUEUED_BATCHES && this.failure === undefined) {
+      await new Promise<void>((resolve) => (this.room = resolve));
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** The encoder has taken a batch: room for the next. */
+  protected taken(): void {
+    this.queued--;
+    this.wakeWriter();
+  }
+
+  /** Bytes of the file from the encoder, written after those before them. */
+  protected writeBytes(bytes: Uint8Array): void {
+    this.writing = this.writing.then(() => (this.aborted ? undefined : this.file.write(bytes)));
+    this.writing.catch((error) => this.fail(error));
+  }
+
+  /** The encoder has sent the file's last bytes. */
+  protected ended(): void {
+    this.finish.resolve();
+  }
+
+  protected fail(error: unknown): void {
+    if (this.failure !== undefined || this.aborted) return;
+    this.failure = error;
+    this.finish.reject(error);
+    this.wakeWriter();
+  }
+
+  private wakeWriter(): void {
+    const resolve = this.room;
+    this.room = undefined;
+    resolve?.();
+  }
+
+  /** What a sink sends before the end (WasmParquetSink: an empty batch when there was none). */
+  protected async beforeEnd(): Promise<void> {}
+
+  flush(): Promise<void> {
+    this.flushed ??= (async () => {
+      if (this.failure !== undefined) throw this.failure;
+      await this.beforeEnd();
+      this.worker.postMessage('end');
+      await this.finished;
+      await this.writing;
+      this.aborted = true; // the worker's exit is expected from here on
+      await this.worker.terminate();
+      await this.file.flush();
+    })();
+    return this.flushed;
+  }
+
+  async commit(): Promise<void> {
+    await this.flush();
+    await this.file.commit();
+  }
+
+  abortSync(): void {
+    this.aborted = true;
+    void this.worker.terminate();
+    this.file.abortSync();
+  }
+}
+
+/**
  * Apache Parquet (`.parquet`), zstd-compressed, through arrow-rs's writer compiled to WebAssembly, in a worker
  * thread: each incoming batch is serialized (Arrow IPC, a copy of its buffers) and handed over, so the engine and
  * the other sinks keep running while it is encoded into the current row group, which goes to disk when it reaches
@@ -98,30 +200,18 @@ let wasmUrl: string | undefined;
  * kept: categorical columns stay dictionary-encoded strings, Bool stays boolean, Int32/Float32/Float64 stay as
  * they are, and the Arrow schema (with its field metadata) is stored in the file for Arrow-aware readers.
  */
-export class WasmParquetSink implements Sink {
-  readonly format = 'parquet';
-  private readonly worker: Worker;
-  private queued = 0;
+export class WasmParquetSink extends WorkerParquetSink {
   private sent = 0;
-  private room?: () => void;
-  private finished!: Promise<void>;
-  private finish!: { resolve: () => void; reject: (error: unknown) => void };
-  /** File writes, chained in the order the encoder produced the bytes. */
-  private writing: Promise<void> = Promise.resolve();
-  private failure?: unknown;
-  private aborted = false;
   /** IPC buffers back from the worker, for the next batches. */
   private readonly spare: ArrayBuffer[] = [];
 
   private constructor(
-    private readonly file: AtomicFile,
+    file: AtomicFile,
     private readonly schema: Schema,
     rowGroupRows: number,
   ) {
     if (!wasmUrl) wasmUrl = pathToFileURL(createRequire(import.meta.url).resolve('parquet-wasm')).href;
-    this.finished = new Promise<void>((resolve, reject) => (this.finish = { resolve, reject }));
-    this.finished.catch(() => {}); // observed by commit, or by write through `failure`
-    this.worker = new Worker(WORKER_SOURCE, {
+    const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
         wasmUrl,
@@ -137,47 +227,26 @@ export class WasmParquetSink implements Sink {
         metadata: [...schema.metadata],
       },
     });
-    this.worker.on('message', (message: { taken?: ArrayBuffer; bytes?: Uint8Array; done?: boolean; error?: string }) => {
+    super(file, worker);
+    worker.on('message', (message: { taken?: ArrayBuffer; bytes?: Uint8Array; done?: boolean; error?: string }) => {
       if (message.taken) {
         this.spare.push(message.taken);
-        this.queued--;
-        this.wakeWriter();
+        this.taken();
       } else if (message.bytes) {
-        const bytes = message.bytes;
-        this.writing = this.writing.then(() => (this.aborted ? undefined : this.file.write(bytes)));
-        this.writing.catch((error) => this.fail(error));
+        this.writeBytes(message.bytes);
       } else if (message.done) {
-        this.finish.resolve();
+        this.ended();
       } else if (message.error !== undefined) {
         this.fail(new Error(`Parquet encoder: ${message.error}`));
       }
     });
-    this.worker.on('error', (error) => this.fail(error));
-    this.worker.on('exit', () => this.fail(new Error('Parquet encoder: the worker exited early')));
-  }
-
-  private fail(error: unknown): void {
-    if (this.failure !== undefined || this.aborted) return;
-    this.failure = error;
-    this.finish.reject(error);
-    this.wakeWriter();
-  }
-
-  private wakeWriter(): void {
-    const resolve = this.room;
-    this.room = undefined;
-    resolve?.();
-  }
-
-  get path(): string {
-    return this.file.path;
   }
 
   static async open(path: string, schema: Schema, rowGroupRows = PARQUET_ROW_GROUP_ROWS): Promise<WasmParquetSink> {
     return new WasmParquetSink(await AtomicFile.open(path, '--out'), schema, rowGroupRows);
   }
 
-  async write(batch: RecordBatch): Promise<void> {
+  override async write(batch: RecordBatch): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     // Serialized here (the batch carries its dictionaries) into a buffer the worker hands back once it has read it:
     // tableToIPC joined the chunks into a fresh buffer per batch, and on the 2-core VM this was measured on,
@@ -194,47 +263,20 @@ export class WasmParquetSink implements Sink {
       bytes.set(chunk, at);
       at += chunk.length;
     }
-    this.queued++;
     this.sent++;
-    this.worker.postMessage({ ipc, length: at }, [ipc]);
-    while (this.queued >= MAX_QUEUED_BATCHES && this.failure === undefined) {
-      await new Promise<void>((resolve) => (this.room = resolve));
-    }
-    if (this.failure !== undefined) throw this.failure;
+    await this.post({ ipc, length: at }, [ipc]);
   }
 
-  private flushed?: Promise<void>;
-
-  flush(): Promise<void> {
-    this.flushed ??= (async () => {
-      // No rows at all: the writer learns the schema from a batch, so hand it an empty one; the file then has the
-      // schema and no row groups.
-      if (this.sent === 0) await this.write(emptyBatch(this.schema));
-      this.worker.postMessage('end');
-      await this.finished;
-      await this.writing;
-      this.aborted = true; // the worker's exit is expected from here on
-      await this.worker.terminate();
-      await this.file.flush();
-    })();
-    return this.flushed;
+  protected override async beforeEnd(): Promise<void> {
+    // No rows at all: the writer learns the schema from a batch, so hand it an empty one; the file then has the
+    // schema and no row groups.
+    if (this.sent === 0) await this.write(emptyBatch(this.schema));
   }
 
   /** A spare buffer of at least `length` bytes, or a new one with some room to spare. */
   private takeBuffer(length: number): ArrayBuffer {
     const index = this.spare.findIndex((buffer) => buffer.byteLength >= length);
     return index >= 0 ? this.spare.splice(index, 1)[0] : new ArrayBuffer(Math.ceil(length * 1.125));
-  }
-
-  async commit(): Promise<void> {
-    await this.flush();
-    await this.file.commit();
-  }
-
-  abortSync(): void {
-    this.aborted = true;
-    void this.worker.terminate();
-    this.file.abortSync();
   }
 }
 
@@ -302,27 +344,11 @@ const PARQUET_GZIP_LEVEL = 1;
  * they are, and the Arrow schema (with its field metadata) is stored in the file for Arrow-aware readers. Schemas
  * with other column types go to arrow-rs's writer (WasmParquetSink).
  */
-export class ParquetSink implements Sink {
-  readonly format = 'parquet';
-  private readonly worker: Worker;
-  private queued = 0;
-  private room?: () => void;
-  private finished!: Promise<void>;
-  private finish!: { resolve: () => void; reject: (error: unknown) => void };
-  private writing: Promise<void> = Promise.resolve();
-  private failure?: unknown;
-  private aborted = false;
+export class ParquetSink extends WorkerParquetSink {
   private readonly spare = new Map<number, ArrayBuffer[]>();
 
-  private constructor(
-    private readonly file: AtomicFile,
-    schema: Schema,
-    columns: ParquetColumnSpec[],
-    rowGroupRows: number,
-  ) {
-    this.finished = new Promise<void>((resolve, reject) => (this.finish = { resolve, reject }));
-    this.finished.catch(() => {});
-    this.worker = new Worker(ENCODER_WORKER_SOURCE, {
+  private constructor(file: AtomicFile, schema: Schema, columns: ParquetColumnSpec[], rowGroupRows: number) {
+    const worker = new Worker(ENCODER_WORKER_SOURCE, {
       eval: true,
       workerData: {
         columns,
@@ -333,17 +359,15 @@ export class ParquetSink implements Sink {
         level: PARQUET_GZIP_LEVEL,
       },
     });
-    this.worker.on('message', (message: { buffers?: ArrayBuffer[]; inputs?: ArrayBuffer[]; done?: boolean; error?: string }) => {
+    super(file, worker);
+    worker.on('message', (message: { buffers?: ArrayBuffer[]; inputs?: ArrayBuffer[]; done?: boolean; error?: string }) => {
       if (message.error !== undefined) {
         this.fail(new Error(`Parquet encoder: ${message.error}`));
         return;
       }
-      for (const buffer of message.buffers!) {
-        this.writing = this.writing.then(() => (this.aborted ? undefined : this.file.write(new Uint8Array(buffer))));
-        this.writing.catch((error) => this.fail(error));
-      }
+      for (const buffer of message.buffers!) this.writeBytes(new Uint8Array(buffer));
       if (message.done) {
-        this.finish.resolve();
+        this.ended();
         return;
       }
       for (const input of message.inputs!) {
@@ -351,15 +375,8 @@ export class ParquetSink implements Sink {
         if (list) list.push(input);
         else this.spare.set(input.byteLength, [input]);
       }
-      this.queued--;
-      this.wakeWriter();
+      this.taken();
     });
-    this.worker.on('error', (error) => this.fail(error));
-    this.worker.on('exit', () => this.fail(new Error('Parquet encoder: the worker exited early')));
-  }
-
-  get path(): string {
-    return this.file.path;
   }
 
   /** A Parquet sink for `schema`: parasweep's writer where it handles every column, else arrow-rs's. */
@@ -368,19 +385,6 @@ export class ParquetSink implements Sink {
     if (kinds.some((kind) => kind === undefined)) return WasmParquetSink.open(path, schema, rowGroupRows);
     const columns = schema.fields.map((field, c) => ({ name: field.name, kind: kinds[c]!, nullable: field.nullable }));
     return new ParquetSink(await AtomicFile.open(path, '--out'), schema, columns, rowGroupRows);
-  }
-
-  private fail(error: unknown): void {
-    if (this.failure !== undefined || this.aborted) return;
-    this.failure = error;
-    this.finish.reject(error);
-    this.wakeWriter();
-  }
-
-  private wakeWriter(): void {
-    const resolve = this.room;
-    this.room = undefined;
-    resolve?.();
   }
 
   /** A copy of `view` in a reused buffer, listed in `inputs` to be transferred. */
@@ -393,7 +397,7 @@ export class ParquetSink implements Sink {
     return copy;
   }
 
-  async write(batch: RecordBatch): Promise<void> {
+  override async write(batch: RecordBatch): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     if (batch.numRows === 0) return;
     const rows = batch.numRows;
@@ -412,37 +416,6 @@ export class ParquetSink implements Sink {
       const values = (data.values as Int32Array).subarray(0, rows);
       return { values: this.copy(values, inputs), bitOffset: 0, labels: labels[c], validity };
     });
-    this.queued++;
-    this.worker.postMessage({ columns, rows, inputs }, inputs);
-    while (this.queued >= MAX_QUEUED_BATCHES && this.failure === undefined) {
-      await new Promise<void>((resolve) => (this.room = resolve));
-    }
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  private flushed?: Promise<void>;
-
-  flush(): Promise<void> {
-    this.flushed ??= (async () => {
-      if (this.failure !== undefined) throw this.failure;
-      this.worker.postMessage('end');
-      await this.finished;
-      await this.writing;
-      this.aborted = true; // the worker's exit is expected from here on
-      await this.worker.terminate();
-      await this.file.flush();
-    })();
-    return this.flushed;
-  }
-
-  async commit(): Promise<void> {
-    await this.flush();
-    await this.file.commit();
-  }
-
-  abortSync(): void {
-    this.aborted = true;
-    void this.worker.terminate();
-    this.file.abortSync();
+    await this.post({ columns, rows, inputs }, inputs);
   }
 }

@@ -86,13 +86,7 @@ export function buildTermsShader(formula: Formula, gridColumns: readonly string[
 
 /** Field names of a WGSL struct in model.wgsl, in declaration order. */
 export function wgslStructFields(source: string, struct: string): string[] {
-  const match = new RegExp(`struct\\s+${struct}\\s*\\{([^}]*)\\}`).exec(source);
-  if (!match) throw new Error(`model.wgsl has no struct ${struct}`);
-  return match[1]
-    .split('\n')
-    .map((line) => line.replace(/\/\/.*$/, '').trim())
-    .filter((line) => line.length > 0)
-    .map((line) => line.split(':')[0].trim());
+  return wgslStructTypes(source, struct).map(([name]) => name);
 }
 
 /** WGSL struct names of a formula: `poc_estimate` uses PocConstants and returns PocOutputs. */
