@@ -214,7 +214,7 @@ struct FullConstants {
   overlap_param_gather: f32,
   overlap_p2p_comm: f32,
   moe_a2a_overlap: f32,
-  cp_all_gather: f32,
+  cp_comm: f32,
   overlap_cost: f32,
 }
 
@@ -292,6 +292,9 @@ const GRAD_REDUCE_MICROBATCH: i32 = 1;
 const RECOMPUTE_NONE: i32 = 0;
 const RECOMPUTE_SELECTIVE: i32 = 1;
 const RECOMPUTE_FULL: i32 = 2;
+const CP_COMM_P2P: f32 = 0.0;
+const CP_COMM_ALL_GATHER: f32 = 1.0;
+const CP_COMM_A2A: f32 = 2.0;
 const OFFLOAD_NONE: i32 = 0;
 const OFFLOAD_OPTIMIZER: i32 = 1;
 const OFFLOAD_OPTIMIZER_CPU_STEP: i32 = 2;
@@ -887,7 +890,8 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
     moe * layer_linear_s(c, 1, tokens, tp, r.ep, r.etp) +
     mtp * (layer_linear_s(c, mtp_moe, tokens, tp, r.ep, r.etp) + mtp_projection);
   let logits = output * (1.0 + c.mtp_num_layers) * 3.0 * gemm_s(c, tokens, padded_vocab(c, tp) / tp, h, 0.0);
-  let core_fwd = attention_core_fwd_s(c, s, r.seq_length, b, tp);
+  let core_fwd = select(attention_core_fwd_s(c, s, r.seq_length, b, tp),
+                        attention_core_fwd_s(c, r.seq_length, r.seq_length, b, tp * r.cp), c.cp_comm == CP_COMM_A2A);
   let core = all_layers * core_fwd * (1.0 + attention_backward_ratio(c));
   let act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   let act_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
@@ -929,13 +933,21 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
   let a = c.num_attention_heads;
   let kv_dim = select(2.0 * c.num_query_groups * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim,
                       c.mla == 1.0);
+  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
+  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
   let cp_in_node = group_in_node(c, r.cp, tp);
   let cp_per_node = group_per_node(c, r.cp, tp);
   let kv_chunk = (2.0 * b * s * kv_dim) / tp;
+  let cp_qkv_message = (2.0 * b * s * (q_dim + kv_dim)) / tp;
+  let cp_out_message = (2.0 * b * s * o_dim) / tp;
   let forward_rings = select(1.0, 2.0, r.recompute == RECOMPUTE_FULL);
   var cp_total_s = 0.0;
   var cp_exposed_s = 0.0;
-  if (r.cp > 1.0 && c.cp_all_gather == 1.0) {
+  if (r.cp > 1.0 && c.cp_comm == CP_COMM_A2A) {
+    cp_total_s = all_layers * (forward_rings + 1.0) *
+      (alltoall_s(c, cp_qkv_message, r.cp, tp) + alltoall_s(c, cp_out_message, r.cp, tp));
+    cp_exposed_s = cp_total_s;
+  } else if (r.cp > 1.0 && c.cp_comm == CP_COMM_ALL_GATHER) {
     cp_total_s =
       all_layers * (forward_rings * gather_s(c, r.cp * kv_chunk, r.cp, cp_in_node, cp_per_node) +
                     gather_s(c, r.cp * kv_chunk, r.cp, cp_in_node, cp_per_node));
@@ -952,8 +964,12 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
         (forward_rings * max(0.0, send_s(c, kv_chunk, cp_in_node) - step_fwd_s) +
           max(0.0, send_s(c, 2.0 * kv_chunk, cp_in_node) - step_bwd_s)));
   }
-  let cp_bytes = select(0.0,
-    all_layers * (r.cp - 1.0) * select(forward_rings + 2.0, forward_rings + 1.0, c.cp_all_gather == 1.0) * kv_chunk, r.cp > 1.0);
+  var cp_bytes = 0.0;
+  if (r.cp > 1.0 && c.cp_comm == CP_COMM_A2A) {
+    cp_bytes = all_layers * (forward_rings + 1.0) * ((r.cp - 1.0) / r.cp) * (cp_qkv_message + cp_out_message);
+  } else if (r.cp > 1.0) {
+    cp_bytes = all_layers * (r.cp - 1.0) * select(forward_rings + 2.0, forward_rings + 1.0, c.cp_comm == CP_COMM_ALL_GATHER) * kv_chunk;
+  }
 
   let pp_in_node = group_in_node(c, pp, tp * r.cp * r.dp);
   let pp_message = (2.0 * b * s * h) / tp;

@@ -245,7 +245,7 @@ export const FULL_CONSTANTS = [
   'overlap_param_gather',
   'overlap_p2p_comm',
   'moe_a2a_overlap',
-  'cp_all_gather',
+  'cp_comm',
   'overlap_cost',
 ] as const;
 
@@ -327,6 +327,14 @@ export const GRAD_REDUCE_MICROBATCH = 1;
 export const RECOMPUTE_NONE = 0;
 export const RECOMPUTE_SELECTIVE = 1;
 export const RECOMPUTE_FULL = 2;
+/**
+ * How context parallelism moves attention's operands (trainer.cp_comm_type, in CP_COMM_TYPES order): Megatron's
+ * ring of K/V chunks (p2p), Llama 3's all-gather of K and V, or DeepSpeed-Ulysses' all-to-all of Q, K, V and the
+ * output (Megatron's a2a), which trades the sequence split for a head split around the attention core.
+ */
+export const CP_COMM_P2P = 0;
+export const CP_COMM_ALL_GATHER = 1;
+export const CP_COMM_A2A = 2;
 export const OFFLOAD_NONE = 0;
 export const OFFLOAD_OPTIMIZER = 1;
 export const OFFLOAD_OPTIMIZER_CPU_STEP = 2;
@@ -1155,7 +1163,10 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
     mtp * (layer_linear_s(c, has_moe, tokens, tp, r.ep, r.etp) + mtp_projection);
   // Transformer Engine keeps the output layer in bf16.
   const logits = output * (1 + c.mtp_num_layers) * 3 * gemm_s(c, tokens, padded_vocab(c, tp) / tp, h, 0);
-  const core_fwd = attention_core_fwd_s(c, s, r.seq_length, b, tp);
+  // Ulysses' all-to-all gives each rank the whole sequence for a/(t·c) heads: the same FLOPs as the ring's
+  // sequence chunks, in blocks of the whole sequence.
+  const core_fwd =
+    c.cp_comm === CP_COMM_A2A ? attention_core_fwd_s(c, r.seq_length, r.seq_length, b, tp * r.cp) : attention_core_fwd_s(c, s, r.seq_length, b, tp);
   const core = all_layers * core_fwd * (1 + attention_backward_ratio(c));
   // Element-wise work (norms, activations, softmax, dropout) is bound by memory bandwidth, not by FLOPs.
   const act_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
@@ -1209,16 +1220,26 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
   // recompute) and their gradients come back in the backward. Ring exchange (Megatron's p2p) sends one chunk per
   // step while the attention of the previous chunk computes, 1/c of the core each: what a step's send outlasts is
   // exposed, and it grows as chunks shrink. All-gather (Llama 3) gathers K and V before the core, exposed.
+  // All-to-all (DeepSpeed-Ulysses, Jacobs et al. 2023 section 3; Megatron's a2a) trades this rank's s tokens of
+  // Q, K and V for the whole sequence of a/(t·c) heads before the core, and the output back after it; the
+  // backward runs the same two in reverse. Both stacks wait for them: exposed.
   const a = c.num_attention_heads;
   const kv_dim =
     c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim : 2 * c.num_query_groups * c.kv_channels;
+  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
+  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
   const cp_in_node = group_in_node(c, r.cp, tp);
   const cp_per_node = group_per_node(c, r.cp, tp);
   const kv_chunk = (2 * b * s * kv_dim) / tp;
+  const cp_qkv_message = (2 * b * s * (q_dim + kv_dim)) / tp;
+  const cp_out_message = (2 * b * s * o_dim) / tp;
   const forward_rings = r.recompute === RECOMPUTE_FULL ? 2 : 1;
   let cp_total_s = 0;
   let cp_exposed_s = 0;
-  if (r.cp > 1 && c.cp_all_gather === 1) {
+  if (r.cp > 1 && c.cp_comm === CP_COMM_A2A) {
+    cp_total_s = all_layers * (forward_rings + 1) * (alltoall_s(c, cp_qkv_message, r.cp, tp) + alltoall_s(c, cp_out_message, r.cp, tp));
+    cp_exposed_s = cp_total_s;
+  } else if (r.cp > 1 && c.cp_comm === CP_COMM_ALL_GATHER) {
     cp_total_s =
       all_layers * (forward_rings * gather_s(c, r.cp * kv_chunk, r.cp, cp_in_node, cp_per_node) + gather_s(c, r.cp * kv_chunk, r.cp, cp_in_node, cp_per_node));
     cp_exposed_s = cp_total_s;
@@ -1236,7 +1257,11 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
     );
   }
   const cp_bytes =
-    r.cp > 1 ? all_layers * (r.cp - 1) * (c.cp_all_gather === 1 ? forward_rings + 1 : forward_rings + 2) * kv_chunk : 0;
+    r.cp <= 1
+      ? 0
+      : c.cp_comm === CP_COMM_A2A
+        ? all_layers * (forward_rings + 1) * ((r.cp - 1) / r.cp) * (cp_qkv_message + cp_out_message)
+        : all_layers * (r.cp - 1) * (c.cp_comm === CP_COMM_ALL_GATHER ? forward_rings + 1 : forward_rings + 2) * kv_chunk;
 
   // PP: each TP rank sends its 1/t of the boundary activations forward and receives their gradients back, once
   // per virtual stage; a schedule that overlaps sends keeps them behind the next chunk's compute.

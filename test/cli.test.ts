@@ -221,7 +221,7 @@ describe('bad input: exit 2, one line on stderr naming the field, no output file
     {
       what: 'an unknown CP communication type',
       args: (out) => ['sweep', '--model', 'llama3.1-8b', '--cp-comm-type', 'ring', '--csv', join(out, 'o.csv')],
-      message: /^parasweep: trainer\.cp_comm_type: must be one of p2p, all_gather/,
+      message: /^parasweep: trainer\.cp_comm_type: must be one of p2p, all_gather, a2a/,
     },
     {
       what: 'an unknown flag',

@@ -56,9 +56,10 @@ describe.runIf(available)('cross-check of the GPU engine against the CPU referen
       'trainer.fp8=true', 'trainer.cp_comm_type=all_gather', 'trainer.attention_kernel=fa2', 'trainer.tp_comm_overlap=false',
       'trainer.overlap_grad_reduce=false', 'trainer.overlap_param_gather=false', 'trainer.overlap_p2p_comm=false',
     ]],
-    ['MoE FP8 with the all-to-all overlapped, no flash attention', 'deepseek-v3', [
-      'trainer.fp8=true', 'trainer.moe_a2a_overlap=true', 'trainer.flash_attention=false',
+    ['MoE FP8 with the all-to-all overlapped, no flash attention, Ulysses CP over MLA heads', 'deepseek-v3', [
+      'trainer.fp8=true', 'trainer.moe_a2a_overlap=true', 'trainer.flash_attention=false', 'trainer.cp_comm_type=a2a',
     ]],
+    ['Ulysses all-to-all CP', 'llama3.1-70b', ['trainer.cp_comm_type=a2a']],
   ];
   for (const [name, model, overrides] of SETTINGS) {
     it(`agrees with ${name}`, async () => {

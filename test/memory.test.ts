@@ -116,7 +116,7 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     overlap_param_gather: 0,
     overlap_p2p_comm: 0,
     moe_a2a_overlap: 0,
-    cp_all_gather: 0,
+    cp_comm: 0,
     overlap_cost: 0,
   };
   return { ...c, ...over };

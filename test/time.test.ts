@@ -12,6 +12,8 @@ import { fullFormula } from '../src/formulas/full.js';
 import {
   allreduce_s,
   alltoall_s,
+  CP_COMM_A2A,
+  CP_COMM_ALL_GATHER,
   attention_core_fwd_s,
   FULL_CONSTANTS,
   FullConstants,
@@ -39,6 +41,7 @@ import {
   stage_time,
   StageTime,
 } from '../src/model.js';
+import { prepareSweep } from '../src/sweep.js';
 import { estimate, row } from './model-rows.js';
 
 /** |actual/expected - 1| <= rel (exact equality when expected is 0). */
@@ -127,7 +130,7 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     overlap_param_gather: 0,
     overlap_p2p_comm: 0,
     moe_a2a_overlap: 0,
-    cp_all_gather: 0,
+    cp_comm: 0,
     overlap_cost: 0,
   };
   return { ...c, ...over };
@@ -168,7 +171,7 @@ describe('constants', () => {
     }
     // Megatron-Core's defaults on H100: TP, gradient-reduce, parameter-gather and pipeline overlap on; bf16.
     expect([c.tp_comm_overlap, c.overlap_grad_reduce, c.overlap_param_gather, c.overlap_p2p_comm]).toEqual([1, 1, 1, 1]);
-    expect([c.moe_a2a_overlap, c.cp_all_gather, c.fp8_linear, c.fp8_peak_flops]).toEqual([0, 0, 0, 0]);
+    expect([c.moe_a2a_overlap, c.cp_comm, c.fp8_linear, c.fp8_peak_flops]).toEqual([0, 0, 0, 0]);
     // FP8 (trainer.fp8 or fp8 parameters) brings the FP8 peak; the bf16 peak stays the MFU denominator.
     const fp8 = loadConfig('gpt3-175b', [parseOverride('trainer.fp8=true')]);
     const p8 = fullFormula.packConstants({ config: fp8, hardware, headroom: 0.1, calibration });
@@ -781,11 +784,56 @@ describe('CP: ring exchange against the attention of each step, or an all-gather
   });
 
   it('all_gather: K and V gathered before the core and their gradients reduce-scattered, all exposed', () => {
-    const g = { ...c, cp_all_gather: 1 };
+    const g = { ...c, cp_comm: CP_COMM_ALL_GATHER };
     const t = stage_time(g, r, 0);
     const gather = ring.gather(cp * chunk, cp, UP, LAT_UP);
     expectRel(t.cp_exposed_s, L * 2 * gather);
     expectRel(t.cp_bytes, L * (cp - 1) * 2 * chunk);
+  });
+
+  it('a2a (Ulysses): Q, K, V and the output all-to-all around the core, forward and backward, all exposed', () => {
+    const u = { ...c, cp_comm: CP_COMM_A2A };
+    const t = stage_time(u, r, 0);
+    const qkv = 2 * sl * (32 * 128 + 2 * 8 * 128); // this rank's Q, K and V, bf16
+    const out = 2 * sl * 32 * 128;
+    // Four ranks inside one node: each keeps a quarter and sends three quarters over NVLink.
+    const a2a = (bytes: number) => ((3 / 4) * bytes) / UP + LAT_UP + BASE;
+    expectRel(alltoall_s(u, qkv, cp, 1), a2a(qkv));
+    expectRel(t.cp_exposed_s, L * 2 * (a2a(qkv) + a2a(out)));
+    expectRel(t.hidden_s, 0);
+    expectRel(t.cp_bytes, L * 2 * (3 / 4) * (qkv + out));
+    // Full recompute repeats the forward's two.
+    const full = stage_time(u, { ...r, recompute: RECOMPUTE_FULL }, 0);
+    expectRel(full.cp_bytes, L * 3 * (3 / 4) * (qkv + out));
+    // The core sees the whole sequence for a quarter of the heads: the ring's FLOPs in blocks of 8192, not 2048.
+    const ring_core = attention_core_fwd_s(c, sl, s, 1, 1);
+    const a2a_core = attention_core_fwd_s(c, s, s, 1, cp);
+    expect(a2a_core).toBeLessThan(ring_core);
+    expectRel(stage_time(u, r, 0).compute_s - stage_time(c, r, 0).compute_s, L * 3.5 * (a2a_core - ring_core));
+  });
+
+  it('a2a needs tp x cp to divide the heads and the query groups', () => {
+    const prepared = prepareSweep({
+      model: 'llama3.1-8b',
+      hardware: 'h100-sxm-80gb',
+      overrides: ['trainer.cp_comm_type=a2a'],
+      search: { ngpus_range: [64], seq_range: [65536], gbs_range: [64], tp_range: [1, 2, 4, 8], cp_range: [1, 2, 4, 8, 16] },
+    });
+    // trainer.cp_comm_type reaches both engines as the model's code.
+    expect(prepared.constants[FULL_CONSTANTS.indexOf('cp_comm')]).toBe(CP_COMM_A2A);
+    const pairs = new Set<string>();
+    for (const chunk of prepared.grid.chunks(1 << 16)) {
+      const tpCol = chunk.columns[chunk.columnNames.indexOf('tp')];
+      const cpCol = chunk.columns[chunk.columnNames.indexOf('cp')];
+      for (let i = 0; i < chunk.length; i++) pairs.add(`${tpCol[i]}x${cpCol[i]}`);
+    }
+    // Llama 3 8B: 32 heads, 8 query groups: tp·cp at most 8.
+    for (const pair of pairs) {
+      const [tp, cp] = pair.split('x').map(Number);
+      expect(8 % (tp * cp), pair).toBe(0);
+    }
+    expect(pairs.has('1x8')).toBe(true);
+    expect(pairs.has('2x4')).toBe(true);
   });
 
   it('CP is not free: the same tokens on 4 ranks run smaller GEMMs and shorter attention blocks', () => {

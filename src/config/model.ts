@@ -87,7 +87,8 @@ export interface TrainerConfig {
 export const ATTENTION_KERNELS = ['fused', 'fa2'] as const;
 export type AttentionKernel = (typeof ATTENTION_KERNELS)[number];
 
-export const CP_COMM_TYPES = ['p2p', 'all_gather'] as const;
+// In the order of the model's CP_COMM_* codes (src/model.ts).
+export const CP_COMM_TYPES = ['p2p', 'all_gather', 'a2a'] as const;
 export type CpCommType = (typeof CP_COMM_TYPES)[number];
 
 /**

@@ -1,5 +1,5 @@
 import { familyCalibration, loadCalibration } from '../config/calibration.js';
-import { DTYPE_BYTES, ModelConfig } from '../config/model.js';
+import { CP_COMM_TYPES, DTYPE_BYTES, ModelConfig } from '../config/model.js';
 import { GRAD_REDUCE_MODES, OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
 import { InputError } from '../errors.js';
 import { GridPlan } from '../grid/grid.js';
@@ -145,7 +145,7 @@ function constantsOf(ctx: SweepContext): FullConstants {
     overlap_param_gather: trainer.overlap_param_gather ? 1 : 0,
     overlap_p2p_comm: trainer.overlap_p2p_comm ? 1 : 0,
     moe_a2a_overlap: trainer.moe_a2a_overlap ? 1 : 0,
-    cp_all_gather: trainer.cp_comm_type === 'all_gather' ? 1 : 0,
+    cp_comm: CP_COMM_TYPES.indexOf(trainer.cp_comm_type),
   };
   return c;
 }
@@ -254,6 +254,7 @@ export const fullFormula: Formula = {
     const L = model.num_layers;
     const heads = model.num_attention_heads!;
     const groups = model.num_key_value_heads ?? heads;
+    const cpA2a = ctx.config.trainer.cp_comm_type === 'a2a';
     const experts = model.moe?.num_experts ?? 0;
     const expertFfn = model.moe?.ffn_hidden_size ?? model.ffn_hidden_size;
     const tolerance = ctx.gbsTolerance ?? DEFAULT_GBS_TOLERANCE;
@@ -334,13 +335,21 @@ export const fullFormula: Formula = {
       },
       { column: last_stage_layers, derive: (row) => row[last_stage_layers] },
       {
-        // Load-balanced context parallelism splits the sequence into 2 x cp chunks.
+        // Load-balanced context parallelism splits the sequence into 2 x cp chunks. The all-to-all (Ulysses)
+        // splits each TP rank's heads over CP instead: its query and key/value heads must divide (Transformer
+        // Engine's a2a context parallelism asserts both).
         column: cp,
         values: values('cp_range'),
         accept: (row) =>
           row[ngpus] % (row[tp] * row[pp] * row[cp]) === 0 &&
-          (row[cp] === 1 ? true : row[seq_length] % (2 * row[cp]) === 0),
-        rule: (row) => (row[ngpus] % (row[tp] * row[pp] * row[cp]) !== 0 ? 'tp x pp x cp divides ngpus' : 'seq_length divides by 2 x cp'),
+          (row[cp] === 1 ? true : row[seq_length] % (2 * row[cp]) === 0) &&
+          (!cpA2a || row[cp] === 1 || ((heads / row[tp]) % row[cp] === 0 && (model.mla ? true : (groups / row[tp]) % row[cp] === 0))),
+        rule: (row) =>
+          row[ngpus] % (row[tp] * row[pp] * row[cp]) !== 0
+            ? 'tp x pp x cp divides ngpus'
+            : row[seq_length] % (2 * row[cp]) !== 0
+              ? 'seq_length divides by 2 x cp'
+              : `with cp_comm_type a2a, tp x cp divides the heads (${heads})${model.mla ? '' : ` and the query groups (${groups})`}`,
       },
       {
         // Pruned here rather than at mbs: no micro-batch size can reach a batch that dp alone cannot.
