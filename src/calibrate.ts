@@ -13,12 +13,25 @@ import { FULL_OUTPUTS, full_estimate, FullConstants, FullRow, FULL_CONSTANTS } f
 /** What a source reports. Every metric is turned into a throughput error: (predicted - published) / published. */
 export type Metric = 'hardware_tflops_per_gpu' | 'model_tflops_per_gpu' | 'mfu' | 'tokens_per_s_per_gpu' | 'step_time_s';
 
+/**
+ * Training stacks of the calibration sources: Megatron-LM and its descendants (Megatron-Core, Megatron-DeepSpeed,
+ * with Transformer Engine on Hopper), PyTorch FSDP trainers (torchtitan, Composer/llm-foundry, fms-fsdp,
+ * OLMo-core, lit-gpt), DeepSpeed ZeRO on Hugging Face models, and in-house stacks (Meta's, DeepSeek's HAI-LLM).
+ */
+export const STACKS = ['megatron', 'pytorch-fsdp', 'deepspeed', 'in-house'] as const;
+export type Stack = (typeof STACKS)[number];
+
 /** One published measurement: a training run's shape, layout and what the source reports. */
 export interface Measurement {
   name: string;
   /** The publication; leave-one-source-out holds out all of a source's rows at once. */
   source: string;
   citation: string;
+  /**
+   * The training software that ran it (STACKS): reported, never fitted, so that the error tables show what the
+   * layout columns do not carry (fused kernels, framework overheads) as a bias per stack.
+   */
+  stack: Stack;
   regime: string;
   hardware: string;
   family: string;
@@ -106,6 +119,7 @@ interface RawRun {
   metric: Metric;
   value: number;
   assumed?: string;
+  stack?: string;
 }
 
 function configOf(run: RawRun, field: string): LoadedConfig {
@@ -176,10 +190,13 @@ function measurementOf(run: RawRun, file: SourceFile, field: string): Measuremen
   row.reshard = row.zero === 3 && (run.reshard ?? true) ? 1 : 0;
   const hardwareName = run.hardware ?? file.hardware;
   const hardware = loadHardware(hardwareName, field);
+  const stack = run.stack ?? file.stack;
+  if (!STACKS.includes(stack as Stack)) throw new InputError(field, `${run.name}: stack must be one of ${STACKS.join(', ')}, got ${stack}`);
   return {
     name: run.name,
     source: file.source,
     citation: file.citation,
+    stack: stack as Stack,
     regime: run.regime ?? file.regime,
     hardware: hardwareName,
     family: hardware.calibration_family,
@@ -195,6 +212,7 @@ function measurementOf(run: RawRun, file: SourceFile, field: string): Measuremen
 interface SourceFile {
   source: string;
   citation: string;
+  stack?: string;
   hardware: string;
   regime: string;
   metric?: Metric;
@@ -407,6 +425,35 @@ function show(metric: Metric, value: number): string {
   return value.toFixed(metric === 'tokens_per_s_per_gpu' ? 0 : 1);
 }
 
+function meanSignedError(predictions: Prediction[]): number {
+  return predictions.reduce((sum, p) => sum + p.error, 0) / predictions.length;
+}
+
+function signed(value: number): string {
+  return `${value >= 0 ? '+' : ''}${percent(value)}`;
+}
+
+/** Mean signed error per stack within each family: a bias the layout columns cannot explain shows here. */
+export function stackErrors(reports: FamilyReport[]): Array<{ stack: Stack; family: string; runs: number; sources: number; inSample: number; heldOut: number }> {
+  const out = [];
+  for (const report of reports) {
+    for (const stack of STACKS) {
+      const index = report.heldOut.flatMap((p, i) => (p.measurement.stack === stack ? [i] : []));
+      if (index.length === 0) continue;
+      const heldOut = index.map((i) => report.heldOut[i]);
+      out.push({
+        stack,
+        family: report.family,
+        runs: index.length,
+        sources: new Set(heldOut.map((p) => p.measurement.source)).size,
+        inSample: meanSignedError(index.map((i) => report.inSample[i])),
+        heldOut: meanSignedError(heldOut),
+      });
+    }
+  }
+  return out;
+}
+
 /** Mean absolute held-out error per regime, over all families. */
 export function regimeErrors(reports: FamilyReport[]): Array<{ regime: string; runs: number; sources: number; inSample: number; heldOut: number; worst: number }> {
   const byRegime = new Map<string, { inSample: Prediction[]; heldOut: Prediction[] }>();
@@ -458,6 +505,13 @@ export function runCalibration(write: boolean): { report: string; reports: Famil
   }
   const all = reports.flatMap((r) => r.heldOut);
   lines.push(`| all | ${all.length} | ${new Set(all.map((p) => p.measurement.source)).size} | ${percent(meanAbsoluteError(reports.flatMap((r) => r.inSample)))} | ${percent(meanAbsoluteError(all))} | ${percent(Math.max(...all.map((p) => Math.abs(p.error))))} |`);
+  lines.push('', '### Mean signed throughput error per stack and family', '');
+  lines.push('Positive: the model predicts more throughput than published. The stack is not a model input (section 7).', '');
+  lines.push('| stack | family | runs | sources | fitted on all | leave-one-source-out |');
+  lines.push('|---|---|---:|---:|---:|---:|');
+  for (const r of stackErrors(reports)) {
+    lines.push(`| ${r.stack} | ${r.family} | ${r.runs} | ${r.sources} | ${signed(r.inSample)} | ${signed(r.heldOut)} |`);
+  }
   for (const report of reports) {
     lines.push('', `### ${report.family}: every run`, '');
     lines.push('| run | source | regime | metric | published | fitted on all | error | held out | error | assumed |');

@@ -15,6 +15,7 @@ import {
   REGIMES_BEGIN,
   REGIMES_END,
   runCalibration,
+  STACKS,
 } from '../src/calibrate.js';
 import { loadCalibration } from '../src/config/calibration.js';
 import { InputError } from '../src/errors.js';
@@ -33,6 +34,7 @@ describe('calibration sets', () => {
       expect(REGIMES, m.name).toContain(m.regime);
       expect(m.value, m.name).toBeGreaterThan(0);
       expect(['a100', 'h100'], m.name).toContain(m.family);
+      expect(STACKS, m.name).toContain(m.stack);
     }
     expect(new Set(rows.map((m) => m.name)).size).toBe(rows.length);
   });
