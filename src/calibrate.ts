@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { defaultLayoutColumns } from './layout.js';
 import { join } from 'node:path';
-import { Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration } from './config/calibration.js';
+import { attentionKernelRatio, Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration } from './config/calibration.js';
 import { loadHardware } from './config/hardware.js';
 import { BUNDLED_CONFIG_DIR, loadConfig, LoadedConfig, readYamlFile } from './config/load.js';
 import { validateModel, validateTrainer } from './config/model.js';
@@ -246,11 +246,13 @@ export function predict(measurement: Measurement, family: FamilyCalibration, cal
     packed.set(measurement, base);
   }
   // Only the family's fitted constants change between calls; the rest of the packing is reused.
-  const { fa2_attention_ratio, ...fitted } = family;
+  const { fa2_attention_ratio, triton_attention_ratio, ...fitted } = family;
+  void fa2_attention_ratio;
+  void triton_attention_ratio;
   const c: FullConstants = {
     ...base,
     ...fitted,
-    attention_efficiency: family.attention_efficiency * (measurement.config.trainer.attention_kernel === 'fa2' ? fa2_attention_ratio : 1),
+    attention_efficiency: family.attention_efficiency * attentionKernelRatio(family, measurement.config.trainer.attention_kernel),
   };
   const out = new Float64Array(FULL_OUTPUTS.length);
   full_estimate(c, measurement.row, out);
@@ -300,6 +302,7 @@ export const FITTED = [
   'fp8_efficiency',
   'attention_efficiency',
   'fa2_attention_ratio',
+  'triton_attention_ratio',
   'memory_passes',
   'overlap_cost',
 ] as const;
@@ -314,6 +317,9 @@ const RANGES: Record<(typeof FITTED)[number], [min: number, max: number, step: n
   // Fig. 1-3, head dimension 128; pytorch/pytorch#142132: SDPA's FlashAttention-2 at 329 against cuDNN's 631
   // TFLOP/s): the fit stays within a margin of those kernel benchmarks.
   fa2_attention_ratio: [0.45, 0.8, 0.01],
+  // FlashAttention-2 runs 1.3-2.5x as fast as the Triton implementation of FlashAttention (Dao 2023,
+  // "FlashAttention-2", section 4.1, A100 forward+backward).
+  triton_attention_ratio: [0.4, 0.77, 0.01],
   memory_passes: [1, 12, 0.1],
   overlap_cost: [0, 1, 0.01],
 };
@@ -328,6 +334,7 @@ export const FIT_START: Pick<FamilyCalibration, (typeof FITTED)[number]> = {
   fp8_efficiency: 0.8,
   attention_efficiency: 0.4,
   fa2_attention_ratio: 0.6,
+  triton_attention_ratio: 0.6,
   memory_passes: 3,
   overlap_cost: 0.05,
 };
@@ -345,12 +352,18 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
     fixed.fa2_attention_ratio < 1 &&
     flash.some((m) => m.config.trainer.attention_kernel === 'fa2') &&
     flash.some((m) => m.config.trainer.attention_kernel !== 'fa2');
-  const names = FITTED.filter((name) => (name !== 'fp8_efficiency' || hasFp8) && (name !== 'fa2_attention_ratio' || fitsFa2));
+  const fitsTriton =
+    flash.some((m) => m.config.trainer.attention_kernel === 'triton') && flash.some((m) => m.config.trainer.attention_kernel !== 'triton');
+  const names = FITTED.filter(
+    (name) =>
+      (name !== 'fp8_efficiency' || hasFp8) && (name !== 'fa2_attention_ratio' || fitsFa2) && (name !== 'triton_attention_ratio' || fitsTriton),
+  );
   let best: FamilyCalibration = {
     ...fixed,
     ...FIT_START,
     fp8_efficiency: hasFp8 ? FIT_START.fp8_efficiency : 1,
     fa2_attention_ratio: fitsFa2 ? FIT_START.fa2_attention_ratio : fixed.fa2_attention_ratio,
+    triton_attention_ratio: fitsTriton ? FIT_START.triton_attention_ratio : fixed.triton_attention_ratio,
   };
   let bestLoss = loss(set, best, calibration);
   const start = best;

@@ -14,10 +14,22 @@ export interface FamilyCalibration {
   attention_half_seq: number;
   /** FlashAttention-2's throughput relative to the fused kernel on this family (trainer.attention_kernel fa2). */
   fa2_attention_ratio: number;
+  /** MosaicML's Triton flash attention relative to FlashAttention-2 (trainer.attention_kernel triton). */
+  triton_attention_ratio: number;
   /** Passes over each stored activation by element-wise kernels (norms, activations, dropout, softmax), per step. */
   memory_passes: number;
   /** Fraction of overlapped communication still paid: NCCL kernels take SMs and HBM bandwidth from the GEMMs. */
   overlap_cost: number;
+}
+
+/**
+ * The attention kernel's long-block efficiency relative to the family's fused kernel: 1 for the fused one,
+ * FlashAttention-2's ratio, and the Triton kernel's ratio to FlashAttention-2 on top of that.
+ */
+export function attentionKernelRatio(family: Pick<FamilyCalibration, 'fa2_attention_ratio' | 'triton_attention_ratio'>, kernel: string): number {
+  if (kernel === 'fa2') return family.fa2_attention_ratio;
+  if (kernel === 'triton') return family.fa2_attention_ratio * family.triton_attention_ratio;
+  return 1;
 }
 
 /** Efficiency constants of the time model: configs/calibration.yaml, refitted by `npm run calibrate`. */
@@ -39,6 +51,7 @@ export const FAMILY_SPEC: FieldSpec = {
     attention_efficiency: fraction,
     attention_half_seq: { kind: 'number', min: 0 },
     fa2_attention_ratio: fraction,
+    triton_attention_ratio: fraction,
     memory_passes: { kind: 'number', min: 0 },
     overlap_cost: { kind: 'number', min: 0, max: 1 },
   },

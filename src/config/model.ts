@@ -84,7 +84,7 @@ export interface TrainerConfig {
   attention_kernel: AttentionKernel;
 }
 
-export const ATTENTION_KERNELS = ['fused', 'fa2'] as const;
+export const ATTENTION_KERNELS = ['fused', 'fa2', 'triton'] as const;
 export type AttentionKernel = (typeof ATTENTION_KERNELS)[number];
 
 // In the order of the model's CP_COMM_* codes (src/model.ts).
@@ -188,7 +188,8 @@ export const TRAINER_SPEC: FieldSpec = {
     moe_a2a_overlap: { kind: 'bool', default: false },
     cp_comm_type: { kind: 'enum', values: CP_COMM_TYPES, default: 'p2p' },
     // The flash-attention kernel: `fused` for Transformer Engine's cuDNN fused attention or FlashAttention-3
-    // (Hopper-optimised, Megatron-Core's choice on H100), `fa2` for FlashAttention-2 or PyTorch SDPA's flash backend.
+    // (Hopper-optimised, Megatron-Core's choice on H100), `fa2` for FlashAttention-2 or PyTorch SDPA's flash backend,
+    // `triton` for the Triton flash attention of MPT and llm-foundry (attn_impl triton, their default until 2024).
     attention_kernel: { kind: 'enum', values: ATTENTION_KERNELS, default: 'fused' },
   },
 };

@@ -1,4 +1,4 @@
-import { familyCalibration, loadCalibration } from '../config/calibration.js';
+import { attentionKernelRatio, familyCalibration, loadCalibration } from '../config/calibration.js';
 import { CP_COMM_TYPES, DTYPE_BYTES, ModelConfig } from '../config/model.js';
 import { GRAD_REDUCE_MODES, OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
 import { InputError } from '../errors.js';
@@ -137,7 +137,7 @@ function constantsOf(ctx: SweepContext): FullConstants {
     fp8_peak_flops: fp8_peak * 1e12,
     fp8_linear: fp8_peak > 0 ? 1 : 0,
     fp8_efficiency: family.fp8_efficiency,
-    attention_efficiency: family.attention_efficiency * (trainer.attention_kernel === 'fa2' ? family.fa2_attention_ratio : 1),
+    attention_efficiency: family.attention_efficiency * attentionKernelRatio(family, trainer.attention_kernel),
     attention_half_seq: family.attention_half_seq,
     overlap_cost: family.overlap_cost,
     tp_comm_overlap: trainer.tp_comm_overlap ? 1 : 0,
