@@ -21,7 +21,7 @@ import { loadCalibration } from '../src/config/calibration.js';
 import { InputError } from '../src/errors.js';
 import { REPO_ROOT } from './helpers.js';
 
-const REGIMES = ['a100-dense', 'a100-zero3', 'h100-dense', 'h100-long-context', 'h100-moe'];
+const REGIMES = ['a100-dense', 'a100-long-context', 'a100-zero3', 'h100-dense', 'h100-long-context', 'h100-moe'];
 
 describe('calibration sets', () => {
   const rows = measurements();
