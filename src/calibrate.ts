@@ -317,9 +317,11 @@ const RANGES: Record<(typeof FITTED)[number], [min: number, max: number, step: n
   // Fig. 1-3, head dimension 128; pytorch/pytorch#142132: SDPA's FlashAttention-2 at 329 against cuDNN's 631
   // TFLOP/s): the fit stays within a margin of those kernel benchmarks.
   fa2_attention_ratio: [0.45, 0.8, 0.01],
-  // FlashAttention-2 runs 1.3-2.5x as fast as the Triton implementation of FlashAttention (Dao 2023,
-  // "FlashAttention-2", section 4.1, A100 forward+backward).
-  triton_attention_ratio: [0.4, 0.77, 0.01],
+  // FlashAttention-2 runs 1.3-2.5x as fast as the Triton implementation of FlashAttention on A100 (Dao 2023,
+  // "FlashAttention-2", section 4.1: 0.4-0.77). No benchmark compares them on H100, where FlashAttention-2 uses
+  // none of Hopper's new instructions (Shah et al. 2024, section 1: 35% of the H100's peak) and Triton's compiler
+  // emits them: the upper bound leaves the Triton kernel room to match or pass it there.
+  triton_attention_ratio: [0.4, 1.2, 0.01],
   memory_passes: [1, 12, 0.1],
   overlap_cost: [0, 1, 0.01],
 };
