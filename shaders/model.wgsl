@@ -280,6 +280,7 @@ struct FullRow {
   last_stage_layers: f32,
   grad_reduce: i32,
   reshard: f32,
+  dp_replicas: f32,
 }
 
 const SCHEDULE_1F1B: i32 = 0;
@@ -1210,10 +1211,10 @@ fn step_pace(c: FullConstants, r: FullRow, terms: i32) -> StepPace {
 fn full_estimate(c: FullConstants, ngpus: i32, seq_length: i32, global_batch_size: i32, tp: i32, pp: i32, vpp: i32,
                  schedule: i32, cp: i32, ep: i32, etp: i32, dp: i32, edp: i32, zero: i32, sp: i32, recompute: i32,
                  offload: i32, mbs: i32, num_microbatches: i32, first_stage_layers: i32, last_stage_layers: i32,
-                 grad_reduce: i32, reshard: i32, terms: i32) -> FullOutputs {
+                 grad_reduce: i32, reshard: i32, dp_replicas: i32, terms: i32) -> FullOutputs {
   let r = FullRow(f32(ngpus), f32(seq_length), f32(global_batch_size), f32(tp), f32(pp), f32(vpp), schedule, f32(cp),
                   f32(ep), f32(etp), f32(dp), f32(edp), zero, sp, recompute, offload, f32(mbs), f32(num_microbatches),
-                  f32(first_stage_layers), f32(last_stage_layers), grad_reduce, f32(reshard));
+                  f32(first_stage_layers), f32(last_stage_layers), grad_reduce, f32(reshard), f32(dp_replicas));
   var heaviest = terms_memory(c, r, 0.0, terms);
   var heaviest_stage = 0.0;
   let last = last_distinct_rank(r);

@@ -114,6 +114,8 @@ interface RawRun {
   reshard?: boolean;
   /** ZeRO-2/3: gradients reduce-scattered per micro-batch (FSDP, DeepSpeed: the default) or once per step. */
   grad_reduce?: 'microbatch' | 'step';
+  /** ZeRO 1-3: replicas of the sharded states (HSDP: shard within a group of dp / dp_replicas ranks); default 1. */
+  dp_replicas?: number;
   trainer?: Record<string, unknown>;
   model_overrides?: Record<string, unknown>;
   metric: Metric;
@@ -188,6 +190,11 @@ function measurementOf(run: RawRun, file: SourceFile, field: string): Measuremen
   };
   row.grad_reduce = row.zero >= 2 && (run.grad_reduce ?? 'microbatch') === 'microbatch' ? 1 : 0;
   row.reshard = row.zero === 3 && (run.reshard ?? true) ? 1 : 0;
+  row.dp_replicas = run.dp_replicas ?? 1;
+  const replicasDivide = dp % row.dp_replicas === 0 && (config.model.moe?.num_experts ? edp % row.dp_replicas === 0 : true);
+  if (!Number.isInteger(row.dp_replicas) || row.dp_replicas < 1 || !replicasDivide || (row.zero === 0 && row.dp_replicas > 1)) {
+    throw new InputError(field, `${run.name}: dp_replicas must be an integer >= 1 dividing dp (${dp}), and 1 with ZeRO-0`);
+  }
   const hardwareName = run.hardware ?? file.hardware;
   const hardware = loadHardware(hardwareName, field);
   const stack = run.stack ?? file.stack;

@@ -239,6 +239,7 @@ export function formatExplanation(e: Explanation): string {
   const layout =
     `tp${cfg.tp} pp${cfg.pp} ${cfg.schedule}${Number(cfg.vpp) > 1 ? ` vpp${cfg.vpp}` : ''} cp${cfg.cp} dp${cfg.dp}` +
     `${Number(cfg.ep) > 1 ? ` ep${cfg.ep}` : ''}${Number(cfg.etp) > 1 ? ` etp${cfg.etp}` : ''} zero${cfg.zero}` +
+    `${Number(cfg.dp_replicas) > 1 ? ` replicas${cfg.dp_replicas}` : ''}` +
     `${Number(cfg.zero) >= 2 ? ` grads:${cfg.grad_reduce}` : ''}${Number(cfg.zero) === 3 ? ` reshard:${cfg.reshard ? 'yes' : 'no'}` : ''}` +
     `${cfg.sp ? ' sp' : ''} mbs${cfg.mbs} rc:${cfg.recompute}${cfg.offload !== 'none' ? ` offload:${cfg.offload}` : ''}`;
   const lines = [

@@ -141,15 +141,15 @@ export function batchUsed(target: number, unit: number, tolerance: number): numb
 
 /**
  * The layout columns of a hand-written row (calibration runs, tests): the default split, gradients reduced once
- * per step, no resharding. Throws when pp·vpp leaves some rank without a layer.
+ * per step, no resharding, ZeRO over all of DP (one replica). Throws when pp·vpp leaves some rank without a layer.
  */
 export function defaultLayoutColumns(
   L: number,
   pp: number,
   vpp: number,
-): { first_stage_layers: number; last_stage_layers: number; grad_reduce: number; reshard: number } {
+): { first_stage_layers: number; last_stage_layers: number; grad_reduce: number; reshard: number; dp_replicas: number } {
   // One stage holds every layer whatever vpp says (a calibration run may name vpp with pp = 1).
   const split = pp === 1 ? { first: L, last: L } : defaultSplit(L, pp, vpp);
   if (!split) throw new Error(`no pipeline split of ${L} layers over pp ${pp} x vpp ${vpp}`);
-  return { first_stage_layers: split.first, last_stage_layers: split.last, grad_reduce: 0, reshard: 0 };
+  return { first_stage_layers: split.first, last_stage_layers: split.last, grad_reduce: 0, reshard: 0, dp_replicas: 1 };
 }

@@ -275,6 +275,7 @@ export const FULL_INPUTS = [
   'last_stage_layers',
   'grad_reduce',
   'reshard',
+  'dp_replicas',
 ] as const;
 
 /** Columns the full formula computes, in order. */
@@ -549,6 +550,8 @@ export interface FullRow {
   grad_reduce: number;
   /** ZeRO-3: 1 if parameters are freed after the forward and gathered again for the backward. */
   reshard: number;
+  /** Replicas of the ZeRO-sharded states (HSDP): ZeRO shards over dp / dp_replicas (and edp / dp_replicas) ranks. */
+  dp_replicas: number;
 }
 
 /** What pipeline rank `i` holds: transformer layers (all, MoE, dense), MTP depths, embedding and output layer. */

@@ -12,6 +12,7 @@ const EXACT: Record<string, string> = {
   first_stage_layers: 'layers',
   last_stage_layers: 'layers',
   reshard: 'boolean',
+  dp_replicas: 'replicas of the ZeRO-sharded states',
   mbs: 'sequences',
   micro_batch_size: 'sequences',
   num_microbatches: 'micro-batches',

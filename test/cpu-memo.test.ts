@@ -32,6 +32,11 @@ const SWEEPS: Array<[string, SweepOptions]> = [
       overrides: ['trainer.moe_a2a_overlap=true'],
     },
   ],
+  // HSDP: ZeRO sharded within dp / dp_replicas ranks, the replicas changing within a layout class.
+  [
+    'Llama 3.1 8B, 32 GPUs, dp_replicas 1, 2, 4',
+    { model: 'llama3.1-8b', search: { ngpus_range: [32], dp_replicas_range: [1, 2, 4], pp_range: [1, 2, 4], cp_range: [1, 2] } },
+  ],
   // Several global batches: classes that differ only in the batch share their rows' paces (across chunks too).
   [
     'Llama 3.1 8B, 32 GPUs, four global batches',
@@ -60,7 +65,7 @@ describe('CPU engine: memoized evaluation equals row-by-row evaluation', () => {
       expect(LAYOUT_KEY).toContain(name);
     }
     const perRow = FULL_INPUTS.filter((name) => !LAYOUT_KEY.includes(name));
-    expect([...perRow].sort()).toEqual(['global_batch_size', 'grad_reduce', 'ngpus', 'offload', 'recompute', 'reshard', 'sp', 'zero']);
+    expect([...perRow].sort()).toEqual(['dp_replicas', 'global_batch_size', 'grad_reduce', 'ngpus', 'offload', 'recompute', 'reshard', 'sp', 'zero']);
   });
 
   for (const [label, options] of SWEEPS) {

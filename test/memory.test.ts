@@ -34,7 +34,7 @@ import {
   stage_memory,
   stage_params,
 } from '../src/model.js';
-import { sweep } from '../src/sweep.js';
+import { prepareSweep, sweep } from '../src/sweep.js';
 import { estimate, row } from './model-rows.js';
 
 const GIB = 2 ** 30;
@@ -745,5 +745,48 @@ describe('parameter totals of bundled models', () => {
     // Counts are Int64 columns (exact: BigInt in JavaScript).
     expect(r.params_total).toBe(BigInt(padded));
     expect(r.params_active).toBe(BigInt(padded));
+  });
+});
+
+describe('HSDP grid rule: dp_replicas divides dp (and edp), and needs ZeRO >= 1', () => {
+  /** (zero, dp_replicas) pairs of every valid row. */
+  function pairs(options: Parameters<typeof prepareSweep>[0]): Set<string> {
+    const prepared = prepareSweep(options);
+    const out = new Set<string>();
+    for (const chunk of prepared.grid.chunks(1 << 14)) {
+      const zero = chunk.columns[chunk.columnNames.indexOf('zero')];
+      const replicas = chunk.columns[chunk.columnNames.indexOf('dp_replicas')];
+      for (let i = 0; i < chunk.length; i++) out.add(`${zero[i]}/${replicas[i]}`);
+    }
+    return out;
+  }
+  const pinned = { ngpus_range: [64], tp_range: [8], pp_range: [1], schedule_range: '1f1b', vpp_range: 1, cp_range: [1], recompute_range: 'none', offload_range: 'none', sp_range: true, mbs_range: 1 };
+
+  it('dp 8: replicas 1, 2, 4, 8 with ZeRO 1-3; ZeRO-0 keeps only 1; 3 does not divide dp', () => {
+    const got = pairs({ model: 'llama3.1-70b', search: { ...pinned, dp_replicas_range: [1, 2, 3, 4, 8] } });
+    const want = new Set(['0/1']);
+    for (const zero of [1, 2, 3]) for (const r of [1, 2, 4, 8]) want.add(`${zero}/${r}`);
+    expect(got).toEqual(want);
+  });
+
+  it('the default (1) leaves the grid as it was', () => {
+    expect(pairs({ model: 'llama3.1-70b', search: pinned })).toEqual(new Set(['0/1', '1/1', '2/1', '3/1']));
+  });
+
+  it('names the rule when it removes every row', () => {
+    expect(() => prepareSweep({ model: 'llama3.1-70b', search: { ...pinned, shard_strategys: 0, dp_replicas_range: [2] } })).toThrow(
+      /the rule "dp_replicas > 1 needs ZeRO >= 1"/,
+    );
+    expect(() => prepareSweep({ model: 'llama3.1-70b', search: { ...pinned, shard_strategys: 1, dp_replicas_range: [3] } })).toThrow(
+      /the rule "dp_replicas divides dp"/,
+    );
+  });
+
+  it('MoE: the replicas divide expert-DP too (mixtral, 16 GPUs, ep 8: edp 2)', () => {
+    const got = pairs({
+      model: 'mixtral-8x7b',
+      search: { ngpus_range: [16], tp_range: [1], pp_range: [1], cp_range: [1], ep_range: [8], etp_range: [1], shard_strategys: 1, dp_replicas_range: [1, 2, 4], recompute_range: 'none', offload_range: 'none', mbs_range: 1 },
+    });
+    expect(got).toEqual(new Set(['1/1', '1/2']));
   });
 });

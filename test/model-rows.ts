@@ -27,6 +27,7 @@ export interface Layout {
   last_stage_layers?: number;
   grad_reduce?: number;
   reshard?: number;
+  dp_replicas?: number;
 }
 
 /** A grid row with dp, edp and m derived as buildGrid derives them. */
@@ -68,6 +69,7 @@ export function row(l: Layout): FullRow {
     // ZeRO-2 reduce-scatters per micro-batch (the grid allows nothing else); ZeRO-3 defaults to resharding.
     grad_reduce: l.grad_reduce ?? ((l.zero ?? 1) >= 2 ? 1 : 0),
     reshard: l.reshard ?? ((l.zero ?? 1) === 3 ? 1 : 0),
+    dp_replicas: l.dp_replicas ?? 1,
   };
 }
 

@@ -75,6 +75,11 @@ export const SEARCH_KEYS = {
     values: GRAD_REDUCE_MODES,
   },
   reshard_range: { kind: 'bool', flag: 'reshard', describe: 'ZeRO-3: free gathered parameters after the forward' },
+  dp_replicas_range: {
+    kind: 'int',
+    flag: 'dp-replicas',
+    describe: 'ZeRO 1-3: replicas of the sharded states; ZeRO shards over dp / dp_replicas ranks (HSDP); 1 = over all of dp',
+  },
   seq_range: { kind: 'int', flag: 'seq', describe: 'sequence lengths' },
 } as const satisfies Record<string, SearchKey>;
 

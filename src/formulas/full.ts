@@ -192,6 +192,7 @@ function defaults({ config }: SweepContext): Partial<Record<SearchKeyName, unkno
     shard_strategys: [0, 1, 2, 3],
     grad_reduce_range: [...GRAD_REDUCE_MODES],
     reshard_range: [false, true],
+    dp_replicas_range: [1],
     sp_range: [false, true],
     recompute_range: ['none', 'selective', 'full'],
     offload_range: ['none', 'optimizer', 'optimizer_cpu_step'],
@@ -216,6 +217,7 @@ const GRID_COLUMNS = [
   { name: 'dp' },
   { name: 'edp' },
   { name: 'zero' },
+  { name: 'dp_replicas' },
   { name: 'grad_reduce', labels: GRAD_REDUCE_MODES },
   { name: 'reshard', flag: true },
   { name: 'sp', flag: true },
@@ -261,7 +263,7 @@ export const fullFormula: Formula = {
     const values = (key: SearchKeyName) => Int32Array.from(space.get(key)!.values);
     const col = Object.fromEntries(GRID_COLUMNS.map((column, i) => [column.name, i])) as Record<string, number>;
     const { ngpus, seq_length, global_batch_size, target_global_batch_size, tp, pp, vpp, schedule, cp, ep, etp, dp, edp, zero, sp, recompute, offload, mbs, num_microbatches } = col;
-    const { first_stage_layers, last_stage_layers, grad_reduce, reshard } = col;
+    const { first_stage_layers, last_stage_layers, grad_reduce, reshard, dp_replicas } = col;
     // Pinned first/last layer counts, swept together: one level walks the pairs and resolves both columns.
     const firsts = space.get('first_stage_layers_range')!.values;
     const lasts = space.get('last_stage_layers_range')!.values;
@@ -405,6 +407,22 @@ export const fullFormula: Formula = {
       // The dimensions no divisibility rule involves come last, so that the rules prune before they multiply.
       // ZeRO-2/3 combine with PP as FSDP does in Llama 3 and torchtitan (docs/memory-model.md, section 2).
       { column: zero, values: values('shard_strategys') },
+      {
+        // HSDP (FSDP's HYBRID_SHARD, torchtitan's dp_replicate x dp_shard, Megatron's distributed optimizer
+        // instances): ZeRO shards over dp / dp_replicas ranks and replicates that across dp_replicas groups, so
+        // the replicas split dp (and expert-DP). ZeRO-0 shards nothing: only 1 there, so rows are not duplicated.
+        column: dp_replicas,
+        values: values('dp_replicas_range'),
+        accept: (row) =>
+          row[dp_replicas] === 1 ||
+          (row[zero] >= 1 && row[dp] % row[dp_replicas] === 0 && (experts === 0 || row[edp] % row[dp_replicas] === 0)),
+        rule: (row) =>
+          row[zero] === 0
+            ? 'dp_replicas > 1 needs ZeRO >= 1'
+            : experts === 0
+              ? 'dp_replicas divides dp'
+              : 'dp_replicas divides dp and edp',
+      },
       {
         // Gradients sharded in memory must be reduce-scattered as produced: ZeRO-2 reducing once per step would
         // keep them whole, which is ZeRO-1; ZeRO-0/1 keep them whole anyway.
