@@ -529,8 +529,8 @@ fn stage_memory(c: FullConstants, r: FullRow, i: f32, base: StageMemoryBase) -> 
   let logits = base.logits;
   let inflight = base.inflight;
 
-  let dense_shards = r.dp * r.cp;
-  let expert_shards = r.edp;
+  let dense_shards = (r.dp * r.cp) / r.dp_replicas;
+  let expert_shards = r.edp / r.dp_replicas;
   let weight_shards_dense = select(1.0, dense_shards, r.zero >= 3);
   let weight_shards_expert = select(1.0, expert_shards, r.zero >= 3);
   let grad_shards_dense = select(1.0, dense_shards, r.zero >= 2);

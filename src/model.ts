@@ -669,9 +669,11 @@ export function stage_memory(
 ): StageMemory {
   const { dense_params, expert_params, activations, logits, inflight } = base;
 
-  // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP.
-  const dense_shards = r.dp * r.cp;
-  const expert_shards = r.edp;
+  // Model states. The distributed optimizer shards dense states over DP x CP and expert states over expert-DP,
+  // each divided by the replicas of the sharded states (HSDP: FSDP's HYBRID_SHARD, torchtitan's
+  // data_parallel_replicate_degree, Megatron's num_distributed_optimizer_instances shard within dp / dp_replicas).
+  const dense_shards = (r.dp * r.cp) / r.dp_replicas;
+  const expert_shards = r.edp / r.dp_replicas;
   const weight_shards_dense = r.zero >= 3 ? dense_shards : 1;
   const weight_shards_expert = r.zero >= 3 ? expert_shards : 1;
   const grad_shards_dense = r.zero >= 2 ? dense_shards : 1;

@@ -413,6 +413,22 @@ describe('ZeRO stages: model-state bytes per parameter (pp = 1, bf16 weights, fp
           expectRel((out.weights_gib + out.grads_gib + out.optimizer_gib) * GIB, (w + g + o) * P + gathered + pending);
         });
       }
+
+      // HSDP: the same states sharded over the d / replicas ranks of one replica (FSDP HYBRID_SHARD).
+      for (const replicas of [2, 4]) {
+        if (r0.dp % replicas !== 0) continue;
+        it(`${replicas} replicas: ZeRO-1 12/(d/${replicas}), ZeRO-2 (4 + 12)/(d/${replicas}), ZeRO-3 (2 + 4 + 12)/(d/${replicas})`, () => {
+          const shard = d / replicas;
+          const layer = handParams(tp).layer;
+          const at = (zero: number) =>
+            stage_memory(c, { ...r0, zero, dp_replicas: replicas, grad_reduce: zero >= 2 ? GRAD_REDUCE_MICROBATCH : GRAD_REDUCE_STEP, reshard: zero === 3 ? 1 : 0 }, 0);
+          expectRel(at(1).optimizer, (12 / shard) * P);
+          expectRel(at(1).weights + at(1).grads, 6 * P);
+          expectRel(at(2).grads, (4 / shard) * P + 4 * layer);
+          expectRel(at(2).optimizer, (12 / shard) * P);
+          expectRel(at(3).weights, (2 / shard) * P + 2 * 2 * layer);
+        });
+      }
     });
   }
 
@@ -472,6 +488,12 @@ describe('ZeRO stages: model-state bytes per parameter (pp = 1, bf16 weights, fp
       expectRel(stage_memory(moe, { ...r, zero: 3, reshard: 0 }, 0).weights, 2 * (Pd / 16 + Pe / 4) + 2 * (Pd + Pe));
       // Gradients reduced once per step accumulate whole.
       expectRel(stage_memory(moe, { ...r, zero: 3, grad_reduce: GRAD_REDUCE_STEP }, 0).grads, 4 * (Pd + Pe));
+    });
+
+    it('2 replicas (HSDP): optimizer = 12·(P_d/8 + P_e/2), dense over dp·cp/2, experts over edp/2', () => {
+      expectRel(stage_memory(moe, { ...r, dp_replicas: 2 }, 0).optimizer, 12 * (Pd / 8 + Pe / 2));
+      // One replica per expert-DP rank: expert states whole, dense ones over 4.
+      expectRel(stage_memory(moe, { ...r, dp_replicas: 4 }, 0).optimizer, 12 * (Pd / 4 + Pe));
     });
 
     it('expert-TP divides the expert parameters again (etp 2: edp 2)', () => {
