@@ -512,13 +512,33 @@ fn largest_layer_params(c: FullConstants, r: FullRow) -> f32 {
 // One layer's ZeRO-3 all-gather (or reduce-scatter, with the gradients' bytes) over its data-parallel group.
 fn zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: f32) -> f32 {
   let layer = layer_params_gpu(c, r);
-  let dense_group = r.dp * r.cp;
+  let dense_group = (r.dp * r.cp) / r.dp_replicas;
+  let expert_group = r.edp / r.dp_replicas;
   let dense_in_node = group_in_node(c, dense_group, r.tp);
   let dense_per_node = group_per_node(c, dense_group, r.tp);
   let dense_s = gather_s(c, layer.dense_layer * bytes, dense_group, dense_in_node, dense_per_node);
   let moe_s =
     gather_s(c, layer.moe_layer_dense * bytes, dense_group, dense_in_node, dense_per_node) +
-    gather_s(c, layer.expert_layer * bytes, r.edp, group_in_node(c, r.edp, r.etp * r.ep), group_per_node(c, r.edp, r.etp * r.ep));
+    gather_s(c, layer.expert_layer * bytes, expert_group, group_in_node(c, expert_group, r.etp * r.ep), group_per_node(c, expert_group, r.etp * r.ep));
+  return max(dense_s, select(0.0, moe_s, c.num_experts > 0.0));
+}
+
+// HSDP: the all-reduce of a reduced gradient shard across the dp_replicas replicas (src/model.ts).
+fn replica_allreduce_s(c: FullConstants, r: FullRow, dense_bytes: f32, expert_bytes: f32) -> f32 {
+  let n = r.dp_replicas;
+  let dense_stride = r.tp * ((r.dp * r.cp) / n);
+  let expert_stride = r.etp * r.ep * (r.edp / n);
+  return allreduce_s(c, dense_bytes, n, group_in_node(c, n, dense_stride), group_per_node(c, n, dense_stride)) +
+    allreduce_s(c, expert_bytes, n, group_in_node(c, n, expert_stride), group_per_node(c, n, expert_stride));
+}
+
+fn zero3_layer_replica_reduce_s(c: FullConstants, r: FullRow) -> f32 {
+  let layer = layer_params_gpu(c, r);
+  let dense_group = (r.dp * r.cp) / r.dp_replicas;
+  let expert_group = r.edp / r.dp_replicas;
+  let dense_s = replica_allreduce_s(c, r, (layer.dense_layer * c.grad_bytes) / dense_group, 0.0);
+  let moe_s = replica_allreduce_s(c, r, (layer.moe_layer_dense * c.grad_bytes) / dense_group,
+    (layer.expert_layer * c.grad_bytes) / expert_group);
   return max(dense_s, select(0.0, moe_s, c.num_experts > 0.0));
 }
 
@@ -1004,32 +1024,38 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32, mb: StageMicrobatch) -> Stag
   let pp_bytes = mb.pp_bytes;
   let dense_params = mb.dense_params;
   let expert_params = mb.expert_params;
-  let dense_group = r.dp * r.cp;
+  let replicas = r.dp_replicas;
+  let dense_group = (r.dp * r.cp) / replicas;
+  let expert_group = r.edp / replicas;
   let dense_in_node = group_in_node(c, dense_group, tp);
-  let expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
+  let expert_in_node = group_in_node(c, expert_group, r.etp * r.ep);
   let dense_per_node = group_per_node(c, dense_group, tp);
-  let expert_per_node = group_per_node(c, r.edp, r.etp * r.ep);
+  let expert_per_node = group_per_node(c, expert_group, r.etp * r.ep);
+  let dense_shard_grad_bytes = (dense_params * c.grad_bytes) / dense_group;
+  let expert_shard_grad_bytes = (expert_params * c.grad_bytes) / expert_group;
   var grad_reduce_s: f32;
   var grad_reduce_bytes: f32;
   if (r.zero == 0) {
     grad_reduce_s = allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node, dense_per_node) +
-      allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node, expert_per_node);
+      allreduce_s(c, expert_params * c.grad_bytes, expert_group, expert_in_node, expert_per_node);
     grad_reduce_bytes =
       select(0.0, ((2.0 * (dense_group - 1.0)) / dense_group) * dense_params * c.grad_bytes, dense_group > 1.0) +
-      select(0.0, ((2.0 * (r.edp - 1.0)) / r.edp) * expert_params * c.grad_bytes, r.edp > 1.0);
+      select(0.0, ((2.0 * (expert_group - 1.0)) / expert_group) * expert_params * c.grad_bytes, expert_group > 1.0);
   } else {
     grad_reduce_s = gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node, dense_per_node) +
-      gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node, expert_per_node);
+      gather_s(c, expert_params * c.grad_bytes, expert_group, expert_in_node, expert_per_node) +
+      replica_allreduce_s(c, r, dense_shard_grad_bytes, expert_shard_grad_bytes);
     grad_reduce_bytes =
       select(0.0, ((dense_group - 1.0) / dense_group) * dense_params * c.grad_bytes, dense_group > 1.0) +
-      select(0.0, ((r.edp - 1.0) / r.edp) * expert_params * c.grad_bytes, r.edp > 1.0);
+      select(0.0, ((expert_group - 1.0) / expert_group) * expert_params * c.grad_bytes, expert_group > 1.0) +
+      select(0.0, ((2.0 * (replicas - 1.0)) / replicas) * (dense_shard_grad_bytes + expert_shard_grad_bytes), replicas > 1.0);
   }
   let param_gather_s =
     gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node, dense_per_node) +
-    gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node, expert_per_node);
+    gather_s(c, expert_params * c.param_bytes, expert_group, expert_in_node, expert_per_node);
   let param_gather_bytes =
     select(0.0, ((dense_group - 1.0) / dense_group) * dense_params * c.param_bytes, dense_group > 1.0) +
-    select(0.0, ((r.edp - 1.0) / r.edp) * expert_params * c.param_bytes, r.edp > 1.0);
+    select(0.0, ((expert_group - 1.0) / expert_group) * expert_params * c.param_bytes, expert_group > 1.0);
   let forward_window_s = select(0.0, compute_s / 3.0, c.overlap_param_gather == 1.0);
   let backward_window_s = select(0.0, (2.0 * compute_s) / 3.0, c.overlap_grad_reduce == 1.0);
   let grads_per_microbatch = select(0.0, 1.0, r.zero >= 2 && r.grad_reduce == GRAD_REDUCE_MICROBATCH);
@@ -1053,7 +1079,8 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32, mb: StageMicrobatch) -> Stag
   let step_gather = select(0.0, 1.0, r.zero == 1 || r.zero == 2 || (r.zero >= 3 && gathers_per_microbatch == 0.0));
   let step_forward_s = step_gather * param_gather_s;
   let step_backward_s = (1.0 - grads_per_microbatch) * grad_reduce_s;
-  let last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
+  let last_reduce_s =
+    grads_per_microbatch * c.overlap_grad_reduce * (zero3_layer_gather_s(c, r, c.grad_bytes) + zero3_layer_replica_reduce_s(c, r));
   let chunked = select(0.0, 1.0, r.schedule == SCHEDULE_INTERLEAVED && r.vpp > 1.0);
   var forward_exposed_s = max(0.0, step_forward_s - forward_window_s);
   if (chunked == 1.0 && c.overlap_param_gather == 1.0) {
@@ -1068,7 +1095,7 @@ fn stage_time(c: FullConstants, r: FullRow, i: f32, mb: StageMicrobatch) -> Stag
   let dp_bytes = step_gather * param_gather_bytes + (1.0 - grads_per_microbatch) * grad_reduce_bytes;
 
   let state_shards_dense = select(1.0, dense_group, r.zero >= 1);
-  let state_shards_expert = select(1.0, r.edp, r.zero >= 1);
+  let state_shards_expert = select(1.0, expert_group, r.zero >= 1);
   let local_params = dense_params / state_shards_dense + expert_params / state_shards_expert;
   let state_bytes = 2.0 * c.optimizer_state_bytes + c.master_bytes;
   let step_bytes = local_params * (c.grad_bytes + 2.0 * state_bytes + c.param_bytes);

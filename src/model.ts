@@ -648,13 +648,47 @@ export function largest_layer_params(c: FullConstants, r: FullRow): number {
  */
 export function zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: number): number {
   const layer = layer_params_gpu(c, r);
-  const dense_group = r.dp * r.cp;
+  // Within one replica's shard group (HSDP): dp·cp/dp_replicas and edp/dp_replicas ranks.
+  const dense_group = (r.dp * r.cp) / r.dp_replicas;
+  const expert_group = r.edp / r.dp_replicas;
   const dense_in_node = group_in_node(c, dense_group, r.tp);
   const dense_per_node = group_per_node(c, dense_group, r.tp);
   const dense_s = gather_s(c, layer.dense_layer * bytes, dense_group, dense_in_node, dense_per_node);
   const moe_s =
     gather_s(c, layer.moe_layer_dense * bytes, dense_group, dense_in_node, dense_per_node) +
-    gather_s(c, layer.expert_layer * bytes, r.edp, group_in_node(c, r.edp, r.etp * r.ep), group_per_node(c, r.edp, r.etp * r.ep));
+    gather_s(c, layer.expert_layer * bytes, expert_group, group_in_node(c, expert_group, r.etp * r.ep), group_per_node(c, expert_group, r.etp * r.ep));
+  return Math.max(dense_s, c.num_experts > 0 ? moe_s : 0);
+}
+
+/**
+ * HSDP: the all-reduce across the dp_replicas replicas of a gradient shard just reduce-scattered inside its shard
+ * group (`dense_bytes`, `expert_bytes`: one shard's). FSDP2 with a 2-D mesh (HYBRID_SHARD) and Megatron-Core's
+ * distributed optimizer instances (param_and_grad_buffer.py, start_grad_sync) both follow the reduce-scatter with
+ * it. The shard group is the innermost dp·cp/r DP ranks after TP (Megatron's order tp, cp, ep, dp, pp), so a
+ * shard's replicas lie one group span apart; expert shards likewise over edp/r after etp·ep. 0 with one replica.
+ */
+export function replica_allreduce_s(c: FullConstants, r: FullRow, dense_bytes: number, expert_bytes: number): number {
+  const n = r.dp_replicas;
+  const dense_stride = r.tp * ((r.dp * r.cp) / n);
+  const expert_stride = r.etp * r.ep * (r.edp / n);
+  return (
+    allreduce_s(c, dense_bytes, n, group_in_node(c, n, dense_stride), group_per_node(c, n, dense_stride)) +
+    allreduce_s(c, expert_bytes, n, group_in_node(c, n, expert_stride), group_per_node(c, n, expert_stride))
+  );
+}
+
+/** One layer's replica all-reduce after its ZeRO reduce-scatter (the largest layer, as zero3_layer_gather_s). */
+export function zero3_layer_replica_reduce_s(c: FullConstants, r: FullRow): number {
+  const layer = layer_params_gpu(c, r);
+  const dense_group = (r.dp * r.cp) / r.dp_replicas;
+  const expert_group = r.edp / r.dp_replicas;
+  const dense_s = replica_allreduce_s(c, r, (layer.dense_layer * c.grad_bytes) / dense_group, 0);
+  const moe_s = replica_allreduce_s(
+    c,
+    r,
+    (layer.moe_layer_dense * c.grad_bytes) / dense_group,
+    (layer.expert_layer * c.grad_bytes) / expert_group,
+  );
   return Math.max(dense_s, c.num_experts > 0 ? moe_s : 0);
 }
 
@@ -1307,30 +1341,40 @@ export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMic
 
   // DP: gradient reduction (all-reduce with ZeRO-0, else reduce-scatter) and the parameter all-gather (ZeRO >= 1)
   // over DP x CP for dense parameters and expert-DP for experts. The forward is a third of a micro-batch's
-  // compute, the backward two thirds: the windows a gather and a reduction hide behind.
-  const dense_group = r.dp * r.cp;
+  // compute, the backward two thirds: the windows a gather and a reduction hide behind. With dp_replicas r > 1
+  // (HSDP) ZeRO's collectives run inside a shard group of dp·cp/r (edp/r) ranks and each reduce-scatter is
+  // followed by the all-reduce of the reduced shard across the r replicas (replica_allreduce_s), which counts as
+  // part of the gradient reduction wherever it runs; the parameter gathers stay inside the shard group. ZeRO-0
+  // (r = 1 only) all-reduces over the whole group.
+  const replicas = r.dp_replicas;
+  const dense_group = (r.dp * r.cp) / replicas;
+  const expert_group = r.edp / replicas;
   const dense_in_node = group_in_node(c, dense_group, tp);
-  const expert_in_node = group_in_node(c, r.edp, r.etp * r.ep);
+  const expert_in_node = group_in_node(c, expert_group, r.etp * r.ep);
   const dense_per_node = group_per_node(c, dense_group, tp);
-  const expert_per_node = group_per_node(c, r.edp, r.etp * r.ep);
+  const expert_per_node = group_per_node(c, expert_group, r.etp * r.ep);
+  const dense_shard_grad_bytes = (dense_params * c.grad_bytes) / dense_group;
+  const expert_shard_grad_bytes = (expert_params * c.grad_bytes) / expert_group;
   const grad_reduce_s =
     r.zero === 0
       ? allreduce_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node, dense_per_node) +
-        allreduce_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node, expert_per_node)
+        allreduce_s(c, expert_params * c.grad_bytes, expert_group, expert_in_node, expert_per_node)
       : gather_s(c, dense_params * c.grad_bytes, dense_group, dense_in_node, dense_per_node) +
-        gather_s(c, expert_params * c.grad_bytes, r.edp, expert_in_node, expert_per_node);
+        gather_s(c, expert_params * c.grad_bytes, expert_group, expert_in_node, expert_per_node) +
+        replica_allreduce_s(c, r, dense_shard_grad_bytes, expert_shard_grad_bytes);
   const param_gather_s =
     gather_s(c, dense_params * c.param_bytes, dense_group, dense_in_node, dense_per_node) +
-    gather_s(c, expert_params * c.param_bytes, r.edp, expert_in_node, expert_per_node);
+    gather_s(c, expert_params * c.param_bytes, expert_group, expert_in_node, expert_per_node);
   const grad_reduce_bytes =
     r.zero === 0
       ? (dense_group > 1 ? ((2 * (dense_group - 1)) / dense_group) * dense_params * c.grad_bytes : 0) +
-        (r.edp > 1 ? ((2 * (r.edp - 1)) / r.edp) * expert_params * c.grad_bytes : 0)
+        (expert_group > 1 ? ((2 * (expert_group - 1)) / expert_group) * expert_params * c.grad_bytes : 0)
       : (dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params * c.grad_bytes : 0) +
-        (r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params * c.grad_bytes : 0);
+        (expert_group > 1 ? ((expert_group - 1) / expert_group) * expert_params * c.grad_bytes : 0) +
+        (replicas > 1 ? ((2 * (replicas - 1)) / replicas) * (dense_shard_grad_bytes + expert_shard_grad_bytes) : 0);
   const param_gather_bytes =
     (dense_group > 1 ? ((dense_group - 1) / dense_group) * dense_params * c.param_bytes : 0) +
-    (r.edp > 1 ? ((r.edp - 1) / r.edp) * expert_params * c.param_bytes : 0);
+    (expert_group > 1 ? ((expert_group - 1) / expert_group) * expert_params * c.param_bytes : 0);
   // FSDP and DeepSpeed ZeRO-3 gather the parameters layer by layer, prefetching the next layer while this one
   // computes, and reduce-scatter each layer's gradients as the backward produces them, on their own streams (Zhao
   // et al. 2023, "PyTorch FSDP", VLDB, sections 3.3-3.4: backward and forward prefetching, overlapping
@@ -1372,7 +1416,8 @@ export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMic
   const step_backward_s = (1 - grads_per_microbatch) * grad_reduce_s;
   // With the overlap, the last micro-batch's last reduce-scatter has no compute left to hide behind: one layer's,
   // before the step (without it, every reduce-scatter is already exposed in its micro-batch).
-  const last_reduce_s = grads_per_microbatch * c.overlap_grad_reduce * zero3_layer_gather_s(c, r, c.grad_bytes);
+  const last_reduce_s =
+    grads_per_microbatch * c.overlap_grad_reduce * (zero3_layer_gather_s(c, r, c.grad_bytes) + zero3_layer_replica_reduce_s(c, r));
   // Under the interleaved schedule the step's traffic is synced chunk by chunk, as the schedule reaches each
   // chunk's last backward and first forward (Megatron's grad_sync_func and param_sync_func; PyTorch pipelining
   // reduces an FSDP or DDP stage in its last backward, stage.py backward_maybe_with_nosync); elsewhere it overlaps
@@ -1393,7 +1438,7 @@ export function stage_time(c: FullConstants, r: FullRow, i: number, mb: StageMic
   // Optimizer step: memory-bound on the GPU (read gradients, read and write master weights and both moments,
   // write parameters) over this rank's shard; on the host with optimizer_cpu_step.
   const state_shards_dense = r.zero >= 1 ? dense_group : 1;
-  const state_shards_expert = r.zero >= 1 ? r.edp : 1;
+  const state_shards_expert = r.zero >= 1 ? expert_group : 1;
   const local_params = dense_params / state_shards_dense + expert_params / state_shards_expert;
   const state_bytes = 2 * c.optimizer_state_bytes + c.master_bytes;
   const step_bytes = local_params * (c.grad_bytes + 2 * state_bytes + c.param_bytes);

@@ -76,6 +76,7 @@ describe('CPU engine: memoized evaluation equals row-by-row evaluation', () => {
       for (const name of ['zero', 'recompute', 'offload', 'grad_reduce', 'reshard', 'pp', 'tp', 'mbs']) {
         expect(distinct(chunks, name), name).toBeGreaterThan(1);
       }
+      if (options.search?.dp_replicas_range) expect(distinct(chunks, 'dp_replicas')).toBeGreaterThan(1);
       let rows = 0;
       for (const chunk of chunks) {
         const memo = evaluateChunkOnCpu(prepared.formula, prepared.constants, chunk, { memo: true });

@@ -39,6 +39,8 @@ describe.runIf(available)('cross-check of the GPU engine against the CPU referen
     ['Llama 3.1 405B PP16 x VPP8 (empty first and last chunks)', 'llama3.1-405b', { ngpus_range: 8192, tp_range: 8, pp_range: 16, vpp_range: 8, schedule_range: 'interleaved', cp_range: 1 }],
     ['Llama 3.1 70B on 96 GPUs, DualPipe and ZB-H1, ZeRO 0-3', 'llama3.1-70b', { ngpus_range: 96, schedule_range: ['dualpipe', 'zb-h1'] }],
     ['Mixtral 8x22B, ZeRO-2/3 with PP', 'mixtral-8x22b', { ngpus_range: 512, pp_range: [2, 4, 7], shard_strategys: [2, 3] }],
+    // HSDP: shard groups inside and across nodes, replica all-reduces over NVLink and the network, dense and experts.
+    ['Mixtral 8x7B, HSDP with 1, 2, 4 and 8 replicas, ZeRO 0-3', 'mixtral-8x7b', { ngpus_range: [64, 256], pp_range: [1, 2], dp_replicas_range: [1, 2, 4, 8] }],
   ];
   for (const [name, model, search] of LAYOUTS) {
     it(`agrees on ${name}`, async () => {

@@ -147,6 +147,20 @@ describe('Megatron-LM flags', () => {
   });
 });
 
+describe('HSDP (dp_replicas) in both targets', () => {
+  it('Megatron: --num-distributed-optimizer-instances; torchtitan: replicate x shard degrees; bad replicas named', () => {
+    const layout = { pp: 1, tp: 8, ngpus: 64, gbs: 512, dp_replicas: 4 };
+    const { argv } = launchArgs(input('llama3.1-8b', { ...layout, zero: 1 }), 'megatron');
+    expect(flagValue(argv, '--num-distributed-optimizer-instances')).toBe('4');
+    expect(flagValue(launchArgs(input('llama3.1-8b', { ...layout, zero: 1, dp_replicas: 1 }), 'megatron').argv, '--num-distributed-optimizer-instances')).toBeUndefined();
+    const { text } = launchArgs(input('llama3.1-8b', { ...layout, zero: 3 }), 'torchtitan');
+    expect(text).toContain('config.parallelism.data_parallel_replicate_degree = 4');
+    expect(text).toContain('config.parallelism.data_parallel_shard_degree = 2');
+    expect(() => launchArgs(input('llama3.1-8b', { ...layout, zero: 1, dp_replicas: 3 }), 'megatron')).toThrow(/^layout\.dp_replicas: must divide dp \(8\)/);
+    expect(() => launchArgs(input('llama3.1-8b', { ...layout, zero: 0, dp_replicas: 2 }), 'megatron')).toThrow(/^layout\.dp_replicas: .*ZeRO-0/);
+  });
+});
+
 describe('torchtitan configuration', () => {
   it('degrees multiply to the GPU count; layers per stage as module names', () => {
     const { text } = launchArgs(input('llama3.1-405b', { zero: 3, recompute: 'full' }), 'torchtitan');

@@ -509,6 +509,52 @@ describe('DP: gradient reduction and parameter gather, per step (ZeRO-0/1) or pe
     expectRel(exposed[exposed.length - 1].dp, ring.gather(layer * pb, N, 8e9, LAT_OUT));
   });
 
+  // HSDP: ZeRO inside a shard group of N/r innermost ranks, then the reduced shard all-reduced across the r
+  // replicas, spaced N/r ranks apart. r = 2: shard groups of 8 fill a node (NVLink); the replicas sit in two nodes,
+  // one rank per node (one NIC). r = 4: shard groups of 4, replicas 4 apart, two per node (two NICs).
+  const RS8 = ring.gather(P * gb, 8, UP, LAT_UP);
+  const AG8 = ring.gather(P * pb, 8, UP, LAT_UP);
+  const AR2 = ring.allreduce((P * gb) / 8, 2, OUT, LAT_OUT);
+  const RS4 = ring.gather(P * gb, 4, UP, LAT_UP);
+  const AG4 = ring.gather(P * pb, 4, UP, LAT_UP);
+  const AR4 = ring.allreduce((P * gb) / 4, 4, 2 * OUT, LAT_OUT);
+
+  it('1 replica is the plain ZeRO of the whole group, bit for bit', () => {
+    for (const zero of [0, 1, 2, 3]) {
+      const a = estimate(c, dpRow(zero));
+      const b = estimate(c, dpRow(zero, { dp_replicas: 1 }));
+      for (const [name, value] of Object.entries(a)) expect(Object.is((b as Record<string, number>)[name], value), name).toBe(true);
+    }
+  });
+
+  it('HSDP ZeRO-1, 2 replicas: RS and AG inside the node, AR of the 1/8 shard across the two nodes (Megatron instances)', () => {
+    expect(group_in_node(c, 8, 1)).toBe(1);
+    expect(group_in_node(c, 2, 8)).toBe(0);
+    expect(group_per_node(c, 2, 8)).toBe(1);
+    const o = estimate(c, dpRow(1, { dp_replicas: 2 }));
+    expectRel(o.dp_comm_s, RS8 + AR2 + AG8);
+    expectRel(o.dp_bytes, (7 / 8) * P * (gb + pb) + ((2 * 1) / 2) * ((P * gb) / 8));
+  });
+
+  it('HSDP ZeRO-3, 2 replicas: every backward reduce-scatters in the node and all-reduces the shard across nodes', () => {
+    const o = estimate(c, dpRow(3, { dp_replicas: 2 }));
+    expectRel(o.dp_comm_s, 2 * (2 * AG8 + RS8 + AR2));
+    expectRel(o.dp_bytes, 2 * ((7 / 8) * P * (gb + 2 * pb) + (P * gb) / 8));
+  });
+
+  it('HSDP ZeRO-2, 4 replicas: the replica group spans two nodes with two ranks in each (two NICs)', () => {
+    expect(group_per_node(c, 4, 4)).toBe(2);
+    const o = estimate(c, dpRow(2, { dp_replicas: 4 }));
+    expectRel(o.dp_comm_s, 2 * (RS4 + AR4) + AG4);
+    expectRel(o.dp_bytes, 2 * ((3 / 4) * P * gb + (3 / 2) * ((P * gb) / 4)) + (3 / 4) * P * pb);
+  });
+
+  it('HSDP with the overlap: the step’s last layer reduce-scatter is exposed with its replica all-reduce', () => {
+    const over = { ...c, overlap_grad_reduce: 1, overlap_param_gather: 1 };
+    const t = stage_time(over, dpRow(3, { dp_replicas: 2 }), 0);
+    expectRel(t.dp_exposed_s, ring.gather(layer * gb, 8, UP, LAT_UP) + ring.allreduce((layer * gb) / 8, 2, OUT, LAT_OUT));
+  });
+
   it('ZeRO-3 without reshard and with a pipeline: parameters gathered once per step, only the RS per micro-batch', () => {
     const pipe = (reshard: number): FullRow => ({
       ...row({ ngpus: 2 * N, pp: 2, num_layers: L, seq_length: s, global_batch_size: 4 * N, zero: 3, reshard }),

@@ -44,6 +44,8 @@ export interface LaunchLayout {
   grad_reduce?: 'step' | 'microbatch';
   /** ZeRO-3: gathered parameters freed after the forward. Default true. */
   reshard?: boolean;
+  /** ZeRO 1-3: replicas of the sharded states (HSDP), ZeRO sharding over dp / dp_replicas ranks. Default 1. */
+  dp_replicas?: number;
   /**
    * Decoder layers (MTP modules excluded) of each virtual chunk of each pipeline rank, [rank][chunk], as the cost
    * model placed them (explain's split.chunk_layers). Default: the split the model uses when nothing is pinned
@@ -82,6 +84,8 @@ interface Resolved {
   l: LaunchLayout;
   zero: number;
   dp: number;
+  /** Replicas of the ZeRO-sharded states (1: sharded over all of dp). */
+  replicas: number;
   microbatches: number;
   /** Layers per [rank][chunk], and per rank. */
   chunks: number[][];
@@ -116,6 +120,10 @@ function resolve(input: LaunchInput): Resolved {
   if (l.gbs % (dp * l.mbs) !== 0) {
     throw new InputError('layout.gbs', `${l.gbs} is not divisible by dp x mbs = ${dp * l.mbs}`);
   }
+  const replicas = positiveInt(l.dp_replicas ?? 1, 'layout.dp_replicas');
+  if (replicas > 1 && (zero === 0 || dp % replicas !== 0)) {
+    throw new InputError('layout.dp_replicas', `must divide dp (${dp}) and needs ZeRO >= 1, got ${replicas} with ZeRO-${zero}`);
+  }
   const moe = (model.moe?.num_experts ?? 0) > 0;
   if (!moe && (l.ep > 1 || l.etp > 1)) throw new InputError('layout.ep', `${model.name} has no experts: ep and etp must be 1`);
   if (moe && (l.ngpus / l.pp) % (l.ep * l.etp) !== 0) {
@@ -138,6 +146,7 @@ function resolve(input: LaunchInput): Resolved {
     l,
     zero,
     dp,
+    replicas,
     microbatches: l.gbs / (dp * l.mbs),
     chunks,
     stages,
@@ -156,7 +165,7 @@ function summary(r: Resolved): string {
   const { l } = r;
   const parts = [`tp${l.tp}`, `pp${l.pp}`, l.schedule, ...(l.vpp > 1 ? [`vpp${l.vpp}`] : []), `cp${l.cp}`];
   if (r.moe) parts.push(`ep${l.ep}`, `etp${l.etp}`);
-  parts.push(`dp${r.dp}`, `zero${r.zero}`, ...(l.sp ? ['sp'] : []), `mbs${l.mbs}`, `gbs${l.gbs}`, `seq${l.seq_length}`, `rc:${l.recompute}`);
+  parts.push(`dp${r.dp}`, `zero${r.zero}`, ...(r.replicas > 1 ? [`replicas${r.replicas}`] : []), ...(l.sp ? ['sp'] : []), `mbs${l.mbs}`, `gbs${l.gbs}`, `seq${l.seq_length}`, `rc:${l.recompute}`);
   if (l.offload !== 'none') parts.push(`offload:${l.offload}`);
   return parts.join(' ');
 }
@@ -244,6 +253,8 @@ function megatronFlags(r: Resolved): string[] {
   if (r.zero === 3 && l.reshard === false) unsupported('Megatron-LM', 'layout.reshard', 'ZeRO-3 keeping the gathered parameters after the forward');
   if (r.zero === 1) add('--use-distributed-optimizer');
   else if (r.zero >= 2) add('--use-megatron-fsdp', '--data-parallel-sharding-strategy', r.zero === 2 ? 'optim_grads' : 'optim_grads_params');
+  // HSDP: the distributed optimizer (or Megatron-FSDP) sharded within each of r instances, replicated across them.
+  if (r.replicas > 1) add('--num-distributed-optimizer-instances', String(r.replicas));
   if (l.offload === 'optimizer_cpu_step') {
     // HybridDeviceOptimizer: states and step on the host; arguments.py requires the precision-aware optimizer.
     add('--optimizer-cpu-offload', '--optimizer-offload-fraction', '1.0', '--use-precision-aware-optimizer');
@@ -378,7 +389,7 @@ function torchtitanText(r: Resolved, title: string): string {
   if (r.moe && l.etp !== 1) unsupported(target, 'layout.etp', `expert tensor parallel ${l.etp} (torchtitan's experts are not tensor-parallel)`);
   if (model.mtp_num_layers > 0) unsupported(target, 'model.mtp_num_layers', 'multi-token prediction modules');
   // ParallelismConfig.expert_parallel_degree: EP borrows ranks from FSDP, CP and TP (dp_shard x cp x tp = efsdp x ep).
-  const shard = r.zero === 0 ? 1 : r.dp;
+  const shard = r.zero === 0 ? 1 : r.dp / r.replicas;
   if (r.moe && (shard * l.cp * l.tp) % l.ep !== 0) {
     unsupported(target, 'layout.ep', `expert parallel ${l.ep} not dividing dp_shard x cp x tp = ${shard * l.cp * l.tp} (its experts borrow those ranks)`);
   }
@@ -392,8 +403,9 @@ function torchtitanText(r: Resolved, title: string): string {
   p('context_parallel_degree', l.cp);
   if (r.moe) p('expert_parallel_degree', l.ep);
   // ZeRO-0 is plain replication (DDP); 2 and 3 are FSDP2 keeping or freeing the gathered weights after forward.
-  p('data_parallel_replicate_degree', r.zero === 0 ? r.dp : 1);
-  p('data_parallel_shard_degree', r.zero === 0 ? 1 : r.dp);
+  // dp_replicas > 1 is HSDP: FSDP2 over dp / dp_replicas ranks, replicated dp_replicas times.
+  p('data_parallel_replicate_degree', r.zero === 0 ? r.dp : r.replicas);
+  p('data_parallel_shard_degree', r.zero === 0 ? 1 : r.dp / r.replicas);
   if (r.zero >= 2) p('fsdp_reshard_after_forward', r.zero === 3 && l.reshard !== false ? 'always' : 'never');
   p('pipeline_parallel_degree', l.pp);
   if (l.pp > 1) {

@@ -40,6 +40,7 @@ export function layoutFromRow(row: Record<string, unknown>, numLayers: number): 
     seq_length: int(row, 'seq_length'),
     ...(row.grad_reduce !== undefined ? { grad_reduce: String(row.grad_reduce) as LaunchLayout['grad_reduce'] } : {}),
     ...(row.reshard !== undefined ? { reshard: flag(row.reshard) } : {}),
+    ...(row.dp_replicas !== undefined ? { dp_replicas: int(row, 'dp_replicas') } : {}),
     ...(chunks ? { chunkLayers: chunks } : {}),
   };
 }

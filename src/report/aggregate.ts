@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 /** Columns the report reads; a results file without them cannot be reported (the PoC formula's, say). */
 export const REPORT_COLUMNS = ['ngpus', 'tp', 'pp', 'fits', 'total_gib', 'step_time_s', 'tokens_per_s', 'tokens_per_s_per_gpu', 'mfu'] as const;
 
-export const LAYOUT_FIELDS = ['tp', 'pp', 'vpp', 'schedule', 'cp', 'ep', 'etp', 'dp', 'zero', 'sp', 'mbs', 'recompute', 'offload'] as const;
+export const LAYOUT_FIELDS = ['tp', 'pp', 'vpp', 'schedule', 'cp', 'ep', 'etp', 'dp', 'zero', 'dp_replicas', 'sp', 'mbs', 'recompute', 'offload'] as const;
 export const TIME_PARTS = ['compute_s', 'tp_comm_s', 'pp_comm_s', 'dp_comm_s', 'ep_comm_s', 'cp_comm_s', 'bubble_s', 'optimizer_s', 'offload_s'] as const;
 export const MEMORY_PARTS = ['weights_gib', 'grads_gib', 'optimizer_gib', 'activations_gib', 'logits_gib'] as const;
 const METRICS = ['total_gib', 'step_time_s', 'tokens_per_s', 'tokens_per_s_per_gpu', 'mfu', 'global_batch_size', 'seq_length'] as const;

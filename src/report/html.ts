@@ -80,7 +80,7 @@ function layoutCore(v: CompactRow): string {
   const schedule = v.pp === 1 ? '' : v.schedule === 'interleaved' ? ` int/v${v.vpp}` : ` ${String(v.schedule)}`;
   const moe = Number(v.ep) > 1 || Number(v.etp) > 1 ? ` ep${v.ep} etp${v.etp}` : '';
   const offload = v.offload === undefined || v.offload === 'none' ? '' : ` off:${String(v.offload)}`;
-  return `tp${v.tp} pp${v.pp}${schedule} cp${v.cp}${moe} dp${v.dp} z${v.zero}${v.sp ? ' sp' : ''} mbs${v.mbs} rc:${v.recompute}${offload}`;
+  return `tp${v.tp} pp${v.pp}${schedule} cp${v.cp}${moe} dp${v.dp} z${v.zero}${Number(v.dp_replicas) > 1 ? ` x${v.dp_replicas} replicas` : ''}${v.sp ? ' sp' : ''} mbs${v.mbs} rc:${v.recompute}${offload}`;
 }
 
 /** Memory limit of a config that fits: the hardware's memory over (1 + headroom). */

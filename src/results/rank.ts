@@ -211,7 +211,7 @@ const short = (dtype: string) => DTYPE_SHORT[dtype] ?? dtype;
 export function layoutText(v: Record<string, unknown>): string {
   const schedule = v.pp === 1 ? '' : v.schedule === 'interleaved' ? ` interleaved v${v.vpp}` : ` ${String(v.schedule)}`;
   const moe = Number(v.ep) > 1 || Number(v.etp) > 1 ? ` ep${v.ep} etp${v.etp}` : '';
-  return `tp${v.tp} pp${v.pp}${schedule} cp${v.cp}${moe} dp${v.dp} zero${v.zero}${v.sp ? ' sp' : ''} mbs${v.mbs} rc:${v.recompute}${v.offload === 'none' ? '' : ` off:${String(v.offload)}`}`;
+  return `tp${v.tp} pp${v.pp}${schedule} cp${v.cp}${moe} dp${v.dp} zero${v.zero}${Number(v.dp_replicas) > 1 ? ` replicas${v.dp_replicas}` : ''}${v.sp ? ' sp' : ''} mbs${v.mbs} rc:${v.recompute}${v.offload === 'none' ? '' : ` off:${String(v.offload)}`}`;
 }
 
 interface TableColumn {
@@ -245,6 +245,10 @@ function tableColumns(rows: RankedRow[], by: string): TableColumn[] {
       : []),
     { header: 'dp', cell: (v) => String(v.dp) },
     { header: 'zero', cell: (v) => String(v.zero) },
+    // HSDP replicas, shown only when some row has more than one.
+    ...(rows.some((row) => Number(row.values.dp_replicas) > 1)
+      ? [{ header: 'repl', cell: (v: Record<string, unknown>) => String(v.dp_replicas) }]
+      : []),
     { header: 'sp', cell: (v) => (v.sp ? 'y' : '-') },
     { header: 'mbs', cell: (v) => String(v.mbs) },
     { header: 'rc', cell: (v) => RECOMPUTE_SHORT[String(v.recompute)] ?? String(v.recompute) },
