@@ -2,7 +2,7 @@
  * The calibration sets (configs/calibration/*.yaml), the per-family fit with its leave-one-source-out error, and
  * the generated tables of docs/time-model.md.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -19,7 +19,7 @@ import {
 } from '../src/calibrate.js';
 import { loadCalibration } from '../src/config/calibration.js';
 import { InputError } from '../src/errors.js';
-import { REPO_ROOT } from './helpers.js';
+import { makeTempDir, REPO_ROOT } from './helpers.js';
 
 const REGIMES = ['a100-dense', 'a100-long-context', 'a100-zero3', 'h100-dense', 'h100-long-context', 'h100-moe'];
 
@@ -90,6 +90,33 @@ describe('calibration sources of published training throughput', () => {
       }
     });
   }
+
+  it('the fms-fsdp HSDP rows run on every GPU, sharded within a node of 8 (dp_replicas = GPUs / 8)', () => {
+    const hsdp = rows.filter((m) => m.source === 'fms-fsdp README 2024-02' && m.name.includes('-hsdp-'));
+    expect(hsdp.map((m) => [m.name, m.row.ngpus, m.row.dp_replicas, m.row.global_batch_size / m.row.ngpus])).toEqual([
+      ['fms-llama2-7b-hsdp-a100', 128, 16, 2],
+      ['fms-llama2-13b-hsdp-a100', 128, 16, 1],
+      ['fms-llama2-7b-hsdp-h100', 96, 12, 2],
+      ['fms-llama2-13b-hsdp-h100', 96, 12, 1],
+    ]);
+    // The rest of the calibration set keeps ZeRO over its whole DP group.
+    expect(rows.filter((m) => m.row.dp_replicas !== 1).length).toBe(4);
+  });
+
+  it('a dp_replicas that does not divide dp is named, with the run', () => {
+    const dir = makeTempDir();
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      [
+        'source: test', 'citation: "https://example.org"', 'stack: pytorch-fsdp', 'hardware: a100-80gb', 'regime: a100-zero3',
+        'metric: tokens_per_s_per_gpu',
+        'rows:',
+        '  - { name: bad-hsdp, arch: llama, vocab_size: 32000, seq_length: 4096, hidden: 4096, ffn: 11008, heads: 32, layers: 32,',
+        '      ngpus: 16, tp: 1, pp: 1, mbs: 1, gbs: 16, sp: false, schedule: 1f1b, recompute: none, zero: 3, dp_replicas: 3, value: 1000 }',
+      ].join('\n'),
+    );
+    expect(() => measurements(dir)).toThrow(/bad-hsdp: dp_replicas must be an integer >= 1 dividing dp \(16\)/);
+  });
 
   it('the llama arch preset gives Llama-style layers: SwiGLU, RMSNorm, RoPE, untied embeddings, no biases', () => {
     const m = rows.find((r) => r.name === 'fms-llama2-70b-fsdp128-a100')!;
