@@ -526,6 +526,7 @@ fn zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: f32) -> f32 {
 // HSDP: the all-reduce of a reduced gradient shard across the dp_replicas replicas (src/model.ts).
 fn replica_allreduce_s(c: FullConstants, r: FullRow, dense_bytes: f32, expert_bytes: f32) -> f32 {
   let n = r.dp_replicas;
+  if (n <= 1.0) { return 0.0; }
   let dense_stride = r.tp * ((r.dp * r.cp) / n);
   let expert_stride = r.etp * r.ep * (r.edp / n);
   return allreduce_s(c, dense_bytes, n, group_in_node(c, n, dense_stride), group_per_node(c, n, dense_stride)) +
@@ -533,6 +534,7 @@ fn replica_allreduce_s(c: FullConstants, r: FullRow, dense_bytes: f32, expert_by
 }
 
 fn zero3_layer_replica_reduce_s(c: FullConstants, r: FullRow) -> f32 {
+  if (r.dp_replicas <= 1.0) { return 0.0; }
   let layer = layer_params_gpu(c, r);
   let dense_group = (r.dp * r.cp) / r.dp_replicas;
   let expert_group = r.edp / r.dp_replicas;

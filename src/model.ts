@@ -669,6 +669,7 @@ export function zero3_layer_gather_s(c: FullConstants, r: FullRow, bytes: number
  */
 export function replica_allreduce_s(c: FullConstants, r: FullRow, dense_bytes: number, expert_bytes: number): number {
   const n = r.dp_replicas;
+  if (n <= 1) return 0;
   const dense_stride = r.tp * ((r.dp * r.cp) / n);
   const expert_stride = r.etp * r.ep * (r.edp / n);
   return (
@@ -679,6 +680,7 @@ export function replica_allreduce_s(c: FullConstants, r: FullRow, dense_bytes: n
 
 /** One layer's replica all-reduce after its ZeRO reduce-scatter (the largest layer, as zero3_layer_gather_s). */
 export function zero3_layer_replica_reduce_s(c: FullConstants, r: FullRow): number {
+  if (r.dp_replicas <= 1) return 0;
   const layer = layer_params_gpu(c, r);
   const dense_group = (r.dp * r.cp) / r.dp_replicas;
   const expert_group = r.edp / r.dp_replicas;
