@@ -378,6 +378,17 @@ export const fullFormula: Formula = {
       },
       { column: edp, derive: (row) => row[ngpus] / (row[pp] * row[etp] * row[ep]) },
       {
+        // HSDP (FSDP's HYBRID_SHARD, torchtitan's dp_replicate x dp_shard, Megatron's distributed optimizer
+        // instances): ZeRO shards over dp / dp_replicas ranks and replicates that across dp_replicas groups, so
+        // the replicas split dp (and expert-DP). Walked here, above the per-row dimensions, so that a single value
+        // costs one visit per layout rather than one per row; ZeRO-0, which shards nothing, keeps only 1 (the
+        // zero level's rule), so rows are not duplicated.
+        column: dp_replicas,
+        values: values('dp_replicas_range'),
+        accept: (row) => row[dp_replicas] === 1 || (row[dp] % row[dp_replicas] === 0 && (experts === 0 || row[edp] % row[dp_replicas] === 0)),
+        rule: experts === 0 ? 'dp_replicas divides dp' : 'dp_replicas divides dp and edp',
+      },
+      {
         column: mbs,
         values: values('mbs_range'),
         accept: (row) =>
@@ -406,22 +417,11 @@ export const fullFormula: Formula = {
       },
       // The dimensions no divisibility rule involves come last, so that the rules prune before they multiply.
       // ZeRO-2/3 combine with PP as FSDP does in Llama 3 and torchtitan (docs/memory-model.md, section 2).
-      { column: zero, values: values('shard_strategys') },
       {
-        // HSDP (FSDP's HYBRID_SHARD, torchtitan's dp_replicate x dp_shard, Megatron's distributed optimizer
-        // instances): ZeRO shards over dp / dp_replicas ranks and replicates that across dp_replicas groups, so
-        // the replicas split dp (and expert-DP). ZeRO-0 shards nothing: only 1 there, so rows are not duplicated.
-        column: dp_replicas,
-        values: values('dp_replicas_range'),
-        accept: (row) =>
-          row[dp_replicas] === 1 ||
-          (row[zero] >= 1 && row[dp] % row[dp_replicas] === 0 && (experts === 0 || row[edp] % row[dp_replicas] === 0)),
-        rule: (row) =>
-          row[zero] === 0
-            ? 'dp_replicas > 1 needs ZeRO >= 1'
-            : experts === 0
-              ? 'dp_replicas divides dp'
-              : 'dp_replicas divides dp and edp',
+        column: zero,
+        values: values('shard_strategys'),
+        accept: (row) => row[zero] >= 1 || row[dp_replicas] === 1,
+        rule: 'dp_replicas > 1 needs ZeRO >= 1',
       },
       {
         // Gradients sharded in memory must be reduce-scattered as produced: ZeRO-2 reducing once per step would
