@@ -31,8 +31,11 @@ const PER_ROW_FIELDS = ['ngpus', 'global_batch_size', 'zero', 'dp_replicas', 'gr
  * Every other grid column keys the layout class: the ones a stage's shared terms (stage_memory_base,
  * stage_microbatch, same_as_previous_middle) read besides sp and recompute, and, by construction, any column added
  * later, so a new input can only make the memo forget more often, never reuse a stale term. Rows of one class are
- * contiguous in grid order (ZeRO, its replicas, gradient reduction, resharding, SP, recompute and offload are the innermost
- * levels, src/formulas/full.ts), so one class at a time is all the memo keeps.
+ * contiguous in grid order (ZeRO, gradient reduction, resharding, SP, recompute and offload are the innermost
+ * levels, src/formulas/full.ts), so one class at a time is all the memo keeps. dp_replicas is set per row too but
+ * walked above those levels (once per layout), so several values may split a class into runs: no class term reads
+ * it, so a run either continues the class or starts it afresh, and the pace, which does read it, is looked up
+ * again when it changes (LayoutMemo.pace).
  */
 export const LAYOUT_KEY = FULL_INPUTS.filter((name) => !(PER_ROW_FIELDS as readonly string[]).includes(name));
 
