@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { defaultLayoutColumns } from './layout.js';
+import { defaultLayoutColumns, replicasDivide } from './layout.js';
 import { join } from 'node:path';
 import { attentionKernelRatio, Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration } from './config/calibration.js';
 import { loadHardware } from './config/hardware.js';
@@ -191,8 +191,8 @@ function measurementOf(run: RawRun, file: SourceFile, field: string): Measuremen
   row.grad_reduce = row.zero >= 2 && (run.grad_reduce ?? 'microbatch') === 'microbatch' ? 1 : 0;
   row.reshard = row.zero === 3 && (run.reshard ?? true) ? 1 : 0;
   row.dp_replicas = run.dp_replicas ?? 1;
-  const replicasDivide = dp % row.dp_replicas === 0 && (config.model.moe?.num_experts ? edp % row.dp_replicas === 0 : true);
-  if (!Number.isInteger(row.dp_replicas) || row.dp_replicas < 1 || !replicasDivide || (row.zero === 0 && row.dp_replicas > 1)) {
+  const divides = replicasDivide(row.dp_replicas, dp, edp, (config.model.moe?.num_experts ?? 0) > 0);
+  if (!Number.isInteger(row.dp_replicas) || row.dp_replicas < 1 || !divides || (row.zero === 0 && row.dp_replicas > 1)) {
     throw new InputError(field, `${run.name}: dp_replicas must be an integer >= 1 dividing dp (${dp}), and 1 with ZeRO-0`);
   }
   const hardwareName = run.hardware ?? file.hardware;
@@ -254,13 +254,8 @@ export function predict(measurement: Measurement, family: FamilyCalibration, cal
   }
   // Only the family's fitted constants change between calls; the rest of the packing is reused.
   const { fa2_attention_ratio, triton_attention_ratio, ...fitted } = family;
-  void fa2_attention_ratio;
-  void triton_attention_ratio;
-  const c: FullConstants = {
-    ...base,
-    ...fitted,
-    attention_efficiency: family.attention_efficiency * attentionKernelRatio(family, measurement.config.trainer.attention_kernel),
-  };
+  const kernel = attentionKernelRatio({ fa2_attention_ratio, triton_attention_ratio }, measurement.config.trainer.attention_kernel);
+  const c: FullConstants = { ...base, ...fitted, attention_efficiency: family.attention_efficiency * kernel };
   const out = new Float64Array(FULL_OUTPUTS.length);
   full_estimate(c, measurement.row, out);
   const column = (name: (typeof FULL_OUTPUTS)[number]) => out[FULL_OUTPUTS.indexOf(name)];

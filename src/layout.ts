@@ -130,6 +130,14 @@ export function megatronSplitArgs(L: number, pp: number, v: number, first: numbe
 }
 
 /**
+ * Whether `replicas` copies of the ZeRO-sharded states split the data-parallel ranks evenly (HSDP): dp, and
+ * expert-DP when the model has experts. The grid's dp_replicas level and the calibration rows share this rule.
+ */
+export function replicasDivide(replicas: number, dp: number, edp: number, hasExperts: boolean): boolean {
+  return dp % replicas === 0 && (!hasExperts || edp % replicas === 0);
+}
+
+/**
  * The global batch a layout runs: the multiple of `unit` (dp · mbs, times the micro-batch group the schedule needs)
  * nearest to the target, within `tolerance` of it (0: the target itself). NaN when there is none.
  */

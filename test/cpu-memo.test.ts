@@ -32,7 +32,7 @@ const SWEEPS: Array<[string, SweepOptions]> = [
       overrides: ['trainer.moe_a2a_overlap=true'],
     },
   ],
-  // HSDP: ZeRO sharded within dp / dp_replicas ranks, the replicas changing within a layout class.
+  // HSDP: ZeRO sharded within dp / dp_replicas ranks; classes that differ only in the replicas share nothing.
   [
     'Llama 3.1 8B, 32 GPUs, dp_replicas 1, 2, 4',
     { model: 'llama3.1-8b', search: { ngpus_range: [32], dp_replicas_range: [1, 2, 4], pp_range: [1, 2, 4], cp_range: [1, 2] } },
@@ -61,11 +61,11 @@ function distinct(chunks: GridChunk[], name: string): number {
 
 describe('CPU engine: memoized evaluation equals row-by-row evaluation', () => {
   it('keys the memo on the layout, and leaves out only what the grid varies within a layout', () => {
-    for (const name of ['seq_length', 'tp', 'pp', 'vpp', 'schedule', 'cp', 'ep', 'etp', 'dp', 'mbs', 'num_microbatches']) {
+    for (const name of ['seq_length', 'tp', 'pp', 'vpp', 'schedule', 'cp', 'ep', 'etp', 'dp', 'dp_replicas', 'mbs', 'num_microbatches']) {
       expect(LAYOUT_KEY).toContain(name);
     }
     const perRow = FULL_INPUTS.filter((name) => !LAYOUT_KEY.includes(name));
-    expect([...perRow].sort()).toEqual(['dp_replicas', 'global_batch_size', 'grad_reduce', 'ngpus', 'offload', 'recompute', 'reshard', 'sp', 'zero']);
+    expect([...perRow].sort()).toEqual(['global_batch_size', 'grad_reduce', 'ngpus', 'offload', 'recompute', 'reshard', 'sp', 'zero']);
   });
 
   for (const [label, options] of SWEEPS) {

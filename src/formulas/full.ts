@@ -3,7 +3,7 @@ import { CP_COMM_TYPES, DTYPE_BYTES, ModelConfig } from '../config/model.js';
 import { GRAD_REDUCE_MODES, OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
 import { InputError } from '../errors.js';
 import { GridPlan } from '../grid/grid.js';
-import { batchUsed, pinnedSplit } from '../layout.js';
+import { batchUsed, pinnedSplit, replicasDivide } from '../layout.js';
 import {
   FULL_CONSTANTS,
   FULL_INPUTS,
@@ -385,7 +385,7 @@ export const fullFormula: Formula = {
         // zero level's rule), so rows are not duplicated.
         column: dp_replicas,
         values: values('dp_replicas_range'),
-        accept: (row) => row[dp_replicas] === 1 || (row[dp] % row[dp_replicas] === 0 && (experts === 0 || row[edp] % row[dp_replicas] === 0)),
+        accept: (row) => replicasDivide(row[dp_replicas], row[dp], row[edp], experts > 0),
         rule: experts === 0 ? 'dp_replicas divides dp' : 'dp_replicas divides dp and edp',
       },
       {

@@ -25,17 +25,16 @@ import {
 } from '../../model.js';
 
 /** Grid columns that change within a layout class (and ngpus, global_batch_size): set on every row. */
-const PER_ROW_FIELDS = ['ngpus', 'global_batch_size', 'zero', 'dp_replicas', 'grad_reduce', 'reshard', 'sp', 'recompute', 'offload'] as const;
+const PER_ROW_FIELDS = ['ngpus', 'global_batch_size', 'zero', 'grad_reduce', 'reshard', 'sp', 'recompute', 'offload'] as const;
 
 /**
  * Every other grid column keys the layout class: the ones a stage's shared terms (stage_memory_base,
  * stage_microbatch, same_as_previous_middle) read besides sp and recompute, and, by construction, any column added
  * later, so a new input can only make the memo forget more often, never reuse a stale term. Rows of one class are
  * contiguous in grid order (ZeRO, gradient reduction, resharding, SP, recompute and offload are the innermost
- * levels, src/formulas/full.ts), so one class at a time is all the memo keeps. dp_replicas is set per row too but
- * walked above those levels (once per layout), so several values may split a class into runs: no class term reads
- * it, so a run either continues the class or starts it afresh, and the pace, which does read it, is looked up
- * again when it changes (LayoutMemo.pace).
+ * levels, src/formulas/full.ts), so one class at a time is all the memo keeps. dp_replicas, which no class term
+ * reads, keys the class too: the grid walks it above those levels, and the paces, which do read it, then key on it
+ * through PACE_KEY like any other layout column.
  */
 export const LAYOUT_KEY = FULL_INPUTS.filter((name) => !(PER_ROW_FIELDS as readonly string[]).includes(name));
 
@@ -261,13 +260,8 @@ export class LayoutMemo implements TermSource {
   private readonly flops = new Float64Array(2 * RECOMPUTE_SLOTS);
   /** Per rank: 0 not known yet, 1 evaluated, 2 skipped as the same as the previous middle rank. */
   private skips = new Int8Array(0);
-  /**
-   * This class's paces, shared with every class of the same pace layout (looked up at the first pace), for the
-   * dp_replicas value `pacesReplicas`: dp_replicas changes within a class (a per-row column) but, unbounded, keys
-   * the pace layout (PACE_KEY) rather than a slot, so a row with another value looks its layout up again.
-   */
+  /** This class's paces, shared with every class of the same pace layout (looked up at the first pace). */
   private paces = -1;
-  private pacesReplicas = -1;
   private readonly paceScratch = emptyPace();
   private readonly memoryScratch: StageMemory[] = [];
 
@@ -279,7 +273,6 @@ export class LayoutMemo implements TermSource {
     this.params.fill(NaN);
     this.flops.fill(NaN);
     this.paces = -1;
-    this.pacesReplicas = -1;
   }
 
   private slot(r: FullRow, i: number): number {
@@ -304,10 +297,7 @@ export class LayoutMemo implements TermSource {
     const code = paceCode(r);
     if (code < 0) return step_pace(c, r, this);
     const row = r as unknown as Record<string, number>;
-    if (this.paces < 0 || this.pacesReplicas !== r.dp_replicas) {
-      this.paces = PACES.layout(PACE_KEY.map((name) => row[name]).join(','));
-      this.pacesReplicas = r.dp_replicas;
-    }
+    if (this.paces < 0) this.paces = PACES.layout(PACE_KEY.map((name) => row[name]).join(','));
     const position = PACES.position(this.paces, code);
     if (position >= 0) return PACES.load(position, this.paceScratch);
     const pace = step_pace(c, r, this);
@@ -356,7 +346,7 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
   const width = FULL_OUTPUTS.length;
   const views = BLOCK_VIEWS;
   const column = (name: (typeof FULL_INPUTS)[number]) => inputs[FULL_INPUTS.indexOf(name)];
-  const [ngpus, global_batch_size, zero, dp_replicas, grad_reduce, reshard, sp, recompute, offload] = PER_ROW_FIELDS.map(column);
+  const [ngpus, global_batch_size, zero, grad_reduce, reshard, sp, recompute, offload] = PER_ROW_FIELDS.map(column);
   for (let start = 0; start < length; start += BLOCK_ROWS) {
     const end = Math.min(length, start + BLOCK_ROWS);
     for (let i = start; i < end; i++) {
@@ -368,7 +358,6 @@ export function evaluateFullMemoized(constants: Float64Array, inputs: Int32Array
       row.ngpus = ngpus[i];
       row.global_batch_size = global_batch_size[i];
       row.zero = zero[i];
-      row.dp_replicas = dp_replicas[i];
       row.grad_reduce = grad_reduce[i];
       row.reshard = reshard[i];
       row.sp = sp[i];
