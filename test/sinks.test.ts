@@ -1,11 +1,14 @@
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tableFromIPC, Type } from 'apache-arrow';
+import type { Writable } from 'node:stream';
+import { tableFromArrays, tableFromIPC, Type } from 'apache-arrow';
 import pl from 'nodejs-polars';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InputError, sweepToFiles } from '../src/index.js';
 import { pocFormula } from '../src/formulas/poc.js';
 import { pyFloatRepr } from '../src/sink/pyrepr.js';
+import { StdoutSink } from '../src/sink/stdout.js';
 import type { SweepOptions, SweepStats } from '../src/sweep.js';
 import { cleanupTempDirs, fixture, fixtureCsv, listDir, makeTempDir, parseCsv } from './helpers.js';
 
@@ -222,5 +225,34 @@ describe('output paths', () => {
         expect(rejections.map(String)).toEqual([]);
       },
     );
+  });
+});
+
+describe('standard output closed by its reader', () => {
+  /**
+   * What process.stdout does when `| head` exits: the write fails with EPIPE and 'error' is emitted, but the stream
+   * is not destroyed, so it goes on saying it needs a drain that never comes.
+   */
+  class ClosedPipe extends EventEmitter {
+    writableNeedDrain = false;
+    write(): boolean {
+      if (!this.writableNeedDrain) {
+        this.writableNeedDrain = true;
+        process.nextTick(() => this.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })));
+      }
+      return false;
+    }
+  }
+
+  it('a batch written after the error fails with the one-line message instead of waiting forever', async () => {
+    const table = tableFromArrays({ ngpus: Int32Array.from([8, 16]) });
+    const sink = new StdoutSink(table.schema, new ClosedPipe() as unknown as Writable);
+    const outcome = (async () => {
+      for (let i = 0; i < 4; i++) await sink.write(table.batches[0]);
+      await sink.commit();
+    })();
+    // Without the fix the write awaits a 'drain' forever; a timer stands in for "forever" here.
+    const hung = new Promise((resolve) => setTimeout(() => resolve('still waiting'), 2000).unref());
+    await expect(Promise.race([outcome, hung])).rejects.toThrow('standard output was closed before the sweep finished (EPIPE)');
   });
 });

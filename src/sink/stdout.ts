@@ -17,6 +17,8 @@ export class StdoutSink implements Sink {
   readonly path = STDOUT_PATH;
   private readonly writer = new RecordBatchStreamWriter();
   private readonly drained: Promise<void>;
+  /** Rejects on the stream's first error; a wait for 'drain' races it. */
+  private readonly failed: Promise<never>;
   private failure?: Error;
 
   constructor(
@@ -24,9 +26,13 @@ export class StdoutSink implements Sink {
     private readonly out: Writable = process.stdout,
   ) {
     this.writer.reset(undefined, schema);
-    this.out.on('error', (error: NodeJS.ErrnoException) => {
-      this.failure = StdoutSink.explain(error);
+    this.failed = new Promise((_resolve, reject) => {
+      this.out.on('error', (error: NodeJS.ErrnoException) => {
+        this.failure ??= StdoutSink.explain(error);
+        reject(this.failure);
+      });
     });
+    this.failed.catch(() => undefined);
     this.drained = this.drain();
     this.drained.catch(() => undefined);
   }
@@ -36,12 +42,22 @@ export class StdoutSink implements Sink {
     return error.code === 'EPIPE' ? new EngineError('standard output was closed before the sweep finished (EPIPE)') : error;
   }
 
-  /** Waits until the pipe takes more (`once` rejects on the stream's 'error' event). */
+  /**
+   * Waits until the pipe takes more. process.stdout is never destroyed by a write error, so after EPIPE it still
+   * reports that it needs a drain that will never come: a wait begun after the error must see the failure, or
+   * nothing is left to keep the process alive and it exits 0 with the sweep unfinished.
+   */
   private async room(): Promise<void> {
+    if (this.failure) throw this.failure;
+    const stop = new AbortController();
+    const drained = once(this.out, 'drain', { signal: stop.signal });
+    drained.catch(() => undefined);
     try {
-      await once(this.out, 'drain');
+      await Promise.race([drained, this.failed]);
     } catch (error) {
-      throw StdoutSink.explain(error as NodeJS.ErrnoException);
+      throw this.failure ?? StdoutSink.explain(error as NodeJS.ErrnoException);
+    } finally {
+      stop.abort();
     }
   }
 
