@@ -329,12 +329,6 @@ const RANGES: Record<(typeof FITTED)[number], [min: number, max: number, step: n
 };
 
 /**
- * The Triton kernel's ratio to FlashAttention-2 where a fit has no runs to tell it: the geometric middle of
- * FlashAttention-2's 1.3-2.5x speedup over it on A100 (Dao 2023, section 4.1).
- */
-export const TRITON_ATTENTION_PRIOR = 0.55;
-
-/**
  * Where every fit starts, whatever configs/calibration.yaml holds, so that a fit (and each leave-one-source-out
  * refit) depends on its data alone: mid-range values of each constant.
  */
@@ -344,7 +338,7 @@ export const FIT_START: Pick<FamilyCalibration, (typeof FITTED)[number]> = {
   fp8_efficiency: 0.8,
   attention_efficiency: 0.4,
   fa2_attention_ratio: 0.6,
-  triton_attention_ratio: TRITON_ATTENTION_PRIOR,
+  triton_attention_ratio: 0.55,
   memory_passes: 3,
   overlap_cost: 0.05,
 };
@@ -374,8 +368,8 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
     fp8_efficiency: hasFp8 ? FIT_START.fp8_efficiency : 1,
     fa2_attention_ratio: fitsFa2 ? FIT_START.fa2_attention_ratio : fixed.fa2_attention_ratio,
     // Not the stored value, which was fitted on every source: a fold without Triton rows would see the held-out
-    // source through it. The A100 kernel benchmark's middle instead.
-    triton_attention_ratio: fitsTriton ? FIT_START.triton_attention_ratio : TRITON_ATTENTION_PRIOR,
+    // source through it. The family's kernel benchmarks instead (configs/calibration.yaml).
+    triton_attention_ratio: fitsTriton ? FIT_START.triton_attention_ratio : fixed.triton_attention_prior,
   };
   let bestLoss = loss(set, best, calibration);
   const start = best;

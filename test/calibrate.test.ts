@@ -9,6 +9,7 @@ import {
   calibrationDocs,
   DOCS_BEGIN,
   DOCS_END,
+  fitFamily,
   measurements,
   predict,
   regimeTable,
@@ -143,6 +144,19 @@ describe('parasweep calibrate', () => {
       expect(r.heldOut.some((p, i) => Math.abs(p.predicted - r.inSample[i].predicted) > 1e-9 * p.predicted)).toBe(true);
       expect(r.fitted.gemm_efficiency_half_dim).toBeGreaterThanOrEqual(100);
     }
+  });
+
+  it("a fit without Triton runs takes the family's benchmark prior, never the stored all-source ratio", () => {
+    const calibration = loadCalibration();
+    for (const family of ['a100', 'h100']) {
+      const withoutTriton = measurements().filter((m) => m.family === family && m.config.trainer.attention_kernel !== 'triton');
+      const stored = calibration.families[family];
+      // A stored ratio unlike the prior: were it used, it would show in the fit.
+      const fitted = fitFamily({ ...stored, triton_attention_ratio: 0.77 }, withoutTriton, calibration);
+      expect(fitted.triton_attention_ratio, family).toBe(stored.triton_attention_prior);
+    }
+    expect(calibration.families.a100.triton_attention_prior).toBe(0.55);
+    expect(calibration.families.h100.triton_attention_prior).toBe(1.06);
   });
 
   it('the fitted constants are the ones in configs/calibration.yaml (npm run calibrate writes them)', () => {

@@ -16,6 +16,11 @@ export interface FamilyCalibration {
   fa2_attention_ratio: number;
   /** MosaicML's Triton flash attention relative to FlashAttention-2 (trainer.attention_kernel triton). */
   triton_attention_ratio: number;
+  /**
+   * The same ratio from kernel benchmarks on this family, never fitted: where a fit has no Triton runs to tell it
+   * (a leave-one-source-out fold without them), it takes this instead of the stored all-source fit.
+   */
+  triton_attention_prior: number;
   /** Passes over each stored activation by element-wise kernels (norms, activations, dropout, softmax), per step. */
   memory_passes: number;
   /** Fraction of overlapped communication still paid: NCCL kernels take SMs and HBM bandwidth from the GEMMs. */
@@ -51,7 +56,9 @@ export const FAMILY_SPEC: FieldSpec = {
     attention_efficiency: fraction,
     attention_half_seq: { kind: 'number', min: 0 },
     fa2_attention_ratio: fraction,
-    triton_attention_ratio: fraction,
+    // The Triton kernel may pass FlashAttention-2 (it does on H100): a ratio, not a fraction of a peak.
+    triton_attention_ratio: { kind: 'number', exclusiveMin: 0, max: 2 },
+    triton_attention_prior: { kind: 'number', exclusiveMin: 0, max: 2 },
     memory_passes: { kind: 'number', min: 0 },
     overlap_cost: { kind: 'number', min: 0, max: 1 },
   },
