@@ -279,8 +279,20 @@ export function meanAbsoluteError(predictions: Prediction[]): number {
   return predictions.reduce((sum, p) => sum + Math.abs(p.error), 0) / predictions.length;
 }
 
-/** Mean squared error per source, summed: every publication weighs the same however many rows it has. */
-function loss(set: Measurement[], family: FamilyCalibration, calibration: Calibration): number {
+/** Each attention kernel's ratio and the kernel benchmark it is fitted against (configs/calibration.yaml). */
+const KERNEL_PRIORS = [
+  ['fa2_attention_ratio', 'fa2_attention_prior'],
+  ['triton_attention_ratio', 'triton_attention_prior'],
+] as const;
+
+/**
+ * Mean squared error per source, summed: every publication weighs the same however many rows it has. A kernel
+ * ratio being fitted (`priors`) counts its kernel benchmark as one more source, whose error is the ratio's
+ * relative distance from the benchmark's: end-to-end runs tell the attention kernel's speed only through the
+ * product of its ratio and `attention_efficiency`, so a set whose runs of the reference kernel are few (a
+ * leave-one-source-out fold without USP's FlashAttention-2 runs on A100) would otherwise move both freely.
+ */
+function loss(set: Measurement[], family: FamilyCalibration, calibration: Calibration, priors: ReadonlyArray<(typeof KERNEL_PRIORS)[number]> = []): number {
   const bySource = new Map<string, number[]>();
   for (const m of set) {
     const e = predict(m, family, calibration).error;
@@ -290,6 +302,7 @@ function loss(set: Measurement[], family: FamilyCalibration, calibration: Calibr
   }
   let total = 0;
   for (const list of bySource.values()) total += list.reduce((a, b) => a + b, 0) / list.length;
+  for (const [ratio, prior] of priors) total += Math.log(family[ratio] / family[prior]) ** 2;
   return total;
 }
 
@@ -353,7 +366,7 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
   const hasFp8 = set.some((m) => m.config.trainer.fp8 || m.config.trainer.param_dtype === 'fp8');
   const flash = set.filter((m) => m.config.trainer.flash_attention);
   const fitsFa2 =
-    fixed.fa2_attention_ratio < 1 &&
+    fixed.fa2_attention_prior < 1 &&
     flash.some((m) => m.config.trainer.attention_kernel === 'fa2') &&
     flash.some((m) => m.config.trainer.attention_kernel !== 'fa2');
   const fitsTriton =
@@ -366,18 +379,19 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
     ...fixed,
     ...FIT_START,
     fp8_efficiency: hasFp8 ? FIT_START.fp8_efficiency : 1,
-    fa2_attention_ratio: fitsFa2 ? FIT_START.fa2_attention_ratio : fixed.fa2_attention_ratio,
-    // Not the stored value, which was fitted on every source: a fold without Triton rows would see the held-out
-    // source through it. The family's kernel benchmarks instead (configs/calibration.yaml).
+    // Not the stored values, which were fitted on every source: a fold without a kernel's runs would see the
+    // held-out source through them. The family's kernel benchmarks instead (configs/calibration.yaml).
+    fa2_attention_ratio: fitsFa2 ? FIT_START.fa2_attention_ratio : fixed.fa2_attention_prior,
     triton_attention_ratio: fitsTriton ? FIT_START.triton_attention_ratio : fixed.triton_attention_prior,
   };
-  let bestLoss = loss(set, best, calibration);
+  const priors = KERNEL_PRIORS.filter(([ratio]) => names.includes(ratio));
+  let bestLoss = loss(set, best, calibration, priors);
   const start = best;
   for (const max of [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]) {
     for (const attention of [0.2, 0.35, 0.5, 0.65, 0.8]) {
       for (const passes of [1, 3, 6, 10]) {
         const candidate = { ...start, gemm_efficiency_max: max, attention_efficiency: attention, memory_passes: passes };
-        const value = loss(set, candidate, calibration);
+        const value = loss(set, candidate, calibration, priors);
         if (value < bestLoss) [best, bestLoss] = [candidate, value];
       }
     }
@@ -392,7 +406,7 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
           const value = Number((best[name] + direction * scale * step).toFixed(4));
           if (value < min || value > max) continue;
           const candidate = { ...best, [name]: value };
-          const candidateLoss = loss(set, candidate, calibration);
+          const candidateLoss = loss(set, candidate, calibration, priors);
           if (candidateLoss < bestLoss - 1e-12) {
             [best, bestLoss] = [candidate, candidateLoss];
             improved = true;

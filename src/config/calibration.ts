@@ -14,11 +14,13 @@ export interface FamilyCalibration {
   attention_half_seq: number;
   /** FlashAttention-2's throughput relative to the fused kernel on this family (trainer.attention_kernel fa2). */
   fa2_attention_ratio: number;
+  /** The same ratio from kernel benchmarks on this family (1: FlashAttention-2 is the fused kernel), never fitted. */
+  fa2_attention_prior: number;
   /** MosaicML's Triton flash attention relative to FlashAttention-2 (trainer.attention_kernel triton). */
   triton_attention_ratio: number;
   /**
-   * The same ratio from kernel benchmarks on this family, never fitted: where a fit has no Triton runs to tell it
-   * (a leave-one-source-out fold without them), it takes this instead of the stored all-source fit.
+   * The same ratio from kernel benchmarks on this family, never fitted. A fit counts it as one more source, and
+   * one without runs of the kernel (a leave-one-source-out fold without them) takes it as the ratio.
    */
   triton_attention_prior: number;
   /** Passes over each stored activation by element-wise kernels (norms, activations, dropout, softmax), per step. */
@@ -56,6 +58,7 @@ export const FAMILY_SPEC: FieldSpec = {
     attention_efficiency: fraction,
     attention_half_seq: { kind: 'number', min: 0 },
     fa2_attention_ratio: fraction,
+    fa2_attention_prior: fraction,
     // The Triton kernel may pass FlashAttention-2 (it does on H100): a ratio, not a fraction of a peak.
     triton_attention_ratio: { kind: 'number', exclusiveMin: 0, max: 2 },
     triton_attention_prior: { kind: 'number', exclusiveMin: 0, max: 2 },
