@@ -466,16 +466,25 @@ function signed(value: number): string {
   return `${value >= 0 ? '+' : ''}${percent(value)}`;
 }
 
-/** Mean signed error per stack within each family: a bias the layout columns cannot explain shows here. */
-export function stackErrors(reports: FamilyReport[]): Array<{ stack: Stack; family: string; runs: number; sources: number; inSample: number; heldOut: number }> {
-  const out = [];
+interface SignedErrors<K extends string> {
+  key: K;
+  family: string;
+  runs: number;
+  sources: number;
+  inSample: number;
+  heldOut: number;
+}
+
+/** Mean signed error of the rows of each key within each family: a bias that the fit spreads over the rest. */
+function signedErrors<K extends string>(reports: FamilyReport[], keys: readonly K[], keyOf: (m: Measurement) => K): Array<SignedErrors<K>> {
+  const out: Array<SignedErrors<K>> = [];
   for (const report of reports) {
-    for (const stack of STACKS) {
-      const index = report.heldOut.flatMap((p, i) => (p.measurement.stack === stack ? [i] : []));
+    for (const key of keys) {
+      const index = report.heldOut.flatMap((p, i) => (keyOf(p.measurement) === key ? [i] : []));
       if (index.length === 0) continue;
       const heldOut = index.map((i) => report.heldOut[i]);
       out.push({
-        stack,
+        key,
         family: report.family,
         runs: index.length,
         sources: new Set(heldOut.map((p) => p.measurement.source)).size,
@@ -485,6 +494,19 @@ export function stackErrors(reports: FamilyReport[]): Array<{ stack: Stack; fami
     }
   }
   return out;
+}
+
+/** Mean signed error per stack within each family: a bias the layout columns cannot explain shows here. */
+export function stackErrors(reports: FamilyReport[]): Array<SignedErrors<Stack>> {
+  return signedErrors(reports, STACKS, (m) => m.stack);
+}
+
+/**
+ * Mean signed error per activation recompute mode within each family: the recompute term is a model input, so a
+ * bias here points at how the model prices recomputation (docs/time-model.md, section 7).
+ */
+export function recomputeErrors(reports: FamilyReport[]): Array<SignedErrors<(typeof RECOMPUTE_MODES)[number]>> {
+  return signedErrors(reports, RECOMPUTE_MODES, (m) => RECOMPUTE_MODES[m.row.recompute]);
 }
 
 /** Mean absolute held-out error per regime, over all families. */
@@ -543,7 +565,13 @@ export function runCalibration(write: boolean): { report: string; reports: Famil
   lines.push('| stack | family | runs | sources | fitted on all | leave-one-source-out |');
   lines.push('|---|---|---:|---:|---:|---:|');
   for (const r of stackErrors(reports)) {
-    lines.push(`| ${r.stack} | ${r.family} | ${r.runs} | ${r.sources} | ${signed(r.inSample)} | ${signed(r.heldOut)} |`);
+    lines.push(`| ${r.key} | ${r.family} | ${r.runs} | ${r.sources} | ${signed(r.inSample)} | ${signed(r.heldOut)} |`);
+  }
+  lines.push('', '### Mean signed throughput error per recompute mode and family', '');
+  lines.push('| recompute | family | runs | sources | fitted on all | leave-one-source-out |');
+  lines.push('|---|---|---:|---:|---:|---:|');
+  for (const r of recomputeErrors(reports)) {
+    lines.push(`| ${r.key} | ${r.family} | ${r.runs} | ${r.sources} | ${signed(r.inSample)} | ${signed(r.heldOut)} |`);
   }
   for (const report of reports) {
     lines.push('', `### ${report.family}: every run`, '');

@@ -12,10 +12,12 @@ import {
   fitFamily,
   measurements,
   predict,
+  recomputeErrors,
   regimeTable,
   REGIMES_BEGIN,
   REGIMES_END,
   runCalibration,
+  stackErrors,
   STACKS,
 } from '../src/calibrate.js';
 import { loadCalibration } from '../src/config/calibration.js';
@@ -169,6 +171,19 @@ describe('parasweep calibrate', () => {
     const fitted = fitFamily(stored, withoutUsp, calibration);
     expect(Math.abs(fitted.attention_efficiency - stored.attention_efficiency)).toBeLessThan(0.05);
     expect(Math.abs(Math.log(fitted.triton_attention_ratio / stored.triton_attention_prior))).toBeLessThan(0.1);
+  });
+
+  it('the signed error tables split each family by stack and by recompute mode, every row once', () => {
+    for (const table of [stackErrors(reports), recomputeErrors(reports)]) {
+      for (const r of reports) {
+        const rows = table.filter((t) => t.family === r.family);
+        expect(rows.reduce((sum, t) => sum + t.runs, 0)).toBe(r.inSample.length);
+        // The runs' weighted mean of the groups' signed errors is the family's mean signed error.
+        const mean = r.inSample.reduce((sum, p) => sum + p.error, 0) / r.inSample.length;
+        expect(rows.reduce((sum, t) => sum + t.runs * t.inSample, 0) / r.inSample.length).toBeCloseTo(mean, 12);
+      }
+    }
+    expect(report).toContain('### Mean signed throughput error per recompute mode and family');
   });
 
   it('the fitted constants are the ones in configs/calibration.yaml (npm run calibrate writes them)', () => {
