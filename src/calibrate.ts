@@ -1,13 +1,13 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { defaultLayoutColumns, replicasDivide } from './layout.js';
 import { join } from 'node:path';
-import { attentionKernelRatio, Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration } from './config/calibration.js';
+import { Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration } from './config/calibration.js';
 import { loadHardware } from './config/hardware.js';
 import { BUNDLED_CONFIG_DIR, loadConfig, LoadedConfig, readYamlFile } from './config/load.js';
 import { validateModel, validateTrainer } from './config/model.js';
 import { OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES } from './config/space.js';
 import { InputError } from './errors.js';
-import { fullFormula } from './formulas/full.js';
+import { familyConstants, fullFormula } from './formulas/full.js';
 import { FULL_OUTPUTS, full_estimate, FullConstants, FullRow, FULL_CONSTANTS } from './model.js';
 
 /** What a source reports. Every metric is turned into a throughput error: (predicted - published) / published. */
@@ -253,9 +253,7 @@ export function predict(measurement: Measurement, family: FamilyCalibration, cal
     packed.set(measurement, base);
   }
   // Only the family's fitted constants change between calls; the rest of the packing is reused.
-  const { fa2_attention_ratio, triton_attention_ratio, ...fitted } = family;
-  const kernel = attentionKernelRatio({ fa2_attention_ratio, triton_attention_ratio }, measurement.config.trainer.attention_kernel);
-  const c: FullConstants = { ...base, ...fitted, attention_efficiency: family.attention_efficiency * kernel };
+  const c: FullConstants = { ...base, ...familyConstants(family, measurement.config.trainer.attention_kernel) };
   const out = new Float64Array(FULL_OUTPUTS.length);
   full_estimate(c, measurement.row, out);
   const column = (name: (typeof FULL_OUTPUTS)[number]) => out[FULL_OUTPUTS.indexOf(name)];

@@ -68,7 +68,7 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('overlap-p2p-comm', { type: 'boolean', describe: 'pipeline sends behind compute where the schedule allows (trainer.overlap_p2p_comm) [default: true]' })
     .option('moe-a2a-overlap', { type: 'boolean', describe: 'expert all-to-alls behind another micro-batch (trainer.moe_a2a_overlap) [default: false]' })
     .option('cp-comm-type', { type: 'string', describe: 'context parallelism: p2p (ring), all_gather (Llama 3) or a2a (Ulysses all-to-all) (trainer.cp_comm_type) [default: p2p]' })
-    .option('attention-kernel', { type: 'string', describe: 'flash-attention kernel: fused (cuDNN/FA3) or fa2 (trainer.attention_kernel) [default: fused]' })
+    .option('attention-kernel', { type: 'string', describe: 'flash-attention kernel: fused (cuDNN/FA3), fa2 or triton (MPT\'s Triton kernel) (trainer.attention_kernel) [default: fused]' })
     .option('top', { type: 'number', describe: 'keep the best K rows by --by (per --per group)' })
     .option('by', { type: 'string', describe: 'column ranked by --top [default: tokens_per_s]' })
     .option('per', { type: 'string', describe: 'grid column grouping --top, e.g. ngpus' })

@@ -1,4 +1,4 @@
-import { attentionKernelRatio, familyCalibration, loadCalibration } from '../config/calibration.js';
+import { attentionKernelRatio, FamilyCalibration, familyCalibration, loadCalibration } from '../config/calibration.js';
 import { CP_COMM_TYPES, DTYPE_BYTES, ModelConfig } from '../config/model.js';
 import { GRAD_REDUCE_MODES, OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
 import { InputError } from '../errors.js';
@@ -74,6 +74,29 @@ function fp8PeakFlops({ config, hardware }: SweepContext): number {
   return peak;
 }
 
+/**
+ * The model constants a hardware family's calibration sets: what `npm run calibrate` refits, so that a fit can
+ * swap them into constants packed once (src/calibrate.ts). The attention kernel scales the fused kernel's
+ * efficiency by its ratio.
+ */
+export function familyConstants(
+  family: FamilyCalibration,
+  attentionKernel: string,
+): Pick<
+  FullConstants,
+  'gemm_efficiency_max' | 'gemm_efficiency_half_dim' | 'memory_passes' | 'fp8_efficiency' | 'attention_efficiency' | 'attention_half_seq' | 'overlap_cost'
+> {
+  return {
+    gemm_efficiency_max: family.gemm_efficiency_max,
+    gemm_efficiency_half_dim: family.gemm_efficiency_half_dim,
+    memory_passes: family.memory_passes,
+    fp8_efficiency: family.fp8_efficiency,
+    attention_efficiency: family.attention_efficiency * attentionKernelRatio(family, attentionKernel),
+    attention_half_seq: family.attention_half_seq,
+    overlap_cost: family.overlap_cost,
+  };
+}
+
 function constantsOf(ctx: SweepContext): FullConstants {
   const { config, hardware, headroom } = ctx;
   const calibration = ctx.calibration ?? loadCalibration();
@@ -130,16 +153,10 @@ function constantsOf(ctx: SweepContext): FullConstants {
     scaleout_latency_s: hardware.scaleout_latency_us * 1e-6,
     collective_latency_s: hardware.collective_base_latency_us * 1e-6,
     pcie_bytes_s: hardware.pcie_gb_s * 1e9,
-    gemm_efficiency_max: family.gemm_efficiency_max,
-    gemm_efficiency_half_dim: family.gemm_efficiency_half_dim,
-    memory_passes: family.memory_passes,
+    ...familyConstants(family, trainer.attention_kernel),
     cpu_optimizer_params_s: calibration.cpu_optimizer_params_s,
     fp8_peak_flops: fp8_peak * 1e12,
     fp8_linear: fp8_peak > 0 ? 1 : 0,
-    fp8_efficiency: family.fp8_efficiency,
-    attention_efficiency: family.attention_efficiency * attentionKernelRatio(family, trainer.attention_kernel),
-    attention_half_seq: family.attention_half_seq,
-    overlap_cost: family.overlap_cost,
     tp_comm_overlap: trainer.tp_comm_overlap ? 1 : 0,
     overlap_grad_reduce: trainer.overlap_grad_reduce ? 1 : 0,
     overlap_param_gather: trainer.overlap_param_gather ? 1 : 0,
