@@ -528,6 +528,32 @@ export function regimeErrors(reports: FamilyReport[]): Array<{ regime: string; r
   }));
 }
 
+/**
+ * Mean absolute and signed error of each publication's rows, fitted on all sources and held out: the per-paper
+ * error a validation command reports (Calculon's llm-validation gives one per paper), Korthikanti's among them.
+ */
+export function sourceErrors(
+  reports: FamilyReport[],
+): Array<{ source: string; family: string; regimes: string[]; runs: number; inSample: number; heldOut: number; heldOutSigned: number }> {
+  const out = [];
+  for (const report of reports) {
+    for (const source of [...new Set(report.heldOut.map((p) => p.measurement.source))].sort()) {
+      const index = report.heldOut.flatMap((p, i) => (p.measurement.source === source ? [i] : []));
+      const heldOut = index.map((i) => report.heldOut[i]);
+      out.push({
+        source,
+        family: report.family,
+        regimes: [...new Set(heldOut.map((p) => p.measurement.regime))].sort(),
+        runs: index.length,
+        inSample: meanAbsoluteError(index.map((i) => report.inSample[i])),
+        heldOut: meanAbsoluteError(heldOut),
+        heldOutSigned: meanSignedError(heldOut),
+      });
+    }
+  }
+  return out;
+}
+
 export function calibrationYaml(calibration: Calibration, reports: FamilyReport[], previous: string): string {
   let text = previous;
   for (const { family, fitted } of reports) {
@@ -559,6 +585,13 @@ export function runCalibration(write: boolean): { report: string; reports: Famil
   }
   const all = reports.flatMap((r) => r.heldOut);
   lines.push(`| all | ${all.length} | ${new Set(all.map((p) => p.measurement.source)).size} | ${percent(meanAbsoluteError(reports.flatMap((r) => r.inSample)))} | ${percent(meanAbsoluteError(all))} | ${percent(Math.max(...all.map((p) => Math.abs(p.error))))} |`);
+  lines.push('', '### Mean absolute throughput error per source', '');
+  lines.push('Signed: positive where the model predicts more throughput than published.', '');
+  lines.push('| source | family | regimes | runs | fitted on all | leave-one-source-out | signed, held out |');
+  lines.push('|---|---|---|---:|---:|---:|---:|');
+  for (const r of sourceErrors(reports)) {
+    lines.push(`| ${r.source} | ${r.family} | ${r.regimes.join(', ')} | ${r.runs} | ${percent(r.inSample)} | ${percent(r.heldOut)} | ${signed(r.heldOutSigned)} |`);
+  }
   lines.push('', '### Mean signed throughput error per stack and family', '');
   lines.push('Positive: the model predicts more throughput than published. The stack is not a model input (section 7).', '');
   lines.push('| stack | family | runs | sources | fitted on all | leave-one-source-out |');
@@ -623,10 +656,11 @@ function rewrite(path: string, field: string, change: (text: string) => string):
   writeFileSync(path, change(text));
 }
 
-export function writeCalibrationDocs(path: string, report: string): void {
-  rewrite(path, '--docs', (text) => calibrationDocs(text, report));
+/** `field` names the input in errors: the CLI's flag, or the library's argument. */
+export function writeCalibrationDocs(path: string, report: string, field = '--docs'): void {
+  rewrite(path, field, (text) => calibrationDocs(text, report, field));
 }
 
-export function writeCalibrationReadme(path: string, report: string): void {
-  rewrite(path, '--readme', (text) => calibrationDocs(text, regimeTable(report), '--readme', REGIMES_BEGIN, REGIMES_END));
+export function writeCalibrationReadme(path: string, report: string, field = '--readme'): void {
+  rewrite(path, field, (text) => calibrationDocs(text, regimeTable(report), field, REGIMES_BEGIN, REGIMES_END));
 }

@@ -10,6 +10,11 @@ import { explainLaunch as explainLaunchImpl, launch as launchImpl } from './laun
 import { launchArgs as launchArgsImpl } from './launch/index.js';
 import { explain as explainImpl } from './explain.js';
 import { prepareSweep as prepareSweepImpl, sweep as sweepImpl, sweepToFiles as sweepToFilesImpl } from './sweep.js';
+import {
+  runCalibration as runCalibrationImpl,
+  writeCalibrationDocs as writeCalibrationDocsImpl,
+  writeCalibrationReadme as writeCalibrationReadmeImpl,
+} from './calibrate.js';
 
 /** Runs a sweep and returns the whole (selected) result as an Arrow table. For huge grids use sweepStream or sweepToFiles. */
 export const sweep = libraryAsync(sweepImpl);
@@ -32,6 +37,18 @@ export const explainLaunch = librarySync(explainLaunchImpl);
 /** One config (every dimension pinned): every pipeline rank and virtual chunk, its layers, memory and time. */
 export const explain = librarySync(explainImpl);
 
+/**
+ * `parasweep calibrate`: fits each hardware family's constants on the published runs of configs/calibration,
+ * refits once per source without it, and returns the Markdown report with the per-family results; `write` stores
+ * the fitted constants in configs/calibration.yaml.
+ */
+export const calibrate = librarySync(runCalibrationImpl);
+/** Replaces the generated calibration tables of a Markdown file (calibrate's --docs) with `report`'s. */
+export const writeCalibrationDocs = librarySync((path: string, report: string) => writeCalibrationDocsImpl(path, report, 'path'));
+/** Replaces the generated per-regime table of a README (calibrate's --readme) with `report`'s. */
+export const writeCalibrationReadme = librarySync((path: string, report: string) => writeCalibrationReadmeImpl(path, report, 'path'));
+export { measurements, predict, fitFamily, calibrateFamilies, regimeErrors, sourceErrors, stackErrors, recomputeErrors } from './calibrate.js';
+export type { Measurement, Prediction, FamilyReport, Metric, Stack } from './calibrate.js';
 export { sweepStream, best, check, sweepFileRuns } from './api.js';
 export type { StreamOptions, BestOptions, BestGroup, BestRow } from './api.js';
 export { sweepBatches, abortOpenSinks } from './sweep.js';

@@ -13,6 +13,7 @@ import {
   measurements,
   predict,
   recomputeErrors,
+  sourceErrors,
   regimeTable,
   REGIMES_BEGIN,
   REGIMES_END,
@@ -184,6 +185,22 @@ describe('parasweep calibrate', () => {
       }
     }
     expect(report).toContain('### Mean signed throughput error per recompute mode and family');
+  });
+
+  it('the per-source table covers every row once and its errors are the mean of those rows', () => {
+    const table = sourceErrors(reports);
+    for (const r of reports) {
+      const rows = table.filter((t) => t.family === r.family);
+      expect(rows.reduce((sum, t) => sum + t.runs, 0)).toBe(r.heldOut.length);
+      for (const t of rows) {
+        const own = r.heldOut.filter((p) => p.measurement.source === t.source);
+        expect(t.heldOut).toBeCloseTo(own.reduce((sum, p) => sum + Math.abs(p.error), 0) / own.length, 12);
+      }
+    }
+    // The issue's measure on Korthikanti et al.'s present-work step times is a row of this table.
+    const korthikanti = table.find((t) => t.source.startsWith('Korthikanti'));
+    expect(korthikanti?.runs).toBe(4);
+    expect(report).toContain(`| ${korthikanti!.source} | a100 | a100-dense | 4 |`);
   });
 
   it('the fitted constants are the ones in configs/calibration.yaml (npm run calibrate writes them)', () => {

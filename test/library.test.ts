@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { best, check, EngineError, InputError, prepareSweep, sweep, sweepFileRuns, sweepStream, sweepToFiles } from '../src/index.js';
+import { best, calibrate, check, EngineError, InputError, prepareSweep, sweep, sweepFileRuns, sweepStream, sweepToFiles, writeCalibrationDocs } from '../src/index.js';
 import { gpuAvailable } from './gpu-support.js';
 import { cleanupTempDirs, listDir, makeTempDir, REPO_ROOT } from './helpers.js';
 
@@ -124,6 +124,15 @@ describe('library errors name option fields, not CLI flags', () => {
     expect(fieldOf(() => prepareSweep({ model: 'llama3.1-8b', search: { tp_range: 0 } }))).toMatch(/^search\.tp_range: /);
     expect(fieldOf(() => prepareSweep({ model: 'llama3.1-8b', formula: 'nope' }))).toMatch(/^formula: /);
     expect(fieldOf(() => prepareSweep({ model: 'llama3.1-8b', formula: 'poc', fitsOnly: true }))).not.toMatch(/--/);
+  });
+  it('calibrate: the report, every family fitted, and the docs writer names its argument', () => {
+    const { report, reports } = calibrate(false);
+    expect(reports.map((r) => r.family)).toEqual(['a100', 'h100']);
+    expect(report).toContain('### Mean absolute throughput error per source');
+    const path = join(makeTempDir(), 'no-markers.md');
+    writeFileSync(path, '# no markers\n');
+    expect(fieldOf(() => writeCalibrationDocs(path, report))).toMatch(/^path: needs the markers/);
+    expect(readFileSync(path, 'utf8')).toBe('# no markers\n');
   });
   it('async entry points too', async () => {
     const error = await sweepToFiles({ model: 'llama3.1-8b' }, [join(makeTempDir(), 'x.xlsx')]).catch((e: unknown) => e);
