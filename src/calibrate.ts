@@ -473,13 +473,18 @@ interface SignedErrors<K extends string> {
   heldOut: number;
 }
 
+/** Each key's rows of a report, as indices into its predictions; keys without rows are left out. */
+function rowsByKey<K>(report: FamilyReport, keys: readonly K[], keyOf: (m: Measurement) => K): Array<[key: K, index: number[]]> {
+  return keys
+    .map((key): [K, number[]] => [key, report.heldOut.flatMap((p, i) => (keyOf(p.measurement) === key ? [i] : []))])
+    .filter(([, index]) => index.length > 0);
+}
+
 /** Mean signed error of the rows of each key within each family: a bias that the fit spreads over the rest. */
 function signedErrors<K extends string>(reports: FamilyReport[], keys: readonly K[], keyOf: (m: Measurement) => K): Array<SignedErrors<K>> {
   const out: Array<SignedErrors<K>> = [];
   for (const report of reports) {
-    for (const key of keys) {
-      const index = report.heldOut.flatMap((p, i) => (keyOf(p.measurement) === key ? [i] : []));
-      if (index.length === 0) continue;
+    for (const [key, index] of rowsByKey(report, keys, keyOf)) {
       const heldOut = index.map((i) => report.heldOut[i]);
       out.push({
         key,
@@ -537,8 +542,8 @@ export function sourceErrors(
 ): Array<{ source: string; family: string; regimes: string[]; runs: number; inSample: number; heldOut: number; heldOutSigned: number }> {
   const out = [];
   for (const report of reports) {
-    for (const source of [...new Set(report.heldOut.map((p) => p.measurement.source))].sort()) {
-      const index = report.heldOut.flatMap((p, i) => (p.measurement.source === source ? [i] : []));
+    const sources = [...new Set(report.heldOut.map((p) => p.measurement.source))].sort();
+    for (const [source, index] of rowsByKey(report, sources, (m) => m.source)) {
       const heldOut = index.map((i) => report.heldOut[i]);
       out.push({
         source,
