@@ -253,7 +253,7 @@ export function predict(measurement: Measurement, family: FamilyCalibration, cal
     packed.set(measurement, base);
   }
   // Only the family's fitted constants change between calls; the rest of the packing is reused.
-  const c: FullConstants = { ...base, ...familyConstants(family, measurement.config.trainer.attention_kernel) };
+  const c: FullConstants = { ...base, ...familyConstants(family, measurement.config.trainer) };
   const out = new Float64Array(FULL_OUTPUTS.length);
   full_estimate(c, measurement.row, out);
   const column = (name: (typeof FULL_OUTPUTS)[number]) => out[FULL_OUTPUTS.indexOf(name)];
@@ -317,6 +317,7 @@ export const FITTED = [
   'fa2_attention_ratio',
   'triton_attention_ratio',
   'memory_passes',
+  'compile_passes_ratio',
   'overlap_cost',
 ] as const;
 const RANGES: Record<(typeof FITTED)[number], [min: number, max: number, step: number]> = {
@@ -336,6 +337,7 @@ const RANGES: Record<(typeof FITTED)[number], [min: number, max: number, step: n
   // emits them: the upper bound leaves the Triton kernel room to match or pass it there.
   triton_attention_ratio: [0.4, 1.2, 0.01],
   memory_passes: [1, 12, 0.1],
+  compile_passes_ratio: [0, 1, 0.01],
   overlap_cost: [0, 1, 0.01],
 };
 
@@ -351,6 +353,7 @@ export const FIT_START: Pick<FamilyCalibration, (typeof FITTED)[number]> = {
   fa2_attention_ratio: 0.6,
   triton_attention_ratio: 0.55,
   memory_passes: 3,
+  compile_passes_ratio: 0.5,
   overlap_cost: 0.05,
 };
 
@@ -369,9 +372,13 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
     flash.some((m) => m.config.trainer.attention_kernel !== 'fa2');
   const fitsTriton =
     flash.some((m) => m.config.trainer.attention_kernel === 'triton') && flash.some((m) => m.config.trainer.attention_kernel !== 'triton');
+  const fitsCompile = set.some((m) => m.config.trainer.torch_compile) && set.some((m) => !m.config.trainer.torch_compile);
   const names = FITTED.filter(
     (name) =>
-      (name !== 'fp8_efficiency' || hasFp8) && (name !== 'fa2_attention_ratio' || fitsFa2) && (name !== 'triton_attention_ratio' || fitsTriton),
+      (name !== 'fp8_efficiency' || hasFp8) &&
+      (name !== 'fa2_attention_ratio' || fitsFa2) &&
+      (name !== 'triton_attention_ratio' || fitsTriton) &&
+      (name !== 'compile_passes_ratio' || fitsCompile),
   );
   let best: FamilyCalibration = {
     ...fixed,
@@ -381,6 +388,7 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
     // held-out source through them. The family's kernel benchmarks instead (configs/calibration.yaml).
     fa2_attention_ratio: fitsFa2 ? FIT_START.fa2_attention_ratio : fixed.fa2_attention_prior,
     triton_attention_ratio: fitsTriton ? FIT_START.triton_attention_ratio : fixed.triton_attention_prior,
+    compile_passes_ratio: fitsCompile ? FIT_START.compile_passes_ratio : fixed.compile_passes_ratio,
   };
   const priors = KERNEL_PRIORS.filter(([ratio]) => names.includes(ratio));
   let bestLoss = loss(set, best, calibration, priors);
@@ -442,6 +450,13 @@ export function calibrateFamilies(calibration: Calibration, set = measurements()
     }
     heldOut.sort((a, b) => rows.indexOf(a.measurement) - rows.indexOf(b.measurement));
     reports.push({ family, fitted, inSample: rows.map((m) => predict(m, fitted, calibration)), heldOut });
+  }
+  // torch.compile's fusions remove the same kernels on any GPU: a family without runs that tell its ratio (none
+  // of its runs predicts differently) takes the one fitted on the most runs with torch.compile.
+  const compiled = (report: FamilyReport) => report.inSample.filter((p) => p.measurement.config.trainer.torch_compile).length;
+  const donor = [...reports].sort((a, b) => compiled(b) - compiled(a))[0];
+  for (const report of reports) {
+    if (compiled(report) === 0 && donor && compiled(donor) > 0) report.fitted = { ...report.fitted, compile_passes_ratio: donor.fitted.compile_passes_ratio };
   }
   return reports;
 }

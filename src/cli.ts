@@ -69,6 +69,7 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('moe-a2a-overlap', { type: 'boolean', describe: 'expert all-to-alls behind another micro-batch (trainer.moe_a2a_overlap) [default: false]' })
     .option('cp-comm-type', { type: 'string', describe: 'context parallelism: p2p (ring), all_gather (Llama 3) or a2a (Ulysses all-to-all) (trainer.cp_comm_type) [default: p2p]' })
     .option('attention-kernel', { type: 'string', describe: 'flash-attention kernel: fused (cuDNN/FA3), fa2 or triton (MPT\'s Triton kernel) (trainer.attention_kernel) [default: fused]' })
+    .option('torch-compile', { type: 'boolean', describe: 'PyTorch torch.compile fuses element-wise ops (trainer.torch_compile) [default: false]' })
     .option('top', { type: 'number', describe: 'keep the best K rows by --by (per --per group)' })
     .option('by', { type: 'string', describe: 'column ranked by --top [default: tokens_per_s]' })
     .option('per', { type: 'string', describe: 'grid column grouping --top, e.g. ngpus' })
@@ -185,6 +186,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     ['moe_a2a_overlap', args['moe-a2a-overlap']],
     ['cp_comm_type', args['cp-comm-type']],
     ['attention_kernel', args['attention-kernel']],
+    ['torch_compile', args['torch-compile']],
   ];
   const precision = trainerFlags.filter(([, value]) => value !== undefined).map(([key, value]) => `trainer.${key}=${String(value)}`);
   return hardware.map((name) => ({

@@ -15,5 +15,6 @@ export function describeTimeSettings(trainer: TrainerConfig): string {
     `overlap_p2p_comm ${on(trainer.overlap_p2p_comm)} (interleaved, dualpipe)`,
     `moe_a2a_overlap ${on(trainer.moe_a2a_overlap)}`,
     `cp_comm_type ${trainer.cp_comm_type}`,
+    `torch_compile ${on(trainer.torch_compile)}`,
   ].join(', ');
 }

@@ -162,6 +162,25 @@ describe('parasweep calibrate', () => {
     expect(calibration.families.h100.triton_attention_prior).toBe(1.06);
   });
 
+  it('torch.compile: fitted where a family has runs with and without it; a family without such runs borrows the ratio', () => {
+    const calibration = loadCalibration();
+    const compiled = (family: string) => measurements().filter((m) => m.family === family && m.config.trainer.torch_compile);
+    expect(compiled('a100')).toEqual([]);
+    expect(compiled('h100').length).toBeGreaterThan(0);
+    // torchtitan's Tables 1 and 3 time the same runs eager and compiled.
+    const names = new Set(measurements().map((m) => m.name));
+    for (const name of ['titan-8b-fsdp8', 'titan-8b-fsdp8-compile', 'titan-8b-fsdp128', 'titan-8b-fsdp128-compile']) expect(names.has(name)).toBe(true);
+    const h100 = reports.find((r) => r.family === 'h100')!;
+    const a100 = reports.find((r) => r.family === 'a100')!;
+    expect(h100.fitted.compile_passes_ratio).toBeGreaterThan(0);
+    expect(h100.fitted.compile_passes_ratio).toBeLessThan(1);
+    expect(a100.fitted.compile_passes_ratio).toBe(h100.fitted.compile_passes_ratio);
+    // Without compiled runs the ratio is not fitted: the stored one stays.
+    const eagerOnly = measurements().filter((m) => m.family === 'h100' && !m.config.trainer.torch_compile);
+    const fitted = fitFamily({ ...calibration.families.h100, compile_passes_ratio: 0.77 }, eagerOnly, calibration);
+    expect(fitted.compile_passes_ratio).toBe(0.77);
+  });
+
   it('the kernel benchmark pins what the runs cannot split: A100 without USP keeps the attention efficiency', () => {
     // Without USP's FlashAttention-2 runs, the A100 runs see the attention kernel mostly through llm-foundry's
     // Triton rows, i.e. through attention_efficiency x triton_attention_ratio; without the benchmark as a source

@@ -180,6 +180,27 @@ describe('constants', () => {
     expectRel(p8[FULL_CONSTANTS.indexOf('peak_flops')], 989.4e12);
   });
 
+  it("torch.compile keeps the family's compile_passes_ratio of the element-wise passes and shortens the step", () => {
+    const hardware = loadHardware('h100-sxm-80gb');
+    const calibration = loadCalibration();
+    const family = calibration.families[hardware.calibration_family];
+    expect(family.compile_passes_ratio).toBeGreaterThan(0);
+    expect(family.compile_passes_ratio).toBeLessThan(1);
+    const pack = (overrides: string[]) => {
+      const config = loadConfig('llama3.1-8b', overrides.map((o) => parseOverride(o)));
+      const packed = fullFormula.packConstants({ config, hardware, headroom: 0.1, calibration });
+      return Object.fromEntries(FULL_CONSTANTS.map((name, i) => [name, packed[i]])) as FullConstants;
+    };
+    const eager = pack([]);
+    const compiled = pack(['trainer.torch_compile=true']);
+    expectRel(compiled.memory_passes, eager.memory_passes * family.compile_passes_ratio);
+    // Only the element-wise term changes: the rest of the constants are the eager ones.
+    for (const name of FULL_CONSTANTS) if (name !== 'memory_passes') expect(compiled[name], name).toBe(eager[name]);
+    const fsdp = row({ ngpus: 8, seq_length: 8192, global_batch_size: 16, mbs: 2, zero: 3, num_layers: 32 });
+    expect(estimate(compiled, fsdp).step_time_s).toBeLessThan(estimate(eager, fsdp).step_time_s);
+    expect(estimate(compiled, fsdp).compute_s).toBeLessThan(estimate(eager, fsdp).compute_s);
+  });
+
   it('FP8 on hardware without an FP8 peak is refused, naming the field', () => {
     const config = loadConfig('gpt3-175b', [parseOverride('trainer.fp8=true')]);
     expect(() =>

@@ -25,6 +25,11 @@ export interface FamilyCalibration {
   triton_attention_prior: number;
   /** Passes over each stored activation by element-wise kernels (norms, activations, dropout, softmax), per step. */
   memory_passes: number;
+  /**
+   * The fraction of those passes left when torch.compile fuses the element-wise ops (trainer.torch_compile):
+   * fitted where the family has runs with and without it, else the fitted family's value.
+   */
+  compile_passes_ratio: number;
   /** Fraction of overlapped communication still paid: NCCL kernels take SMs and HBM bandwidth from the GEMMs. */
   overlap_cost: number;
 }
@@ -63,6 +68,7 @@ export const FAMILY_SPEC: FieldSpec = {
     triton_attention_ratio: { kind: 'number', exclusiveMin: 0, max: 2 },
     triton_attention_prior: { kind: 'number', exclusiveMin: 0, max: 2 },
     memory_passes: { kind: 'number', min: 0 },
+    compile_passes_ratio: fraction,
     overlap_cost: { kind: 'number', min: 0, max: 1 },
   },
 };

@@ -82,6 +82,7 @@ export interface TrainerConfig {
   moe_a2a_overlap: boolean;
   cp_comm_type: CpCommType;
   attention_kernel: AttentionKernel;
+  torch_compile: boolean;
 }
 
 export const ATTENTION_KERNELS = ['fused', 'fa2', 'triton'] as const;
@@ -191,6 +192,9 @@ export const TRAINER_SPEC: FieldSpec = {
     // (Hopper-optimised, Megatron-Core's choice on H100), `fa2` for FlashAttention-2 or PyTorch SDPA's flash backend,
     // `triton` for the Triton flash attention of MPT and llm-foundry (attn_impl triton, their default until 2024).
     attention_kernel: { kind: 'enum', values: ATTENTION_KERNELS, default: 'fused' },
+    // PyTorch's torch.compile (Inductor), which fuses each layer's element-wise ops into fewer kernels and so
+    // fewer passes over the activations (the family's compile_passes_ratio); Megatron-Core runs eager.
+    torch_compile: { kind: 'bool', default: false },
   },
 };
 

@@ -1,5 +1,5 @@
 import { attentionKernelRatio, FamilyCalibration, familyCalibration, loadCalibration } from '../config/calibration.js';
-import { CP_COMM_TYPES, DTYPE_BYTES, ModelConfig } from '../config/model.js';
+import { CP_COMM_TYPES, DTYPE_BYTES, ModelConfig, TrainerConfig } from '../config/model.js';
 import { GRAD_REDUCE_MODES, OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES, SearchKeyName } from '../config/space.js';
 import { InputError } from '../errors.js';
 import { GridPlan } from '../grid/grid.js';
@@ -77,11 +77,11 @@ function fp8PeakFlops({ config, hardware }: SweepContext): number {
 /**
  * The model constants a hardware family's calibration sets: what `npm run calibrate` refits, so that a fit can
  * swap them into constants packed once (src/calibrate.ts). The attention kernel scales the fused kernel's
- * efficiency by its ratio.
+ * efficiency by its ratio; torch.compile leaves the family's fraction of the element-wise passes.
  */
 export function familyConstants(
   family: FamilyCalibration,
-  attentionKernel: string,
+  trainer: Pick<TrainerConfig, 'attention_kernel' | 'torch_compile'>,
 ): Pick<
   FullConstants,
   'gemm_efficiency_max' | 'gemm_efficiency_half_dim' | 'memory_passes' | 'fp8_efficiency' | 'attention_efficiency' | 'attention_half_seq' | 'overlap_cost'
@@ -89,9 +89,9 @@ export function familyConstants(
   return {
     gemm_efficiency_max: family.gemm_efficiency_max,
     gemm_efficiency_half_dim: family.gemm_efficiency_half_dim,
-    memory_passes: family.memory_passes,
+    memory_passes: family.memory_passes * (trainer.torch_compile ? family.compile_passes_ratio : 1),
     fp8_efficiency: family.fp8_efficiency,
-    attention_efficiency: family.attention_efficiency * attentionKernelRatio(family, attentionKernel),
+    attention_efficiency: family.attention_efficiency * attentionKernelRatio(family, trainer.attention_kernel),
     attention_half_seq: family.attention_half_seq,
     overlap_cost: family.overlap_cost,
   };
@@ -153,7 +153,7 @@ function constantsOf(ctx: SweepContext): FullConstants {
     scaleout_latency_s: hardware.scaleout_latency_us * 1e-6,
     collective_latency_s: hardware.collective_base_latency_us * 1e-6,
     pcie_bytes_s: hardware.pcie_gb_s * 1e9,
-    ...familyConstants(family, trainer.attention_kernel),
+    ...familyConstants(family, trainer),
     cpu_optimizer_params_s: calibration.cpu_optimizer_params_s,
     fp8_peak_flops: fp8_peak * 1e12,
     fp8_linear: fp8_peak > 0 ? 1 : 0,
