@@ -388,6 +388,9 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
     // held-out source through them. The family's kernel benchmarks instead (configs/calibration.yaml).
     fa2_attention_ratio: fitsFa2 ? FIT_START.fa2_attention_ratio : fixed.fa2_attention_prior,
     triton_attention_ratio: fitsTriton ? FIT_START.triton_attention_ratio : fixed.triton_attention_prior,
+    // A set without both kinds cannot tell the ratio, and its runs do not depend on it (all eager) unless a
+    // held-out source is the only one compiled, which no fold of configs/calibration has (six H100 sources ran
+    // torch.compile).
     compile_passes_ratio: fitsCompile ? FIT_START.compile_passes_ratio : fixed.compile_passes_ratio,
   };
   const priors = KERNEL_PRIORS.filter(([ratio]) => names.includes(ratio));

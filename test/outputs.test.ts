@@ -315,6 +315,20 @@ describe('best', () => {
     for (const line of body) expect(line.length).toBe(lines[0].length);
   });
 
+  it('--torch-compile: the winner runs faster and says what it assumed', () => {
+    const stepOf = (text: string) => {
+      const lines = text.split('\n');
+      const column = lines.find((line) => line.startsWith(' # '))!.trim().split(/\s+/).indexOf('s/step');
+      return Number(lines.find((line) => /^\s+1\s/.test(line))!.trim().split(/\s+/)[column]);
+    };
+    const eager = cli([...narrow, '--ngpus', '1024']);
+    const compiled = cli([...narrow, '--ngpus', '1024', '--torch-compile']);
+    expect(compiled.status).toBe(0);
+    expect(eager.text).toMatch(/torch_compile off/);
+    expect(compiled.text).toMatch(/torch_compile on/);
+    expect(stepOf(compiled.text)).toBeLessThan(stepOf(eager.text));
+  });
+
   it('refuses a --by or --per it cannot use, in one line', () => {
     for (const [flag, value] of [
       ['--by', 'schedule'],
