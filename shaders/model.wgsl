@@ -939,7 +939,9 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
     dense * layer_tp_exposed_s(c, 0, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
     moe * layer_tp_exposed_s(c, 1, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
     mtp * layer_tp_exposed_s(c, mtp_moe, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes);
-  let tp_s = paid_s(c, tp_total_s, select(tp_total_s, min(tp_total_s, tp_overlapped_s), c.tp_comm_overlap == 1.0 && tp > 1.0 && r.sp == 1));
+  // The overlap needs the TP group inside one NVLink domain (src/model.ts).
+  let tp_overlap = c.tp_comm_overlap == 1.0 && tp > 1.0 && r.sp == 1 && tp_in_node == 1.0;
+  let tp_s = paid_s(c, tp_total_s, select(tp_total_s, min(tp_total_s, tp_overlapped_s), tp_overlap));
   let tp_bytes = select(0.0, tp_count * ((2.0 * (tp - 1.0)) / tp) * tp_message, tp > 1.0);
 
   let t_rep = select(1.0, tp, r.sp == 1);

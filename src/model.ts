@@ -1240,8 +1240,12 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
     dense * layer_tp_exposed_s(c, 0, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
     moe * layer_tp_exposed_s(c, 1, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
     mtp * layer_tp_exposed_s(c, mtp_moe, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes);
-  // Megatron accepts --tp-comm-overlap only with sequence parallelism (its reduce-scatter/all-gather pairs).
-  const tp_s = paid_s(c, tp_total_s, c.tp_comm_overlap === 1 && tp > 1 && r.sp === 1 ? Math.min(tp_total_s, tp_overlapped_s) : tp_total_s);
+  // Megatron accepts --tp-comm-overlap only with sequence parallelism (its reduce-scatter/all-gather pairs), and
+  // the overlap needs the TP group inside one NVLink domain: Transformer Engine's userbuffers implement TP "only
+  // single node" (userbuffers.h) over CUDA IPC, as PyTorch's async TP needs symmetric memory. A TP group across
+  // nodes runs its collectives through NCCL, exposed.
+  const tp_overlap = c.tp_comm_overlap === 1 && tp > 1 && r.sp === 1 && tp_in_node === 1;
+  const tp_s = paid_s(c, tp_total_s, tp_overlap ? Math.min(tp_total_s, tp_overlapped_s) : tp_total_s);
   const tp_bytes = tp > 1 ? tp_count * ((2 * (tp - 1)) / tp) * tp_message : 0;
 
   // EP: dispatch and combine, forward and backward, of the routed tokens' hidden states, hierarchically over

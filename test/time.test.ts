@@ -418,6 +418,18 @@ describe('TP: 4 ring all-reduces of 2bsh per layer (6 with full recompute)', () 
     expectRel(estimate(over, { ...r, sp: 0 }).tp_comm_s, estimate(c, r).tp_comm_s);
   });
 
+  it('tp_comm_overlap needs the TP group in one NVLink domain: tp 16 over two nodes stays exposed', () => {
+    const r = row({ ngpus: 16, tp: 16, sp: 1, seq_length: s, global_batch_size: 4, mbs: b });
+    const over = estimate({ ...c, tp_comm_overlap: 1 }, r);
+    expectRel(over.tp_comm_s, estimate(c, r).tp_comm_s);
+    expectRel(over.tp_comm_s, 2 * L * 4 * ring.allreduce(S, 16, 8 * OUT, LAT_OUT));
+    expect(over.overlapped_comm_s).toBe(0);
+    // With a 16-GPU NVLink domain the same group overlaps.
+    expect(estimate({ ...c, tp_comm_overlap: 1, gpus_per_node: 16 }, r).tp_comm_s).toBeLessThan(
+      estimate({ ...c, gpus_per_node: 16 }, r).tp_comm_s,
+    );
+  });
+
   it('with the H100 constants too (overlap off)', () => {
     const hardware = loadHardware('h100-sxm-80gb');
     const calibration = loadCalibration();
