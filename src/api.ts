@@ -6,6 +6,8 @@ import { InputError } from './errors.js';
 import { BestConfigs, checkRankColumns, RankedRow } from './results/rank.js';
 import { prepareSweep, sweep, SweepOptions, SweepStats, sweepBatches } from './sweep.js';
 import { checkEngines, CheckOptions, CheckReport } from './check.js';
+import { loadCalibration } from './config/calibration.js';
+import { describeModelError, describeTimeSettings } from './settings.js';
 
 /**
  * The library's own entry points: what the CLI does, with errors that name option fields (`headroom`,
@@ -146,10 +148,14 @@ export interface BestGroup {
   top: BestRow[];
   /** Pareto front of memory per GPU against step time. */
   front: BestRow[];
+  /** The time model's held-out error on runs like the group's winner (what `best` prints under it). */
+  model_error?: string;
 }
 
 /** What `parasweep best` prints, as data: per GPU count, the fastest fitting configs and the Pareto front. */
-export async function best(options: BestOptions): Promise<{ groups: BestGroup[]; stats: SweepStats; model: string; hardware: string }> {
+export async function best(
+  options: BestOptions,
+): Promise<{ groups: BestGroup[]; stats: SweepStats; model: string; hardware: string; assumed: string }> {
   const k = options.k ?? 5;
   if (!Number.isInteger(k) || k < 1) throw new InputError('k', `must be a positive integer, got ${k}`);
   if (options.formula === 'poc') throw new InputError('formula', 'best ranks by the time model of formula full');
@@ -166,8 +172,20 @@ export async function best(options: BestOptions): Promise<{ groups: BestGroup[];
     for (const batch of table.batches) ranking.add(batch);
     const asRow = (row: RankedRow) => row.values as BestRow;
     // The ranking keeps spare rows per group to merge equivalent layouts in print; the library returns k.
-    const groups = ranking.results().map((group) => ({ ...group, top: group.top.slice(0, k).map(asRow), front: group.front.map(asRow) }));
-    return { groups, stats, model: context.config.model.name, hardware: context.hardware.name };
+    const calibration = context.calibration ?? loadCalibration();
+    const errorOf = (winner: BestRow) =>
+      describeModelError(calibration, context.hardware, context.config.model, {
+        seq_length: Number(winner.seq_length),
+        zero: Number(winner.zero),
+        tp: Number(winner.tp),
+        pp: Number(winner.pp),
+      });
+    const groups = ranking.results().map((group) => {
+      const top = group.top.slice(0, k).map(asRow);
+      return { ...group, top, front: group.front.map(asRow), ...(top.length > 0 ? { model_error: errorOf(top[0]) } : {}) };
+    });
+    const assumed = describeTimeSettings(context.config.trainer);
+    return { groups, stats, model: context.config.model.name, hardware: context.hardware.name, assumed };
   } catch (error) {
     throw asLibraryError(error);
   }

@@ -587,8 +587,26 @@ export function calibrationYaml(calibration: Calibration, reports: FamilyReport[
     }
   }
   void calibration;
-  return text;
+  const start = text.indexOf(REGIME_ERRORS_MARKER);
+  const head = start >= 0 ? text.slice(0, start) : text.endsWith('\n') ? text : `${text}\n`;
+  const hardware = [...new Set(reports.flatMap((r) => r.inSample.map((p) => p.measurement.hardware)))].sort();
+  return [
+    head.trimEnd(),
+    '',
+    REGIME_ERRORS_MARKER,
+    '# error held out (leave-one-source-out, docs/time-model.md section 6), which `best` prints for its winner, and the',
+    '# hardware the calibration runs were measured on.',
+    'regime_errors:',
+    ...regimeErrors(reports)
+      .sort((x, y) => x.regime.localeCompare(y.regime))
+      .map((r) => `  ${r.regime}: { runs: ${r.runs}, sources: ${r.sources}, loso: ${Number(r.heldOut.toFixed(4))} }`),
+    `calibrated_hardware: [${hardware.join(', ')}]`,
+    '',
+  ].join('\n');
 }
+
+/** Where configs/calibration.yaml's generated part begins. */
+export const REGIME_ERRORS_MARKER = '# Written by `npm run calibrate` (do not edit): each regime\'s mean absolute throughput';
 
 /** Fits, reports constants, errors per regime and every row as Markdown, and optionally writes the constants. */
 export function runCalibration(write: boolean): { report: string; reports: FamilyReport[] } {

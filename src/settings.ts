@@ -1,4 +1,6 @@
-import type { TrainerConfig } from './config/model.js';
+import { type Calibration, regimeOf } from './config/calibration.js';
+import type { HardwareConfig } from './config/hardware.js';
+import type { ModelConfig, TrainerConfig } from './config/model.js';
 
 /**
  * The stack settings the time model assumed (docs/time-model.md, section 3), as `best` prints them under the
@@ -17,4 +19,26 @@ export function describeTimeSettings(trainer: TrainerConfig): string {
     `cp_comm_type ${trainer.cp_comm_type}`,
     `torch_compile ${on(trainer.torch_compile)}`,
   ].join(', ');
+}
+
+/**
+ * How far the time model is off on runs like the winner, as `best` prints it: the mean absolute throughput error
+ * of the winner's regime on publications held out of the fit (configs/calibration.yaml's regime_errors, written by
+ * `npm run calibrate`), and whether the hardware itself had calibration runs or borrows its family's constants.
+ */
+export function describeModelError(
+  calibration: Calibration,
+  hardware: Pick<HardwareConfig, 'name' | 'calibration_family'>,
+  model: Pick<ModelConfig, 'moe'>,
+  winner: { seq_length: number; zero: number; tp: number; pp: number },
+): string {
+  const family = hardware.calibration_family;
+  const known = new Set(Object.keys(calibration.regime_errors));
+  const regime = regimeOf(family, { moe: (model.moe?.num_experts ?? 0) > 0, ...winner }, known);
+  const error = calibration.regime_errors[regime];
+  const measured = error
+    ? `${(error.loso * 100).toFixed(1)}% mean on ${regime} runs of publications held out of the fit (${error.runs} run${error.runs === 1 ? '' : 's'}, ${error.sources} source${error.sources === 1 ? '' : 's'}; docs/time-model.md section 6)`
+    : `no calibration run in the ${regime} regime`;
+  const borrowed = calibration.calibrated_hardware.includes(hardware.name) ? '' : `; no calibration run on ${hardware.name} (${family} constants)`;
+  return `model error: ${measured}${borrowed}`;
 }

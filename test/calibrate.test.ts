@@ -13,6 +13,7 @@ import {
   measurements,
   predict,
   recomputeErrors,
+  regimeErrors,
   sourceErrors,
   regimeTable,
   REGIMES_BEGIN,
@@ -21,7 +22,7 @@ import {
   stackErrors,
   STACKS,
 } from '../src/calibrate.js';
-import { loadCalibration } from '../src/config/calibration.js';
+import { loadCalibration, regimeOf } from '../src/config/calibration.js';
 import { InputError } from '../src/errors.js';
 import { makeTempDir, REPO_ROOT } from './helpers.js';
 
@@ -41,6 +42,14 @@ describe('calibration sets', () => {
       expect(STACKS, m.name).toContain(m.stack);
     }
     expect(new Set(rows.map((m) => m.name)).size).toBe(rows.length);
+  });
+
+  it("regimeOf puts every calibration run in the regime its file gives it, so that best's error line reads the right one", () => {
+    const known = new Set(REGIMES);
+    for (const m of rows) {
+      const shape = { moe: (m.config.model.moe?.num_experts ?? 0) > 0, seq_length: m.row.seq_length, zero: m.row.zero, tp: m.row.tp, pp: m.row.pp };
+      expect(regimeOf(m.family, shape, known), m.name).toBe(m.regime);
+    }
   });
 
   it('covers every regime, A100 and H100 with more than one source each', () => {
@@ -225,6 +234,27 @@ describe('parasweep calibrate', () => {
   it('the fitted constants are the ones in configs/calibration.yaml (npm run calibrate writes them)', () => {
     const calibration = loadCalibration();
     for (const r of reports) expect(calibration.families[r.family]).toEqual(r.fitted);
+  });
+
+  it("configs/calibration.yaml's regime errors and calibrated hardware are the report's (npm run calibrate writes them)", () => {
+    const calibration = loadCalibration();
+    const regimes = regimeErrors(reports);
+    expect(Object.keys(calibration.regime_errors).sort()).toEqual(regimes.map((r) => r.regime).sort());
+    for (const r of regimes) {
+      expect(calibration.regime_errors[r.regime]).toEqual({ runs: r.runs, sources: r.sources, loso: Number(r.heldOut.toFixed(4)) });
+    }
+    const hardware = [...new Set(reports.flatMap((r) => r.inSample.map((p) => p.measurement.hardware)))].sort();
+    expect(calibration.calibrated_hardware).toEqual(hardware);
+  });
+
+  it('a calibration file with a malformed regime error is refused, naming the field', () => {
+    const dir = makeTempDir();
+    const path = join(dir, 'calibration.yaml');
+    const text = readFileSync(join(REPO_ROOT, 'configs', 'calibration.yaml'), 'utf8');
+    writeFileSync(path, text.replace(/h100-dense: \{ runs: \d+/, 'h100-dense: { runs: -3'));
+    expect(() => loadCalibration(path)).toThrow(/calibration\.regime_errors\.h100-dense\.runs/);
+    writeFileSync(path, text.replace(/calibrated_hardware: \[[^\]]*\]/, 'calibrated_hardware: 7'));
+    expect(() => loadCalibration(path)).toThrow(/calibration\.calibrated_hardware/);
   });
 
   it('docs/time-model.md holds the current report between its markers', () => {

@@ -144,11 +144,14 @@ describe('library errors name option fields, not CLI flags', () => {
 
 describe('best and sweep files', () => {
   it('best gives, per GPU count, the fastest fitting configs and the Pareto front', async () => {
-    const { groups, model, hardware } = await best({ ...SMALL, k: 3 });
+    const { groups, model, hardware, assumed } = await best({ ...SMALL, k: 3 });
     expect(model).toBe('LLaMA-3.1 8B');
     expect(hardware).toBe('h100-sxm-80gb');
+    // What the CLI prints under each winner: the settings assumed and the model's held-out error.
+    expect(assumed).toMatch(/tp_comm_overlap on, .*torch_compile off/);
     expect(groups.length).toBeGreaterThan(0);
     for (const group of groups) {
+      expect(group.model_error).toMatch(/^model error: \d+\.\d% mean on h100-(dense|long-context) runs/);
       expect(group.top.length).toBeLessThanOrEqual(3);
       const speeds = group.top.map((row) => row.tokens_per_s);
       expect([...speeds].sort((a, b) => b - a)).toEqual(speeds);

@@ -10,6 +10,7 @@ import { DataType, Table, tableFromIPC, Type } from 'apache-arrow';
 import { DuckDBInstance } from '@duckdb/node-api';
 import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCalibration } from '../src/config/calibration.js';
 import { FULL_CONSTANTS, model_params, FullConstants } from '../src/model.js';
 import { prepareSweep, sweep, sweepToFiles, SweepOptions } from '../src/sweep.js';
 import { BEST_WIDTH, formatTable, RankedRow } from '../src/results/rank.js';
@@ -313,6 +314,16 @@ describe('best', () => {
     expect(body[0]).toMatch(/ 8$/); // n: the eight merged configs
     // Right-aligned columns: every row ends where the header ends.
     for (const line of body) expect(line.length).toBe(lines[0].length);
+  });
+
+  it("prints the model's held-out error for the winner's regime, and when the hardware had no calibration run", () => {
+    const calibration = loadCalibration();
+    const h100 = cli([...narrow, '--ngpus', '1024']);
+    const loso = (calibration.regime_errors['h100-dense'].loso * 100).toFixed(1);
+    expect(h100.text).toContain(`model error: ${loso}% mean on h100-dense runs of publications held out of the fit`);
+    expect(h100.text).not.toMatch(/no calibration run on/);
+    const b200 = cli([...narrow, '--ngpus', '1024', '--hardware', 'b200-192gb']);
+    expect(b200.text.replace(/\s+/g, ' ')).toContain('no calibration run on b200-192gb (h100 constants)');
   });
 
   it('--torch-compile: the winner runs faster and says what it assumed', () => {

@@ -7,8 +7,9 @@ import { checkReportPath, reportFromFile, ReportAggregator, writeReport } from '
 import { checkOutputPaths, declareCsvOutput, writeRows } from '../sink/index.js';
 import { STDOUT_PATH } from '../sink/stdout.js';
 import { prepareSweep, SweepOptions, SweepStats, sweepToFiles } from '../sweep.js';
-import { describeTimeSettings } from '../settings.js';
+import { describeModelError, describeTimeSettings } from '../settings.js';
 import { UNIT_KEY } from '../units.js';
+import { loadCalibration } from '../config/calibration.js';
 
 /**
  * What `sweep`, `best` and `report` do with their rows: files, stdout, the summary table, the HTML report. The
@@ -166,6 +167,13 @@ export async function runBestCommand(
       {
         ...bestContext(schema!, { model: context.config.model.name, hardware: context.hardware.name }, rank),
         settings: describeTimeSettings(context.config.trainer),
+        errorOf: (winner) =>
+          describeModelError(context.calibration ?? loadCalibration(), context.hardware, context.config.model, {
+            seq_length: Number(winner.seq_length),
+            zero: Number(winner.zero),
+            tp: Number(winner.tp),
+            pp: Number(winner.pp),
+          }),
       },
       k,
     ),

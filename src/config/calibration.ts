@@ -44,12 +44,47 @@ export function attentionKernelRatio(family: Pick<FamilyCalibration, 'fa2_attent
   return 1;
 }
 
+/** How well a regime's published runs are predicted by a fit that did not see their publication. */
+export interface RegimeError {
+  runs: number;
+  sources: number;
+  /** Mean absolute throughput error, leave-one-source-out (docs/time-model.md, section 6). */
+  loso: number;
+}
+
 /** Efficiency constants of the time model: configs/calibration.yaml, refitted by `npm run calibrate`. */
 export interface Calibration {
   scaleup_efficiency: number;
   scaleout_efficiency: number;
   cpu_optimizer_params_s: number;
   families: Record<string, FamilyCalibration>;
+  /** Written by `npm run calibrate`: each regime's held-out error, and the hardware its runs were measured on. */
+  regime_errors: Record<string, RegimeError>;
+  calibrated_hardware: string[];
+}
+
+/** What decides a config's regime: the calibration sets' split of their runs (configs/calibration/). */
+export interface RegimeShape {
+  moe: boolean;
+  seq_length: number;
+  zero: number;
+  tp: number;
+  pp: number;
+}
+
+/** Sequences from this length on are the long-context regime. */
+export const LONG_CONTEXT_SEQ = 32768;
+
+/**
+ * The regime a config falls in, as the calibration sets assign their runs: MoE models; ZeRO-3 without model
+ * parallelism where the family has that regime (A100: FSDP, DeepSpeed); sequences of 32K tokens and more; the rest
+ * dense. `known` holds the regimes with measured errors.
+ */
+export function regimeOf(family: string, shape: RegimeShape, known: ReadonlySet<string>): string {
+  if (shape.moe) return `${family}-moe`;
+  if (shape.zero === 3 && shape.tp === 1 && shape.pp === 1 && known.has(`${family}-zero3`)) return `${family}-zero3`;
+  if (shape.seq_length >= LONG_CONTEXT_SEQ) return `${family}-long-context`;
+  return `${family}-dense`;
 }
 
 const fraction: FieldSpec = { kind: 'number', exclusiveMin: 0, max: 1 };
@@ -80,7 +115,14 @@ export const CALIBRATION_SPEC: FieldSpec = {
     scaleout_efficiency: fraction,
     cpu_optimizer_params_s: { kind: 'number', exclusiveMin: 0 },
     families: { kind: 'any' },
+    regime_errors: { kind: 'any', optional: true },
+    calibrated_hardware: { kind: 'any', optional: true },
   },
+};
+
+const REGIME_ERROR_SPEC: FieldSpec = {
+  kind: 'object',
+  fields: { runs: { kind: 'int', min: 1 }, sources: { kind: 'int', min: 1 }, loso: { kind: 'number', min: 0 } },
 };
 
 export const CALIBRATION_PATH = join(BUNDLED_CONFIG_DIR, 'calibration.yaml');
@@ -90,9 +132,26 @@ let cached: Calibration | undefined;
 export function loadCalibration(path = CALIBRATION_PATH): Calibration {
   if (path === CALIBRATION_PATH && cached) return cached;
   const raw = readYamlFile(path, '--calibration') as Record<string, unknown> | null;
-  const { families, ...shared } = (raw ?? {}) as { families?: unknown };
+  const { families, regime_errors, calibrated_hardware, ...shared } = (raw ?? {}) as {
+    families?: unknown;
+    regime_errors?: unknown;
+    calibrated_hardware?: unknown;
+  };
   const calibration = validate(CALIBRATION_SPEC, { ...shared, families: {} }, 'calibration') as unknown as Calibration;
   calibration.families = {};
+  calibration.regime_errors = {};
+  if (regime_errors !== undefined) {
+    if (!regime_errors || typeof regime_errors !== 'object' || Array.isArray(regime_errors)) {
+      throw new InputError('calibration.regime_errors', 'must map each regime to its runs, sources and loso error');
+    }
+    for (const [regime, error] of Object.entries(regime_errors)) {
+      calibration.regime_errors[regime] = validate(REGIME_ERROR_SPEC, error, `calibration.regime_errors.${regime}`) as unknown as RegimeError;
+    }
+  }
+  if (calibrated_hardware !== undefined && (!Array.isArray(calibrated_hardware) || !calibrated_hardware.every((h) => typeof h === 'string'))) {
+    throw new InputError('calibration.calibrated_hardware', 'must list hardware names');
+  }
+  calibration.calibrated_hardware = (calibrated_hardware as string[] | undefined) ?? [];
   if (!families || typeof families !== 'object' || Array.isArray(families)) {
     throw new InputError('calibration.families', 'must map each hardware family to its efficiency constants');
   }

@@ -178,6 +178,8 @@ export interface BestContext {
   seq?: string;
   /** The time model's stack settings (overlaps, FP8, CP exchange) the ranking assumed, as text. */
   settings?: string;
+  /** The time model's measured error on runs like a group's winner, as text. */
+  errorOf?: (winner: Record<string, unknown>) => string;
 }
 
 export function bestContext(schema: Schema, fallback: { model: string; hardware: string }, options: RankOptions): BestContext {
@@ -393,6 +395,7 @@ export function formatBest(results: ReturnType<BestConfigs['results']>, context:
         ),
       );
       if (context.settings) lines.push(...wrap(`  assumed: schedule ${String(winner.schedule)}, ${context.settings}`, BEST_WIDTH, '          '));
+      if (context.errorOf) lines.push(...wrap(`  ${context.errorOf(winner)}`, BEST_WIDTH, '          '));
     }
     lines.push(`  Pareto front (memory per GPU vs step time), ${front.length} configs:`);
     for (const row of front) {
