@@ -188,6 +188,14 @@ describe('torchtitan configuration', () => {
     expect(text).toContain('config.parallelism.data_parallel_replicate_degree = 8');
   });
 
+  it('torch.compile, which the step time was sized with or without, is CompileConfig.enable; Megatron-LM runs eager', () => {
+    const eager = input('llama3.1-8b', { zero: 3 });
+    expect(launchArgs(eager, 'torchtitan').text).toContain('config.compile.enable = False');
+    const compiled = { ...eager, trainer: { ...eager.trainer, torch_compile: true } };
+    expect(launchArgs(compiled, 'torchtitan').text).toContain('config.compile.enable = True');
+    expect(() => launchArgs({ ...compiled, layout: { ...compiled.layout, zero: 1 } }, 'megatron')).toThrow(/^trainer\.torch_compile: /);
+  });
+
   it('what torchtitan cannot run is an error naming the layout field', () => {
     expect(() => launchArgs(input('llama3.1-405b', { zero: 1 }), 'torchtitan')).toThrow(/^layout\.zero: ZeRO-1/);
     const replicatedExperts = { tp: 1, pp: 1, ep: 8, ngpus: 64, gbs: 512, seq_length: 4096, zero: 0 };

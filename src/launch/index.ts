@@ -265,6 +265,9 @@ function megatronFlags(r: Resolved): string[] {
   // Batch and sequence (TrainingConfig); the micro-batch count follows: gbs / (dp x mbs).
   add('--micro-batch-size', l.mbs, '--global-batch-size', l.gbs, '--seq-length', l.seq_length, '--max-position-embeddings', l.seq_length);
 
+  // Megatron-LM runs its model eager: a config sized with torch.compile's fusions would not be what it runs.
+  if (trainer.torch_compile) unsupported('Megatron-LM', 'trainer.torch_compile', 'torch.compile of the model');
+
   // Precision.
   if (trainer.param_dtype === 'bfloat16') add('--bf16');
   else if (trainer.param_dtype === 'float16') add('--fp16');
@@ -424,6 +427,8 @@ function torchtitanText(r: Resolved, title: string): string {
   lines.push(`    config.training.num_tokens_per_train_step = ${l.gbs * l.seq_length}  # gbs ${l.gbs} x seq ${l.seq_length}`);
   lines.push(`    config.training.max_context_length = ${l.seq_length}`);
   lines.push(`    config.training.mixed_precision_param = ${py(dtype!)}`);
+  // The step time was sized with (or without) Inductor's fusions (trainer.torch_compile): CompileConfig.enable.
+  lines.push(`    config.compile.enable = ${py(trainer.torch_compile)}`);
   const ac = l.recompute === 'full' ? 'FullAC.Config()' : l.recompute === 'selective' ? 'SelectiveAC.Config()' : 'None';
   lines.push(`    config.activation_checkpoint = ${ac}`);
   return [
