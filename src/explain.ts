@@ -26,6 +26,8 @@ import {
   stage_time,
 } from './model.js';
 import { prepareSweep, PreparedSweep, SweepOptions } from './sweep.js';
+import { loadCalibration } from './config/calibration.js';
+import { describeModelError, describeTimeSettings } from './settings.js';
 
 const GIB = 1024 ** 3;
 
@@ -86,6 +88,9 @@ export interface Explanation {
   critical_path: { passes: number; microbatch_s: number; bubble_s: number; tail_s: number; step_time_s: number; text: string };
   memory_limit_gib: number;
   fits: boolean;
+  /** The stack settings the step time assumed, and the model's held-out error on runs of this config's regime. */
+  assumed: string;
+  model_error: string;
 }
 
 /** The single valid row of a sweep whose every dimension is pinned, or an InputError saying what to pin. */
@@ -228,6 +233,13 @@ export function explain(options: SweepOptions): Explanation {
     critical_path: { passes, microbatch_s: pace, bubble_s: bubble, tail_s: latestTail, step_time_s: result.step_time_s, text },
     memory_limit_gib: c.memory_gib / (1 + c.headroom),
     fits: result.fits === 1,
+    assumed: describeTimeSettings(prepared.config.trainer),
+    model_error: describeModelError(prepared.context.calibration ?? loadCalibration(), prepared.context.hardware, prepared.config.model, {
+      seq_length: r.seq_length,
+      zero: r.zero,
+      tp: r.tp,
+      pp: r.pp,
+    }),
   };
 }
 
@@ -270,6 +282,8 @@ export function formatExplanation(e: Explanation): string {
     '',
     `memory: stage ${e.heaviest_stage} needs ${fixed(heaviest.memory_gib.total, 2)} GiB; the limit with headroom is ${fixed(e.memory_limit_gib, 2)} GiB: ${e.fits ? 'fits' : 'does NOT fit'}`,
     `critical path: ${e.critical_path.text}`,
+    `assumed: ${e.assumed}`,
+    e.model_error,
   );
   return lines.join('\n') + '\n';
 }

@@ -324,6 +324,9 @@ describe('parasweep explain (CLI)', () => {
     expect(run.stdout).toMatch(/HEAVIEST/);
     expect(run.stdout).toMatch(/critical path: /);
     expect(run.stdout).toMatch(/global batch 4096 \(target 4096\)/);
+    // What best prints under its winner: the settings assumed and the held-out error of the config's regime.
+    expect(run.stdout).toMatch(/^assumed: linear layers bfloat16, .*torch_compile off$/m);
+    expect(run.stdout).toMatch(/^model error: \d+\.\d% mean on h100-dense runs of publications held out of the fit/m);
   });
 
   it('--json gives the explanation object; a config left open exits 2 with one line', () => {
