@@ -7,7 +7,7 @@ import { BestConfigs, checkRankColumns, RankedRow } from './results/rank.js';
 import { prepareSweep, sweep, SweepOptions, SweepStats, sweepBatches } from './sweep.js';
 import { checkEngines, CheckOptions, CheckReport } from './check.js';
 import { loadCalibration } from './config/calibration.js';
-import { describeModelError, describeTimeSettings } from './settings.js';
+import { describeModelError, describeTimeSettings, winnerShape } from './settings.js';
 
 /**
  * The library's own entry points: what the CLI does, with errors that name option fields (`headroom`,
@@ -174,12 +174,7 @@ export async function best(
     // The ranking keeps spare rows per group to merge equivalent layouts in print; the library returns k.
     const calibration = context.calibration ?? loadCalibration();
     const errorOf = (winner: BestRow) =>
-      describeModelError(calibration, context.hardware, context.config.model, {
-        seq_length: Number(winner.seq_length),
-        zero: Number(winner.zero),
-        tp: Number(winner.tp),
-        pp: Number(winner.pp),
-      });
+      describeModelError(calibration, context.hardware, context.config.model, winnerShape(winner));
     const groups = ranking.results().map((group) => {
       const top = group.top.slice(0, k).map(asRow);
       return { ...group, top, front: group.front.map(asRow), ...(top.length > 0 ? { model_error: errorOf(top[0]) } : {}) };

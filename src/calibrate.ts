@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { defaultLayoutColumns, replicasDivide } from './layout.js';
 import { join } from 'node:path';
-import { Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration } from './config/calibration.js';
+import { Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration, RANGE_DIMENSIONS, RangeDimension } from './config/calibration.js';
 import { loadHardware } from './config/hardware.js';
 import { BUNDLED_CONFIG_DIR, loadConfig, LoadedConfig, readYamlFile } from './config/load.js';
 import { validateModel, validateTrainer } from './config/model.js';
@@ -594,15 +594,25 @@ export function calibrationYaml(calibration: Calibration, reports: FamilyReport[
     head.trimEnd(),
     '',
     REGIME_ERRORS_MARKER,
-    '# error held out (leave-one-source-out, docs/time-model.md section 6), which `best` prints for its winner, and the',
-    '# hardware the calibration runs were measured on.',
+    '# error held out (leave-one-source-out, docs/time-model.md section 6), which `best` prints for its winner, the',
+    '# hardware the calibration runs were measured on, and the span of their layouts per family.',
     'regime_errors:',
     ...regimeErrors(reports)
       .sort((x, y) => x.regime.localeCompare(y.regime))
       .map((r) => `  ${r.regime}: { runs: ${r.runs}, sources: ${r.sources}, loso: ${Number(r.heldOut.toFixed(4))} }`),
     `calibrated_hardware: [${hardware.join(', ')}]`,
+    'calibrated_ranges:',
+    ...reports.map((r) => `  ${r.family}: { ${calibratedRanges(r.inSample.map((p) => p.measurement)).join(', ')} }`),
     '',
   ].join('\n');
+}
+
+/** Each layout dimension's smallest and largest value among `runs`, as YAML flow entries. */
+function calibratedRanges(runs: Measurement[]): string[] {
+  return RANGE_DIMENSIONS.map((name: RangeDimension) => {
+    const values = runs.map((m) => m.row[name]);
+    return `${name}: [${Math.min(...values)}, ${Math.max(...values)}]`;
+  });
 }
 
 /** Where configs/calibration.yaml's generated part begins. */

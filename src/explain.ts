@@ -234,12 +234,7 @@ export function explain(options: SweepOptions): Explanation {
     memory_limit_gib: c.memory_gib / (1 + c.headroom),
     fits: result.fits === 1,
     assumed: describeTimeSettings(prepared.config.trainer),
-    model_error: describeModelError(prepared.context.calibration ?? loadCalibration(), prepared.context.hardware, prepared.config.model, {
-      seq_length: r.seq_length,
-      zero: r.zero,
-      tp: r.tp,
-      pp: r.pp,
-    }),
+    model_error: describeModelError(prepared.context.calibration ?? loadCalibration(), prepared.context.hardware, prepared.config.model, r),
   };
 }
 

@@ -50,9 +50,9 @@ export const writeCalibrationReadme = librarySync((path: string, report: string)
 export { measurements, predict, fitFamily, calibrateFamilies, regimeErrors, sourceErrors, stackErrors, recomputeErrors } from './calibrate.js';
 export type { Measurement, Prediction, FamilyReport, Metric, Stack } from './calibrate.js';
 export { sweepStream, best, check, sweepFileRuns } from './api.js';
-export { describeModelError, describeTimeSettings } from './settings.js';
-export { regimeOf, LONG_CONTEXT_SEQ } from './config/calibration.js';
-export type { RegimeError, RegimeShape } from './config/calibration.js';
+export { describeModelError, describeTimeSettings, winnerShape } from './settings.js';
+export { regimeOf, LONG_CONTEXT_SEQ, outsideCalibration, RANGE_DIMENSIONS } from './config/calibration.js';
+export type { RegimeError, RegimeShape, RangeDimension } from './config/calibration.js';
 export type { StreamOptions, BestOptions, BestGroup, BestRow } from './api.js';
 export { sweepBatches, abortOpenSinks } from './sweep.js';
 export type { SweepOptions, PreparedSweep, SweepStats } from './sweep.js';

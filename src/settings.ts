@@ -1,4 +1,4 @@
-import { type Calibration, regimeOf } from './config/calibration.js';
+import { type Calibration, outsideCalibration, regimeOf } from './config/calibration.js';
 import type { HardwareConfig } from './config/hardware.js';
 import type { ModelConfig, TrainerConfig } from './config/model.js';
 
@@ -24,13 +24,14 @@ export function describeTimeSettings(trainer: TrainerConfig): string {
 /**
  * How far the time model is off on runs like the winner, as `best` prints it: the mean absolute throughput error
  * of the winner's regime on publications held out of the fit (configs/calibration.yaml's regime_errors, written by
- * `npm run calibrate`), and whether the hardware itself had calibration runs or borrows its family's constants.
+ * `npm run calibrate`), whether the hardware itself had calibration runs or borrows its family's constants, and the
+ * layout dimensions in which the config lies beyond every calibration run of its family (an extrapolation).
  */
 export function describeModelError(
   calibration: Calibration,
   hardware: Pick<HardwareConfig, 'name' | 'calibration_family'>,
   model: Pick<ModelConfig, 'moe'>,
-  winner: { seq_length: number; zero: number; tp: number; pp: number },
+  winner: { ngpus: number; seq_length: number; zero: number; tp: number; pp: number; cp: number; ep: number },
 ): string {
   const family = hardware.calibration_family;
   const known = new Set(Object.keys(calibration.regime_errors));
@@ -40,5 +41,13 @@ export function describeModelError(
     ? `${(error.loso * 100).toFixed(1)}% mean on ${regime} runs of publications held out of the fit (${error.runs} run${error.runs === 1 ? '' : 's'}, ${error.sources} source${error.sources === 1 ? '' : 's'}; docs/time-model.md section 6)`
     : `no calibration run in the ${regime} regime`;
   const borrowed = calibration.calibrated_hardware.includes(hardware.name) ? '' : `; no calibration run on ${hardware.name} (${family} constants)`;
-  return `model error: ${measured}${borrowed}`;
+  const outside = outsideCalibration(calibration, family, winner);
+  const extrapolated = outside.length > 0 ? `; beyond every ${family} calibration run in ${outside.join(', ')}` : '';
+  return `model error: ${measured}${borrowed}${extrapolated}`;
+}
+
+/** The layout of a ranked row (its values by column name) as describeModelError reads it. */
+export function winnerShape(row: Record<string, unknown>): Parameters<typeof describeModelError>[3] {
+  const n = (name: string) => Number(row[name]);
+  return { ngpus: n('ngpus'), seq_length: n('seq_length'), zero: n('zero'), tp: n('tp'), pp: n('pp'), cp: n('cp'), ep: n('ep') };
 }

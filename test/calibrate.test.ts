@@ -22,7 +22,7 @@ import {
   stackErrors,
   STACKS,
 } from '../src/calibrate.js';
-import { loadCalibration, regimeOf } from '../src/config/calibration.js';
+import { loadCalibration, outsideCalibration, RANGE_DIMENSIONS, regimeOf } from '../src/config/calibration.js';
 import { InputError } from '../src/errors.js';
 import { makeTempDir, REPO_ROOT } from './helpers.js';
 
@@ -245,6 +245,18 @@ describe('parasweep calibrate', () => {
     }
     const hardware = [...new Set(reports.flatMap((r) => r.inSample.map((p) => p.measurement.hardware)))].sort();
     expect(calibration.calibrated_hardware).toEqual(hardware);
+    // Each family's span of every layout dimension over its runs.
+    for (const r of reports) {
+      const rows = r.inSample.map((p) => p.measurement.row);
+      for (const name of RANGE_DIMENSIONS) {
+        const values = rows.map((row) => row[name]);
+        expect(calibration.calibrated_ranges[r.family][name], `${r.family} ${name}`).toEqual([Math.min(...values), Math.max(...values)]);
+      }
+    }
+    expect(outsideCalibration(calibration, 'h100', { tp: 32, cp: 2, ngpus: 512 })).toEqual([
+      `tp 32 (runs: ${calibration.calibrated_ranges.h100.tp![0]}-${calibration.calibrated_ranges.h100.tp![1]})`,
+    ]);
+    expect(outsideCalibration(calibration, 'a100', { ep: 8 })).toEqual(['ep 8 (runs: 1-1)']);
   });
 
   it('a calibration file with a malformed regime error is refused, naming the field', () => {
@@ -255,6 +267,10 @@ describe('parasweep calibrate', () => {
     expect(() => loadCalibration(path)).toThrow(/calibration\.regime_errors\.h100-dense\.runs/);
     writeFileSync(path, text.replace(/calibrated_hardware: \[[^\]]*\]/, 'calibrated_hardware: 7'));
     expect(() => loadCalibration(path)).toThrow(/calibration\.calibrated_hardware/);
+    writeFileSync(path, text.replace(/tp: \[1, 8\]/, 'tp: [8, 1]'));
+    expect(() => loadCalibration(path)).toThrow(/calibration\.calibrated_ranges\.a100\.tp: must be \[min, max\]/);
+    writeFileSync(path, text.replace(/ngpus: \[8, 12288\]/, 'gpus: [8, 12288]'));
+    expect(() => loadCalibration(path)).toThrow(/calibration\.calibrated_ranges\.a100\.gpus: is not a layout dimension/);
   });
 
   it('docs/time-model.md holds the current report between its markers', () => {

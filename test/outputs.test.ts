@@ -324,6 +324,11 @@ describe('best', () => {
     expect(h100.text).not.toMatch(/no calibration run on/);
     const b200 = cli([...narrow, '--ngpus', '1024', '--hardware', 'b200-192gb']);
     expect(b200.text.replace(/\s+/g, ' ')).toContain('no calibration run on b200-192gb (h100 constants)');
+    // A winner beyond every calibration run of its family says in which dimension: here TP past one node.
+    const wide = cli(['best', '--model', 'gpt3-175b', '--engine', 'cpu', '-q', '--offload', 'none', '--ngpus', '1024', '--tp', '16']);
+    const span = calibration.calibrated_ranges.h100.tp!;
+    expect(wide.text.replace(/\s+/g, ' ')).toContain(`beyond every h100 calibration run in tp 16 (runs: ${span[0]}-${span[1]})`);
+    expect(h100.text).not.toMatch(/beyond every/);
   });
 
   it('--torch-compile: the winner runs faster and says what it assumed', () => {

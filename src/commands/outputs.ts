@@ -7,7 +7,7 @@ import { checkReportPath, reportFromFile, ReportAggregator, writeReport } from '
 import { checkOutputPaths, declareCsvOutput, writeRows } from '../sink/index.js';
 import { STDOUT_PATH } from '../sink/stdout.js';
 import { prepareSweep, SweepOptions, SweepStats, sweepToFiles } from '../sweep.js';
-import { describeModelError, describeTimeSettings } from '../settings.js';
+import { describeModelError, describeTimeSettings, winnerShape } from '../settings.js';
 import { UNIT_KEY } from '../units.js';
 import { loadCalibration } from '../config/calibration.js';
 
@@ -168,12 +168,7 @@ export async function runBestCommand(
         ...bestContext(schema!, { model: context.config.model.name, hardware: context.hardware.name }, rank),
         settings: describeTimeSettings(context.config.trainer),
         errorOf: (winner) =>
-          describeModelError(context.calibration ?? loadCalibration(), context.hardware, context.config.model, {
-            seq_length: Number(winner.seq_length),
-            zero: Number(winner.zero),
-            tp: Number(winner.tp),
-            pp: Number(winner.pp),
-          }),
+          describeModelError(context.calibration ?? loadCalibration(), context.hardware, context.config.model, winnerShape(winner)),
       },
       k,
     ),

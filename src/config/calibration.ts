@@ -61,6 +61,25 @@ export interface Calibration {
   /** Written by `npm run calibrate`: each regime's held-out error, and the hardware its runs were measured on. */
   regime_errors: Record<string, RegimeError>;
   calibrated_hardware: string[];
+  /** Per family, the smallest and largest value of each layout dimension among its calibration runs. */
+  calibrated_ranges: Record<string, Partial<Record<RangeDimension, [number, number]>>>;
+}
+
+/** The layout dimensions whose calibrated span `best` and `explain` check a config against. */
+export const RANGE_DIMENSIONS = ['ngpus', 'tp', 'pp', 'cp', 'ep', 'seq_length'] as const;
+export type RangeDimension = (typeof RANGE_DIMENSIONS)[number];
+
+/** The dimensions of `layout` outside its family's calibrated span, as "tp 16 (runs: 1-8)". */
+export function outsideCalibration(calibration: Calibration, family: string, layout: Partial<Record<RangeDimension, number>>): string[] {
+  const ranges = calibration.calibrated_ranges[family] ?? {};
+  const out: string[] = [];
+  for (const name of RANGE_DIMENSIONS) {
+    const span = ranges[name];
+    const value = layout[name];
+    if (span === undefined || value === undefined || !Number.isFinite(value)) continue;
+    if (value < span[0] || value > span[1]) out.push(`${name} ${value} (runs: ${span[0]}-${span[1]})`);
+  }
+  return out;
 }
 
 /** What decides a config's regime: the calibration sets' split of their runs (configs/calibration/). */
@@ -117,6 +136,7 @@ export const CALIBRATION_SPEC: FieldSpec = {
     families: { kind: 'any' },
     regime_errors: { kind: 'any', optional: true },
     calibrated_hardware: { kind: 'any', optional: true },
+    calibrated_ranges: { kind: 'any', optional: true },
   },
 };
 
@@ -132,10 +152,11 @@ let cached: Calibration | undefined;
 export function loadCalibration(path = CALIBRATION_PATH): Calibration {
   if (path === CALIBRATION_PATH && cached) return cached;
   const raw = readYamlFile(path, '--calibration') as Record<string, unknown> | null;
-  const { families, regime_errors, calibrated_hardware, ...shared } = (raw ?? {}) as {
+  const { families, regime_errors, calibrated_hardware, calibrated_ranges, ...shared } = (raw ?? {}) as {
     families?: unknown;
     regime_errors?: unknown;
     calibrated_hardware?: unknown;
+    calibrated_ranges?: unknown;
   };
   const calibration = validate(CALIBRATION_SPEC, { ...shared, families: {} }, 'calibration') as unknown as Calibration;
   calibration.families = {};
@@ -152,6 +173,27 @@ export function loadCalibration(path = CALIBRATION_PATH): Calibration {
     throw new InputError('calibration.calibrated_hardware', 'must list hardware names');
   }
   calibration.calibrated_hardware = (calibrated_hardware as string[] | undefined) ?? [];
+  calibration.calibrated_ranges = {};
+  if (calibrated_ranges !== undefined) {
+    if (!calibrated_ranges || typeof calibrated_ranges !== 'object' || Array.isArray(calibrated_ranges)) {
+      throw new InputError('calibration.calibrated_ranges', 'must map each family to the span of each layout dimension');
+    }
+    for (const [family, spans] of Object.entries(calibrated_ranges)) {
+      const field = `calibration.calibrated_ranges.${family}`;
+      if (!spans || typeof spans !== 'object' || Array.isArray(spans)) throw new InputError(field, 'must map layout dimensions to [min, max]');
+      const checked: Partial<Record<RangeDimension, [number, number]>> = {};
+      for (const [name, span] of Object.entries(spans)) {
+        if (!(RANGE_DIMENSIONS as readonly string[]).includes(name)) {
+          throw new InputError(`${field}.${name}`, `is not a layout dimension (${RANGE_DIMENSIONS.join(', ')})`);
+        }
+        if (!Array.isArray(span) || span.length !== 2 || !span.every((v) => typeof v === 'number') || span[0] > span[1]) {
+          throw new InputError(`${field}.${name}`, 'must be [min, max] with min <= max');
+        }
+        checked[name as RangeDimension] = [span[0], span[1]];
+      }
+      calibration.calibrated_ranges[family] = checked;
+    }
+  }
   if (!families || typeof families !== 'object' || Array.isArray(families)) {
     throw new InputError('calibration.families', 'must map each hardware family to its efficiency constants');
   }
