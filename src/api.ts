@@ -6,7 +6,6 @@ import { InputError } from './errors.js';
 import { BestConfigs, checkRankColumns, RankedRow } from './results/rank.js';
 import { prepareSweep, sweep, SweepOptions, SweepStats, sweepBatches } from './sweep.js';
 import { checkEngines, CheckOptions, CheckReport } from './check.js';
-import { loadCalibration } from './config/calibration.js';
 import { describeModelError, describeTimeSettings, winnerShape } from './settings.js';
 
 /**
@@ -172,9 +171,7 @@ export async function best(
     for (const batch of table.batches) ranking.add(batch);
     const asRow = (row: RankedRow) => row.values as BestRow;
     // The ranking keeps spare rows per group to merge equivalent layouts in print; the library returns k.
-    const calibration = context.calibration ?? loadCalibration();
-    const errorOf = (winner: BestRow) =>
-      describeModelError(calibration, context.hardware, context.config.model, winnerShape(winner));
+    const errorOf = (winner: BestRow) => describeModelError(context, winnerShape(winner));
     const groups = ranking.results().map((group) => {
       const top = group.top.slice(0, k).map(asRow);
       return { ...group, top, front: group.front.map(asRow), ...(top.length > 0 ? { model_error: errorOf(top[0]) } : {}) };

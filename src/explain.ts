@@ -26,7 +26,6 @@ import {
   stage_time,
 } from './model.js';
 import { prepareSweep, PreparedSweep, SweepOptions } from './sweep.js';
-import { loadCalibration } from './config/calibration.js';
 import { describeModelError, describeTimeSettings } from './settings.js';
 
 const GIB = 1024 ** 3;
@@ -234,7 +233,7 @@ export function explain(options: SweepOptions): Explanation {
     memory_limit_gib: c.memory_gib / (1 + c.headroom),
     fits: result.fits === 1,
     assumed: describeTimeSettings(prepared.config.trainer),
-    model_error: describeModelError(prepared.context.calibration ?? loadCalibration(), prepared.context.hardware, prepared.config.model, r),
+    model_error: describeModelError(prepared.context, r),
   };
 }
 

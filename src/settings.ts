@@ -1,6 +1,6 @@
-import { type Calibration, outsideCalibration, regimeOf } from './config/calibration.js';
-import type { HardwareConfig } from './config/hardware.js';
-import type { ModelConfig, TrainerConfig } from './config/model.js';
+import { loadCalibration, outsideCalibration, regimeOf } from './config/calibration.js';
+import type { TrainerConfig } from './config/model.js';
+import type { SweepContext } from './formulas/types.js';
 
 /**
  * The stack settings the time model assumed (docs/time-model.md, section 3), as `best` prints them under the
@@ -28,14 +28,14 @@ export function describeTimeSettings(trainer: TrainerConfig): string {
  * layout dimensions in which the config lies beyond every calibration run of its family (an extrapolation).
  */
 export function describeModelError(
-  calibration: Calibration,
-  hardware: Pick<HardwareConfig, 'name' | 'calibration_family'>,
-  model: Pick<ModelConfig, 'moe'>,
+  context: Pick<SweepContext, 'calibration' | 'hardware' | 'config'>,
   winner: { ngpus: number; seq_length: number; zero: number; tp: number; pp: number; cp: number; ep: number },
 ): string {
+  const { hardware, config } = context;
+  const calibration = context.calibration ?? loadCalibration();
   const family = hardware.calibration_family;
   const known = new Set(Object.keys(calibration.regime_errors));
-  const regime = regimeOf(family, { moe: (model.moe?.num_experts ?? 0) > 0, ...winner }, known);
+  const regime = regimeOf(family, { moe: (config.model.moe?.num_experts ?? 0) > 0, ...winner }, known);
   const error = calibration.regime_errors[regime];
   const measured = error
     ? `${(error.loso * 100).toFixed(1)}% mean on ${regime} runs of publications held out of the fit (${error.runs} run${error.runs === 1 ? '' : 's'}, ${error.sources} source${error.sources === 1 ? '' : 's'}; docs/time-model.md section 6)`
@@ -47,7 +47,7 @@ export function describeModelError(
 }
 
 /** The layout of a ranked row (its values by column name) as describeModelError reads it. */
-export function winnerShape(row: Record<string, unknown>): Parameters<typeof describeModelError>[3] {
+export function winnerShape(row: Record<string, unknown>): Parameters<typeof describeModelError>[1] {
   const n = (name: string) => Number(row[name]);
   return { ngpus: n('ngpus'), seq_length: n('seq_length'), zero: n('zero'), tp: n('tp'), pp: n('pp'), cp: n('cp'), ep: n('ep') };
 }

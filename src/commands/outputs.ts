@@ -9,7 +9,6 @@ import { STDOUT_PATH } from '../sink/stdout.js';
 import { prepareSweep, SweepOptions, SweepStats, sweepToFiles } from '../sweep.js';
 import { describeModelError, describeTimeSettings, winnerShape } from '../settings.js';
 import { UNIT_KEY } from '../units.js';
-import { loadCalibration } from '../config/calibration.js';
 
 /**
  * What `sweep`, `best` and `report` do with their rows: files, stdout, the summary table, the HTML report. The
@@ -167,8 +166,7 @@ export async function runBestCommand(
       {
         ...bestContext(schema!, { model: context.config.model.name, hardware: context.hardware.name }, rank),
         settings: describeTimeSettings(context.config.trainer),
-        errorOf: (winner) =>
-          describeModelError(context.calibration ?? loadCalibration(), context.hardware, context.config.model, winnerShape(winner)),
+        errorOf: (winner) => describeModelError(context, winnerShape(winner)),
       },
       k,
     ),

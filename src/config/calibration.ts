@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { BUNDLED_CONFIG_DIR, readYamlFile } from './load.js';
-import { FieldSpec, validate } from './schema.js';
+import { FieldSpec, isPlainObject, validate } from './schema.js';
 
 /** Efficiency constants of one hardware family, fitted by `npm run calibrate` (docs/time-model.md, section 6). */
 export interface FamilyCalibration {
@@ -162,7 +162,7 @@ export function loadCalibration(path = CALIBRATION_PATH): Calibration {
   calibration.families = {};
   calibration.regime_errors = {};
   if (regime_errors !== undefined) {
-    if (!regime_errors || typeof regime_errors !== 'object' || Array.isArray(regime_errors)) {
+    if (!isPlainObject(regime_errors)) {
       throw new InputError('calibration.regime_errors', 'must map each regime to its runs, sources and loso error');
     }
     for (const [regime, error] of Object.entries(regime_errors)) {
@@ -175,12 +175,12 @@ export function loadCalibration(path = CALIBRATION_PATH): Calibration {
   calibration.calibrated_hardware = (calibrated_hardware as string[] | undefined) ?? [];
   calibration.calibrated_ranges = {};
   if (calibrated_ranges !== undefined) {
-    if (!calibrated_ranges || typeof calibrated_ranges !== 'object' || Array.isArray(calibrated_ranges)) {
+    if (!isPlainObject(calibrated_ranges)) {
       throw new InputError('calibration.calibrated_ranges', 'must map each family to the span of each layout dimension');
     }
     for (const [family, spans] of Object.entries(calibrated_ranges)) {
       const field = `calibration.calibrated_ranges.${family}`;
-      if (!spans || typeof spans !== 'object' || Array.isArray(spans)) throw new InputError(field, 'must map layout dimensions to [min, max]');
+      if (!isPlainObject(spans)) throw new InputError(field, 'must map layout dimensions to [min, max]');
       const checked: Partial<Record<RangeDimension, [number, number]>> = {};
       for (const [name, span] of Object.entries(spans)) {
         if (!(RANGE_DIMENSIONS as readonly string[]).includes(name)) {
@@ -194,7 +194,7 @@ export function loadCalibration(path = CALIBRATION_PATH): Calibration {
       calibration.calibrated_ranges[family] = checked;
     }
   }
-  if (!families || typeof families !== 'object' || Array.isArray(families)) {
+  if (!isPlainObject(families)) {
     throw new InputError('calibration.families', 'must map each hardware family to its efficiency constants');
   }
   for (const [name, family] of Object.entries(families)) {
