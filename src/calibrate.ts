@@ -530,6 +530,27 @@ export function recomputeErrors(reports: FamilyReport[]): Array<SignedErrors<(ty
   return signedErrors(reports, RECOMPUTE_MODES, (m) => RECOMPUTE_MODES[m.row.recompute]);
 }
 
+/**
+ * Mean signed error per recompute mode within each source that ran more than one mode: the recompute term's bias
+ * with each publication's own offsets (its stack, its cluster, how it counts) held fixed, which the per-family
+ * table above mixes in. Fitted on all sources; modes a source did not run are left out.
+ */
+export function recomputeErrorsWithinSources(
+  reports: FamilyReport[],
+): Array<{ source: string; family: string; modes: Array<{ mode: (typeof RECOMPUTE_MODES)[number]; runs: number; inSample: number }> }> {
+  const out: ReturnType<typeof recomputeErrorsWithinSources> = [];
+  for (const report of reports) {
+    for (const source of [...new Set(report.inSample.map((p) => p.measurement.source))]) {
+      const modes = RECOMPUTE_MODES.map((mode, code) => {
+        const rows = report.inSample.filter((p) => p.measurement.source === source && p.measurement.row.recompute === code);
+        return { mode, runs: rows.length, inSample: rows.length > 0 ? meanSignedError(rows) : 0 };
+      }).filter((m) => m.runs > 0);
+      if (modes.length > 1) out.push({ source, family: report.family, modes });
+    }
+  }
+  return out;
+}
+
 /** Mean absolute held-out error per regime, over all families. */
 export function regimeErrors(reports: FamilyReport[]): Array<{ regime: string; runs: number; sources: number; inSample: number; heldOut: number; worst: number }> {
   const byRegime = new Map<string, { inSample: Prediction[]; heldOut: Prediction[] }>();
@@ -655,6 +676,16 @@ export function runCalibration(write: boolean): { report: string; reports: Famil
   lines.push('|---|---|---:|---:|---:|---:|');
   for (const r of recomputeErrors(reports)) {
     lines.push(`| ${r.key} | ${r.family} | ${r.runs} | ${r.sources} | ${signed(r.inSample)} | ${signed(r.heldOut)} |`);
+  }
+  lines.push('', '### Mean signed throughput error per recompute mode within each source', '');
+  lines.push('Sources whose runs use more than one recompute mode; fitted on all sources, runs in brackets.', '');
+  lines.push(`| source | family | ${RECOMPUTE_MODES.join(' | ')} |`, `|---|---|${RECOMPUTE_MODES.map(() => '---:').join('|')}|`);
+  for (const r of recomputeErrorsWithinSources(reports)) {
+    const cell = (mode: (typeof RECOMPUTE_MODES)[number]) => {
+      const m = r.modes.find((x) => x.mode === mode);
+      return m ? `${signed(m.inSample)} (${m.runs})` : '';
+    };
+    lines.push(`| ${r.source} | ${r.family} | ${RECOMPUTE_MODES.map(cell).join(' | ')} |`);
   }
   for (const report of reports) {
     lines.push('', `### ${report.family}: every run`, '');

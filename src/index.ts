@@ -47,7 +47,7 @@ export const calibrate = librarySync(runCalibrationImpl);
 export const writeCalibrationDocs = librarySync((path: string, report: string) => writeCalibrationDocsImpl(path, report, 'path'));
 /** Replaces the generated per-regime table of a README (calibrate's --readme) with `report`'s. */
 export const writeCalibrationReadme = librarySync((path: string, report: string) => writeCalibrationReadmeImpl(path, report, 'path'));
-export { measurements, predict, fitFamily, calibrateFamilies, regimeErrors, sourceErrors, stackErrors, recomputeErrors } from './calibrate.js';
+export { measurements, predict, fitFamily, calibrateFamilies, regimeErrors, sourceErrors, stackErrors, recomputeErrors, recomputeErrorsWithinSources } from './calibrate.js';
 export type { Measurement, Prediction, FamilyReport, Metric, Stack } from './calibrate.js';
 export { sweepStream, best, check, sweepFileRuns } from './api.js';
 export { describeModelError, describeTimeSettings, winnerShape } from './settings.js';

@@ -13,6 +13,7 @@ import {
   measurements,
   predict,
   recomputeErrors,
+  recomputeErrorsWithinSources,
   regimeErrors,
   sourceErrors,
   regimeTable,
@@ -23,6 +24,7 @@ import {
   STACKS,
 } from '../src/calibrate.js';
 import { loadCalibration, outsideCalibration, RANGE_DIMENSIONS, regimeOf } from '../src/config/calibration.js';
+import { RECOMPUTE_MODES } from '../src/config/space.js';
 import { InputError } from '../src/errors.js';
 import { makeTempDir, REPO_ROOT } from './helpers.js';
 
@@ -213,6 +215,28 @@ describe('parasweep calibrate', () => {
       }
     }
     expect(report).toContain('### Mean signed throughput error per recompute mode and family');
+  });
+
+  it('the within-source recompute table lists each source that ran several modes, with the mean of its rows per mode', () => {
+    const table = recomputeErrorsWithinSources(reports);
+    expect(table.length).toBeGreaterThan(0);
+    for (const r of reports) {
+      for (const source of new Set(r.inSample.map((p) => p.measurement.source))) {
+        const rows = r.inSample.filter((p) => p.measurement.source === source);
+        const modes = new Set(rows.map((p) => p.measurement.row.recompute));
+        const entry = table.find((t) => t.source === source && t.family === r.family);
+        if (modes.size < 2) {
+          expect(entry, source).toBeUndefined();
+          continue;
+        }
+        expect(entry!.modes.reduce((sum, m) => sum + m.runs, 0)).toBe(rows.length);
+        for (const m of entry!.modes) {
+          const own = rows.filter((p) => RECOMPUTE_MODES[p.measurement.row.recompute] === m.mode);
+          expect(m.inSample).toBeCloseTo(own.reduce((sum, p) => sum + p.error, 0) / own.length, 12);
+        }
+      }
+    }
+    expect(report).toContain('### Mean signed throughput error per recompute mode within each source');
   });
 
   it('the per-source table covers every row once and its errors are the mean of those rows', () => {
