@@ -293,6 +293,7 @@ const GRAD_REDUCE_MICROBATCH: i32 = 1;
 const RECOMPUTE_NONE: i32 = 0;
 const RECOMPUTE_SELECTIVE: i32 = 1;
 const RECOMPUTE_FULL: i32 = 2;
+const RECOMPUTE_SELECTIVE_OP: i32 = 3;
 const CP_COMM_P2P: f32 = 0.0;
 const CP_COMM_ALL_GATHER: f32 = 1.0;
 const CP_COMM_A2A: f32 = 2.0;
@@ -398,6 +399,19 @@ fn layer_activation_bytes(c: FullConstants, moe_layer: i32, s: f32, s_kv: f32, b
   let k_dim = select(c.num_query_groups * c.kv_channels, q_dim, c.mla == 1.0);
   let v_dim = select(c.num_query_groups * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
   let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+
+  if (recompute == RECOMPUTE_SELECTIVE_OP) {
+    let block_input = (2.0 * sbh) / t_rep;
+    let attention_output = (2.0 * s * b * o_dim + 4.0 * a * s * b) / tp;
+    let scattered = select(0.0, (4.0 * sbh) / tp, sp == 1 && tp > 1.0);
+    var saved_matmuls: f32;
+    if (moe_layer == 1) {
+      saved_matmuls = (2.0 * s * b * (q_dim + v_dim)) / tp;
+    } else {
+      saved_matmuls = (2.0 * s * b * (q_dim + v_dim + c.ffn_hidden_size)) / tp + select(0.0, 2.0 * sbh, c.gated_mlp == 1.0);
+    }
+    return block_input + attention_output + scattered + saved_matmuls;
+  }
 
   let attention_norm_input = (2.0 * sbh) / t_rep;
   let qkv_input = (2.0 * sbh) / t_rep;
@@ -618,8 +632,8 @@ fn stage_memory_base(c: FullConstants, r: FullRow, i: f32) -> StageMemoryBase {
   let inflight = inflight_microbatches(pp, r.vpp, r.schedule, r.num_microbatches, i);
   let rebuilt_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   let rebuilt_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
-  let rebuilt = select(0.0, max(select(0.0, rebuilt_dense, dense > 0.0), select(0.0, rebuilt_moe, moe > 0.0)),
-                       r.recompute == RECOMPUTE_FULL);
+  let rebuilds = select(0.0, 1.0, r.recompute == RECOMPUTE_FULL || r.recompute == RECOMPUTE_SELECTIVE_OP);
+  let rebuilt = rebuilds * max(select(0.0, rebuilt_dense, dense > 0.0), select(0.0, rebuilt_moe, moe > 0.0));
   let activations = inflight * microbatch_act + rebuilt;
   let logits = output * (1.0 + c.mtp_num_layers) * ((4.0 * s * b * h) / t_rep + (4.0 * s * b * vocab) / tp);
   return StageMemoryBase(dense_params, expert_params, largest_layer_params(c, r), activations, logits, inflight);
@@ -826,6 +840,22 @@ fn attention_core_flops_per_token(c: FullConstants, s_kv: f32) -> f32 {
   return 2.0 * s_kv * q_dim + 2.0 * s_kv * o_dim;
 }
 
+fn op_recompute_share(c: FullConstants, moe_layer: i32) -> f32 {
+  if (moe_layer == 1 && c.num_experts > 0.0) { return 1.0; }
+  let a = c.num_attention_heads;
+  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
+  let k_dim = select(c.num_query_groups * c.kv_channels, q_dim, c.mla == 1.0);
+  let v_dim = select(c.num_query_groups * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let f = c.ffn_hidden_size;
+  let act_width = select(1.0, 2.0, c.gated_mlp == 1.0);
+  return (k_dim + o_dim + f) / (q_dim + k_dim + v_dim + o_dim + act_width * f + f);
+}
+
+fn layer_linear_flops_per_token(c: FullConstants, moe_layer: i32, s_kv: f32) -> f32 {
+  return layer_flops_per_token(c, moe_layer, s_kv, 1.0) - attention_core_flops_per_token(c, s_kv);
+}
+
 fn model_flops_per_token(c: FullConstants, tp: f32, seq_length: f32, recompute: i32, hardware: f32) -> f32 {
   let h = c.hidden_size;
   let moe_layers = moe_layers_before(c, c.num_layers);
@@ -836,11 +866,16 @@ fn model_flops_per_token(c: FullConstants, tp: f32, seq_length: f32, recompute: 
     moe_layers * layer_flops_per_token(c, 1, seq_length, 1.0) +
     c.mtp_num_layers * mtp_layer;
   let logits = (1.0 + c.mtp_num_layers) * 2.0 * h * padded_vocab(c, tp);
+  let mtp_moe = select(0, 1, c.num_experts > 0.0);
   var repeated = 0.0;
   if (recompute == RECOMPUTE_FULL) {
     repeated = layers;
   } else if (recompute == RECOMPUTE_SELECTIVE) {
     repeated = (c.num_layers + c.mtp_num_layers) * attention_core_flops_per_token(c, seq_length);
+  } else if (recompute == RECOMPUTE_SELECTIVE_OP) {
+    repeated = dense_layers * op_recompute_share(c, 0) * layer_linear_flops_per_token(c, 0, seq_length) +
+               moe_layers * op_recompute_share(c, 1) * layer_linear_flops_per_token(c, 1, seq_length) +
+               c.mtp_num_layers * op_recompute_share(c, mtp_moe) * layer_linear_flops_per_token(c, mtp_moe, seq_length);
   }
   return 3.0 * (layers + logits) + hardware * repeated;
 }
@@ -908,10 +943,10 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
   let b = r.mbs;
   let tokens = b * s;
   let mtp_projection = 3.0 * gemm_s(c, tokens, h / tp, 2.0 * h, c.fp8_linear);
-  let linear =
-    dense * layer_linear_s(c, 0, tokens, tp, r.ep, r.etp) +
-    moe * layer_linear_s(c, 1, tokens, tp, r.ep, r.etp) +
-    mtp * (layer_linear_s(c, mtp_moe, tokens, tp, r.ep, r.etp) + mtp_projection);
+  let linear_dense = layer_linear_s(c, 0, tokens, tp, r.ep, r.etp);
+  let linear_moe = layer_linear_s(c, 1, tokens, tp, r.ep, r.etp);
+  let linear_mtp = select(linear_dense, linear_moe, has_moe == 1.0);
+  let linear = dense * linear_dense + moe * linear_moe + mtp * (linear_mtp + mtp_projection);
   let logits = output * (1.0 + c.mtp_num_layers) * 3.0 * gemm_s(c, tokens, padded_vocab(c, tp) / tp, h, 0.0);
   let core_fwd = select(attention_core_fwd_s(c, s, r.seq_length, b, tp),
                         attention_core_fwd_s(c, r.seq_length, r.seq_length, b, tp * r.cp), c.cp_comm == CP_COMM_A2A);
@@ -926,15 +961,21 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
     repeated = linear / 3.0 + all_layers * core_fwd + elementwise / 3.0;
   } else if (r.recompute == RECOMPUTE_SELECTIVE) {
     repeated = all_layers * (core_fwd + (c.memory_passes * core_bytes) / (3.0 * c.hbm_bytes_s));
+  } else if (r.recompute == RECOMPUTE_SELECTIVE_OP) {
+    repeated = (dense * op_recompute_share(c, 0) * linear_dense +
+                moe * op_recompute_share(c, 1) * linear_moe +
+                mtp * op_recompute_share(c, mtp_moe) * linear_mtp) /
+                 3.0 +
+               elementwise / 3.0;
   }
   let compute_s = linear + logits + core + elementwise + repeated;
 
   let tp_in_node = group_in_node(c, tp, 1.0);
   let tp_message = 2.0 * b * s * h;
-  let tp_count = all_layers * select(4.0, 6.0, r.recompute == RECOMPUTE_FULL);
+  let forward_passes = select(select(1.0, 1.5, r.recompute == RECOMPUTE_SELECTIVE_OP), 2.0, r.recompute == RECOMPUTE_FULL);
+  let tp_count = all_layers * (2.0 + 2.0 * forward_passes);
   let tp_total_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1.0));
   let tp_collective_s = allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1.0)) / 2.0;
-  let forward_passes = select(1.0, 2.0, r.recompute == RECOMPUTE_FULL);
   let tp_overlapped_s =
     dense * layer_tp_exposed_s(c, 0, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
     moe * layer_tp_exposed_s(c, 1, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
@@ -1173,7 +1214,7 @@ fn microbatch_passes(schedule: i32, m: f32) -> f32 {
 override terms_table: bool = true;
 const TERMS_HEADER: u32 = 4u;
 const TERMS_PER_RANK: u32 = 22u;
-const RECOMPUTE_SLOTS: i32 = 3;
+const RECOMPUTE_SLOTS: i32 = 4;
 
 fn terms_block(r: FullRow, terms: i32) -> u32 {
   return u32(terms) + u32(r.sp * RECOMPUTE_SLOTS + r.recompute) * (TERMS_HEADER + TERMS_PER_RANK * u32(r.pp));

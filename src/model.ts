@@ -328,6 +328,10 @@ export const GRAD_REDUCE_MICROBATCH = 1;
 export const RECOMPUTE_NONE = 0;
 export const RECOMPUTE_SELECTIVE = 1;
 export const RECOMPUTE_FULL = 2;
+/** torchtitan's per-op selective activation checkpointing (SelectiveAC): see op_recompute_share. */
+export const RECOMPUTE_SELECTIVE_OP = 3;
+/** Recompute codes 0..RECOMPUTE_SELECTIVE_OP: the slots of one SP setting in the per-class tables. */
+export const RECOMPUTE_SLOTS = 4;
 /**
  * How context parallelism moves attention's operands (trainer.cp_comm_type, in CP_COMM_TYPES order): Megatron's
  * ring of K/V chunks (p2p), Llama 3's all-gather of K and V, or DeepSpeed-Ulysses' all-to-all of Q, K, V and the
@@ -469,6 +473,21 @@ export function layer_activation_bytes(
   const k_dim = c.mla === 1 ? q_dim : c.num_query_groups * c.kv_channels;
   const v_dim = c.mla === 1 ? a * c.v_head_dim : c.num_query_groups * c.kv_channels;
   const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+
+  if (recompute === RECOMPUTE_SELECTIVE_OP) {
+    // The block's input, the attention kernel's output and log-sum-exp, with SP the outputs of the two
+    // reduce-scatters, and the matmul outputs the policy saves: Q and V, the MLP's first, and when gated its last
+    // (the row-parallel partial sum, s x h on every TP rank). A MoE layer's experts keep none (see
+    // op_recompute_share).
+    const block_input = (2 * sbh) / t_rep;
+    const attention_output = (2 * s * b * o_dim + 4 * a * s * b) / tp;
+    const scattered = sp === 1 && tp > 1 ? (4 * sbh) / tp : 0;
+    const saved_matmuls =
+      moe_layer === 1
+        ? (2 * s * b * (q_dim + v_dim)) / tp
+        : (2 * s * b * (q_dim + v_dim + c.ffn_hidden_size)) / tp + (c.gated_mlp === 1 ? 2 * sbh : 0);
+    return block_input + attention_output + scattered + saved_matmuls;
+  }
 
   // Attention block: norm input, QKV input, Q, K, V, the core, the output projection's input, the dropout mask.
   const attention_norm_input = (2 * sbh) / t_rep;
@@ -793,10 +812,11 @@ export function stage_memory_base(c: FullConstants, r: FullRow, i: number): Stag
   const embedding_act = embedding * ((8 * s * b + c.dropout * s * b * h) / t_rep);
   const microbatch_act = dense * dense_layer_act + moe * moe_layer_act + mtp * mtp_layer_act + embedding_act;
   const inflight = inflight_microbatches(pp, r.vpp, r.schedule, r.num_microbatches, i);
-  // Full recompute rebuilds one layer at a time in the backward pass: one layer's full activations on top.
+  // Full and per-op recompute rebuild one layer at a time in the backward pass: one layer's full activations on top.
   const rebuilt_dense = layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
   const rebuilt_moe = layer_activation_bytes(c, 1, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_NONE);
-  const rebuilt = r.recompute === RECOMPUTE_FULL ? Math.max(dense > 0 ? rebuilt_dense : 0, moe > 0 ? rebuilt_moe : 0) : 0;
+  const rebuilds = r.recompute === RECOMPUTE_FULL || r.recompute === RECOMPUTE_SELECTIVE_OP ? 1 : 0;
+  const rebuilt = rebuilds * Math.max(dense > 0 ? rebuilt_dense : 0, moe > 0 ? rebuilt_moe : 0);
   const activations = inflight * microbatch_act + rebuilt;
   // The last stage's loss: the output layer's fp32 input and the fp32 logits, vocab-parallel over TP.
   const logits = output * (1 + c.mtp_num_layers) * ((4 * s * b * h) / t_rep + (4 * s * b * vocab) / tp);
@@ -1106,6 +1126,34 @@ export function attention_core_flops_per_token(c: FullConstants, s_kv: number): 
   return 2 * s_kv * q_dim + 2 * s_kv * o_dim;
 }
 
+/**
+ * Share of a layer's linear forward that torchtitan's per-op selective activation checkpointing recomputes
+ * (SelectiveAC; torchtitan/models/llama3/infra/parallelize.py, _save_list and _apply_ac_to_transformer_block, from
+ * 2024 to mid-2025): the policy saves the outputs of aten.mm, of the flash-attention kernel and of reduce-scatter,
+ * but recomputes every second aten.mm of a block in forward order (wq, wk, wv, wo, w1, [w3,] w2: wk, wo and the
+ * MLP's second matmul) and all element-wise work. torchao's FP8 linears (tensorwise, Float8Tensor) count like bf16
+ * ones: they dispatch aten.mm on Float8Tensor, which the checkpointing's dispatch mode sees before the subclass turns
+ * it into aten._scaled_mm (dispatch modes take precedence over tensor subclasses). MoE experts run grouped GEMMs,
+ * not on the list: all of theirs are recomputed. A matmul's FLOPs are h times its output width (its input width for
+ * wo and w2).
+ */
+export function op_recompute_share(c: FullConstants, moe_layer: number): number {
+  if (moe_layer === 1 && c.num_experts > 0) return 1;
+  const a = c.num_attention_heads;
+  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
+  const k_dim = c.mla === 1 ? q_dim : c.num_query_groups * c.kv_channels;
+  const v_dim = c.mla === 1 ? a * c.v_head_dim : c.num_query_groups * c.kv_channels;
+  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  const f = c.ffn_hidden_size;
+  const act_width = c.gated_mlp === 1 ? 2 : 1;
+  return (k_dim + o_dim + f) / (q_dim + k_dim + v_dim + o_dim + act_width * f + f);
+}
+
+/** Forward FLOPs per token of one layer's linear layers: the layer's FLOPs less its attention core's. */
+export function layer_linear_flops_per_token(c: FullConstants, moe_layer: number, s_kv: number): number {
+  return layer_flops_per_token(c, moe_layer, s_kv, 1) - attention_core_flops_per_token(c, s_kv);
+}
+
 /** Model FLOPs (fwd + bwd = 3 x fwd) per token of the whole model; `hardware` adds what recompute repeats. */
 export function model_flops_per_token(c: FullConstants, tp: number, seq_length: number, recompute: number, hardware: number): number {
   const h = c.hidden_size;
@@ -1117,12 +1165,17 @@ export function model_flops_per_token(c: FullConstants, tp: number, seq_length: 
     moe_layers * layer_flops_per_token(c, 1, seq_length, 1) +
     c.mtp_num_layers * mtp_layer;
   const logits = (1 + c.mtp_num_layers) * 2 * h * padded_vocab(c, tp);
+  const mtp_moe = c.num_experts > 0 ? 1 : 0;
   const repeated =
     recompute === RECOMPUTE_FULL
       ? layers
       : recompute === RECOMPUTE_SELECTIVE
         ? (c.num_layers + c.mtp_num_layers) * attention_core_flops_per_token(c, seq_length)
-        : 0;
+        : recompute === RECOMPUTE_SELECTIVE_OP
+          ? dense_layers * op_recompute_share(c, 0) * layer_linear_flops_per_token(c, 0, seq_length) +
+            moe_layers * op_recompute_share(c, 1) * layer_linear_flops_per_token(c, 1, seq_length) +
+            c.mtp_num_layers * op_recompute_share(c, mtp_moe) * layer_linear_flops_per_token(c, mtp_moe, seq_length)
+          : 0;
   return 3 * (layers + logits) + hardware * repeated;
 }
 
@@ -1198,10 +1251,10 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
   const b = r.mbs;
   const tokens = b * s;
   const mtp_projection = 3 * gemm_s(c, tokens, h / tp, 2 * h, c.fp8_linear);
-  const linear =
-    dense * layer_linear_s(c, 0, tokens, tp, r.ep, r.etp) +
-    moe * layer_linear_s(c, 1, tokens, tp, r.ep, r.etp) +
-    mtp * (layer_linear_s(c, has_moe, tokens, tp, r.ep, r.etp) + mtp_projection);
+  const linear_dense = layer_linear_s(c, 0, tokens, tp, r.ep, r.etp);
+  const linear_moe = layer_linear_s(c, 1, tokens, tp, r.ep, r.etp);
+  const linear_mtp = has_moe === 1 ? linear_moe : linear_dense;
+  const linear = dense * linear_dense + moe * linear_moe + mtp * (linear_mtp + mtp_projection);
   // Transformer Engine keeps the output layer in bf16.
   const logits = output * (1 + c.mtp_num_layers) * 3 * gemm_s(c, tokens, padded_vocab(c, tp) / tp, h, 0);
   // Ulysses' all-to-all gives each rank the whole sequence for a/(t·c) heads: the same FLOPs as the ring's
@@ -1215,26 +1268,34 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
   const memory_bytes = c.memory_passes * (dense * act_dense + moe_like * act_moe + (mtp - mtp * has_moe) * act_dense);
   const elementwise = memory_bytes / c.hbm_bytes_s;
   // Recompute repeats forwards: full the layers' (a third of their linear and element-wise time, the whole core
-  // forward); selective the attention core, with its score tensors' element-wise work when they are not fused.
+  // forward); selective the attention core, with its score tensors' element-wise work when they are not fused;
+  // per-op the linear layers' share that op_recompute_share gives and the element-wise third, not the core.
   const core_bytes = act_dense - layer_activation_bytes(c, 0, s, r.seq_length, b, tp, r.sp, r.etp, RECOMPUTE_SELECTIVE);
   const repeated =
     r.recompute === RECOMPUTE_FULL
       ? linear / 3 + all_layers * core_fwd + elementwise / 3
       : r.recompute === RECOMPUTE_SELECTIVE
         ? all_layers * (core_fwd + (c.memory_passes * core_bytes) / (3 * c.hbm_bytes_s))
-        : 0;
+        : r.recompute === RECOMPUTE_SELECTIVE_OP
+          ? (dense * op_recompute_share(c, 0) * linear_dense +
+              moe * op_recompute_share(c, 1) * linear_moe +
+              mtp * op_recompute_share(c, has_moe) * linear_mtp) /
+              3 +
+            elementwise / 3
+          : 0;
   const compute_s = linear + logits + core + elementwise + repeated;
 
   // TP: two collectives in the forward and two in the backward of every layer (all-reduce, or reduce-scatter
-  // plus all-gather with SP: the same bytes); full recompute repeats the forward's two. With tp_comm_overlap each
-  // half-collective hides behind the GEMM next to it (layer_tp_exposed_s).
+  // plus all-gather with SP: the same bytes); full recompute repeats the forward's two, per-op recompute one (the
+  // policy saves the reduce-scatters' outputs, not the all-gathers' that recomputed matmuls read). With
+  // tp_comm_overlap each half-collective hides behind the GEMM next to it (layer_tp_exposed_s).
   const tp_in_node = group_in_node(c, tp, 1);
   const tp_message = 2 * b * s * h;
-  const tp_count = all_layers * (r.recompute === RECOMPUTE_FULL ? 6 : 4);
+  const forward_passes = r.recompute === RECOMPUTE_FULL ? 2 : r.recompute === RECOMPUTE_SELECTIVE_OP ? 1.5 : 1;
+  const tp_count = all_layers * (2 + 2 * forward_passes);
   const tp_total_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1));
   // Each all-reduce is a reduce-scatter plus an all-gather: with the overlap, each half pairs with one GEMM.
   const tp_collective_s = allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1)) / 2;
-  const forward_passes = r.recompute === RECOMPUTE_FULL ? 2 : 1;
   const mtp_moe = has_moe === 1 ? 1 : 0;
   const tp_overlapped_s =
     dense * layer_tp_exposed_s(c, 0, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +

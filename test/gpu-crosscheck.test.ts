@@ -62,6 +62,9 @@ describe.runIf(available)('cross-check of the GPU engine against the CPU referen
       'trainer.fp8=true', 'trainer.moe_a2a_overlap=true', 'trainer.flash_attention=false', 'trainer.cp_comm_type=a2a',
     ]],
     ['Ulysses all-to-all CP', 'llama3.1-70b', ['trainer.cp_comm_type=a2a']],
+    // torchtitan's per-op selective checkpointing, which the default grid leaves out, in bf16 and FP8.
+    ['per-op selective recompute', 'llama3.1-70b', ['+recompute_range=[selective_op, full]']],
+    ['per-op selective recompute, FP8', 'mixtral-8x7b', ['+recompute_range=[selective_op]', 'trainer.fp8=true']],
   ];
   for (const [name, model, overrides] of SETTINGS) {
     it(`agrees with ${name}`, async () => {

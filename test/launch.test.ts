@@ -196,6 +196,15 @@ describe('torchtitan configuration', () => {
     expect(() => launchArgs({ ...compiled, layout: { ...compiled.layout, zero: 1 } }, 'megatron')).toThrow(/^trainer\.torch_compile: /);
   });
 
+  it("per-op selective recompute is torchtitan's SelectiveAC; Megatron-LM has no such policy", () => {
+    const op = input('llama3.1-8b', { zero: 3, recompute: 'selective_op' });
+    const { text } = launchArgs(op, 'torchtitan');
+    expect(text).toContain('config.activation_checkpoint = SelectiveAC.Config()');
+    expect(text).toContain("# SelectiveAC sized as torchtitan's per-op policy");
+    expect(launchArgs(input('llama3.1-8b', { zero: 3, recompute: 'selective' }), 'torchtitan').text).toContain('Korthikanti et al. 2022');
+    expect(() => launchArgs({ ...op, layout: { ...op.layout, zero: 1 } }, 'megatron')).toThrow(/^layout\.recompute: .*selective_op/);
+  });
+
   it('what torchtitan cannot run is an error naming the layout field', () => {
     expect(() => launchArgs(input('llama3.1-405b', { zero: 1 }), 'torchtitan')).toThrow(/^layout\.zero: ZeRO-1/);
     const replicatedExperts = { tp: 1, pp: 1, ep: 8, ngpus: 64, gbs: 512, seq_length: 4096, zero: 0 };

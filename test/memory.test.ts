@@ -23,6 +23,7 @@ import {
   RECOMPUTE_FULL,
   RECOMPUTE_NONE,
   RECOMPUTE_SELECTIVE,
+  RECOMPUTE_SELECTIVE_OP,
   SCHEDULE_1F1B,
   GRAD_REDUCE_MICROBATCH,
   GRAD_REDUCE_STEP,
@@ -167,6 +168,49 @@ describe('Korthikanti et al. 2022, Table 2: activation bytes of one GPT layer', 
       });
     });
   }
+});
+
+describe("torchtitan's per-op selective checkpointing (selective_op): what the policy saves of one layer", () => {
+  // GPT layer (MHA, 4h MLP, not gated): the block input, Q and V, the first MLP matmul's 4h, the attention output
+  // and its fp32 log-sum-exp; with SP the two reduce-scatter outputs.
+  const s = 2048;
+  const b = 2;
+  const h = 4096;
+  const a = 32;
+  const t = 4;
+  const sbh = s * b * h;
+  const asb = a * s * b;
+  const act = (c: FullConstants, tp: number, sp: number) => layer_activation_bytes(c, 0, s, s, b, tp, sp, 1, RECOMPUTE_SELECTIVE_OP);
+
+  it('no parallelism: 2sbh (input) + 2sbh·(1 + 1 + 4) (Q, V, FC1) + 2sbh + 4asb (attention output)', () => {
+    expectRel(act(gpt(h, a, 1), 1, 0), 16 * sbh + 4 * asb);
+  });
+  it('TP + SP: everything split by t, the two reduce-scatter outputs added', () => {
+    expectRel(act(gpt(h, a, 1), t, 1), (2 * sbh + 12 * sbh + 2 * sbh + 4 * asb + 4 * sbh) / t);
+  });
+  it('gated MLP with GQA: Q, V (kv heads), w1 (f) and w2 (the row-parallel partial sum, sbh on every rank)', () => {
+    const f = 14336;
+    const c = gpt(h, a, 1, { num_query_groups: 8, ffn_hidden_size: f, gated_mlp: 1 });
+    const v = 8 * (h / a);
+    expectRel(act(c, t, 1), (2 * sbh + 2 * s * b * (h + v + f) + 2 * sbh + 4 * asb + 4 * sbh) / t + 2 * sbh);
+  });
+  it('FP8 linears save what bf16 ones do (their aten.mm is what the policy sees)', () => {
+    expect(act(gpt(h, a, 1, { fp8_linear: 1 }), t, 1)).toBe(act(gpt(h, a, 1), t, 1));
+  });
+  it('a MoE layer keeps Q and V of its attention and nothing of its experts', () => {
+    const moe = layer_activation_bytes(gpt(h, a, 1), 1, s, s, b, t, 1, 1, RECOMPUTE_SELECTIVE_OP);
+    expectRel(moe, (2 * sbh + 2 * sbh + 4 * asb + 4 * sbh + 2 * sbh * 2) / t);
+  });
+  it('between full and no recompute; the stage holds one rebuilt layer on top, as with full recompute', () => {
+    const c = gpt(h, a, 2, { dropout: 0, flash_attention: 1 });
+    const at = (recompute: number) => layer_activation_bytes(c, 0, s, s, b, t, 1, 1, recompute);
+    expect(at(RECOMPUTE_SELECTIVE_OP)).toBeGreaterThan(at(RECOMPUTE_FULL));
+    expect(at(RECOMPUTE_SELECTIVE_OP)).toBeLessThan(at(RECOMPUTE_NONE));
+    const r = row({ ngpus: t, tp: t, sp: 1, seq_length: s, global_batch_size: b, mbs: b, num_layers: 2 });
+    const op = stage_memory(c, { ...r, recompute: RECOMPUTE_SELECTIVE_OP }, 0).activations;
+    const full = stage_memory(c, { ...r, recompute: RECOMPUTE_FULL }, 0).activations;
+    expectRel(op - full, 2 * (at(RECOMPUTE_SELECTIVE_OP) - at(RECOMPUTE_FULL)));
+  });
 
   it('the GPT-3 numbers themselves (s 2048, b 1, h 12288, a 96, t 8), to the byte', () => {
     const c = gpt(12288, 96, 1);

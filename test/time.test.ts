@@ -32,6 +32,8 @@ import {
   RECOMPUTE_FULL,
   RECOMPUTE_NONE,
   RECOMPUTE_SELECTIVE,
+  RECOMPUTE_SELECTIVE_OP,
+  op_recompute_share,
   SCHEDULE_1F1B,
   GRAD_REDUCE_MICROBATCH,
   GRAD_REDUCE_STEP,
@@ -317,6 +319,20 @@ describe('compute term: linear layers, attention core, element-wise work, recomp
     const layersLinear = (s * 3 * L * linearFlops) / t / (PEAK * ETA);
     const full = stage_time(c, { ...r, recompute: RECOMPUTE_FULL }, 0).compute_s;
     expectRel(full, linear + core + elementwise + layersLinear / 3 + core / 3 + elementwise / 3);
+    // Per-op (torchtitan's SelectiveAC): the forward of every second matmul (wk, wo, FC2: half the FLOPs of this
+    // MHA layer with a 4h MLP) and the element-wise third; the attention core's output is kept.
+    const op = stage_time(c, { ...r, recompute: RECOMPUTE_SELECTIVE_OP }, 0).compute_s;
+    expectRel(op, linear + core + elementwise + (0.5 * layersLinear) / 3 + elementwise / 3);
+  });
+
+  it("per-op recompute's share: wk, wo and the MLP's second matmul of q, k, v, o, w1, [w3,] w2; MoE experts all", () => {
+    expect(op_recompute_share(c, 0)).toBe(0.5);
+    // Llama 3 8B: h 4096, 8 KV heads of 128, SwiGLU 14336.
+    const llama = gpt(4096, 32, 1, { num_query_groups: 8, ffn_hidden_size: 14336, gated_mlp: 1 });
+    expectRel(op_recompute_share(llama, 0), (1024 + 4096 + 14336) / (4096 + 1024 + 1024 + 4096 + 3 * 14336));
+    // torchao's Float8 linears alternate as bf16 ones do; MoE experts' grouped GEMMs are not on the policy's list.
+    expect(op_recompute_share({ ...llama, fp8_linear: 1 }, 0)).toBe(op_recompute_share(llama, 0));
+    expect(op_recompute_share({ ...llama, num_experts: 8 }, 1)).toBe(1);
   });
 
   it('flash attention: the causal half at attention_efficiency, backward 2.5x the forward', () => {
@@ -382,6 +398,9 @@ describe('TP: 4 ring all-reduces of 2bsh per layer (6 with full recompute)', () 
     expectRel(full.tp_bytes, 8 * L * 6 * (14 / 8) * S);
     const selective = estimate(c, { ...r, recompute: RECOMPUTE_SELECTIVE });
     expectRel(selective.tp_comm_s, 8 * L * 4 * ring.allreduce(S, 8, UP, LAT_UP));
+    // Per-op recompute keeps the reduce-scatters' outputs but gathers again what its recomputed matmuls read.
+    const op = estimate(c, { ...r, recompute: RECOMPUTE_SELECTIVE_OP });
+    expectRel(op.tp_comm_s, 8 * L * 5 * ring.allreduce(S, 8, UP, LAT_UP));
   });
 
   it('tp 16 spans two nodes: the scale-out tier, 8 rings sharing each node’s 8 NICs', () => {
@@ -942,7 +961,7 @@ describe("MFU and HFU: Narayanan et al. 2021's FLOP counts", () => {
   const F96 = 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
 
   it('mfu·step·ngpus·peak = 72·B·s·l·h²·(1 + s/(6h) + V/(12lh)) = 3·fwd FLOPs per token·GBS·seq', () => {
-    for (const recompute of [RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL]) {
+    for (const recompute of [RECOMPUTE_NONE, RECOMPUTE_SELECTIVE, RECOMPUTE_FULL, RECOMPUTE_SELECTIVE_OP]) {
       const o = estimate(c, { ...r, recompute });
       expectRel(o.mfu * o.step_time_s * 16 * PEAK, F72);
       expectRel(o.mfu * o.step_time_s * 16 * PEAK, 3 * (l * (24 * h * h + 4 * s * h) + 2 * h * V) * B * s);
@@ -956,6 +975,9 @@ describe("MFU and HFU: Narayanan et al. 2021's FLOP counts", () => {
     expectRel(full.hfu * full.step_time_s * 16 * PEAK, F96);
     const selective = estimate(c, { ...r, recompute: RECOMPUTE_SELECTIVE });
     expectRel(selective.hfu * selective.step_time_s * 16 * PEAK, F72 + B * s * l * 4 * s * h);
+    // Per-op: half of the layers' 24h² linear FLOPs per token (this MHA layer with a 4h MLP) again.
+    const op = estimate(c, { ...r, recompute: RECOMPUTE_SELECTIVE_OP });
+    expectRel(op.hfu * op.step_time_s * 16 * PEAK, F72 + B * s * l * 12 * h * h);
   });
 
   it('MoE: model FLOPs count k experts (cf = 1) plus the router', () => {

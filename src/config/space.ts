@@ -2,7 +2,7 @@ import { InputError } from '../errors.js';
 import { SHARD_STRATEGIES } from './model.js';
 import { parseBoolList, parseEnumList, parseIntList } from './ranges.js';
 
-export const RECOMPUTE_MODES = ['none', 'selective', 'full'] as const;
+export const RECOMPUTE_MODES = ['none', 'selective', 'full', 'selective_op'] as const;
 export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
 export const SCHEDULES = ['1f1b', 'interleaved', 'gpipe', 'zb-h1', 'dualpipe'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
@@ -48,7 +48,7 @@ export const SEARCH_KEYS = {
   },
   etp_range: { kind: 'int', flag: 'etp', describe: 'expert tensor-parallel sizes' },
   sp_range: { kind: 'bool', flag: 'sp', describe: 'sequence parallel on/off' },
-  recompute_range: { kind: 'enum', flag: 'recompute', describe: 'none, selective, full', values: RECOMPUTE_MODES },
+  recompute_range: { kind: 'enum', flag: 'recompute', describe: 'none, selective, full, selective_op', values: RECOMPUTE_MODES },
   schedule_range: { kind: 'enum', flag: 'schedule', describe: '1f1b, interleaved, gpipe, zb-h1, dualpipe', values: SCHEDULES },
   vpp_range: { kind: 'int', flag: 'vpp', describe: 'virtual pipeline stages per GPU (interleaved schedule)' },
   offload_range: {

@@ -35,7 +35,7 @@ export interface LaunchLayout {
   /** ZeRO stage 0-3, or the PoC's strategy name. */
   zero: number | ShardStrategy;
   sp: boolean;
-  recompute: 'none' | 'selective' | 'full';
+  recompute: 'none' | 'selective' | 'full' | 'selective_op';
   offload: 'none' | 'optimizer' | 'optimizer_cpu_step';
   mbs: number;
   gbs: number;
@@ -242,6 +242,7 @@ function megatronFlags(r: Resolved): string[] {
   add(...split);
 
   // Recompute: selective is Korthikanti et al. 2022's (core attention, Megatron's default recompute module).
+  if (l.recompute === 'selective_op') unsupported('Megatron-LM', 'layout.recompute', "torchtitan's per-op selective checkpointing (selective_op)");
   if (l.recompute === 'selective') add('--recompute-granularity', 'selective');
   else if (l.recompute === 'full') add('--recompute-granularity', 'full', '--recompute-method', 'uniform', '--recompute-num-layers', 1);
 
@@ -429,7 +430,7 @@ function torchtitanText(r: Resolved, title: string): string {
   lines.push(`    config.training.mixed_precision_param = ${py(dtype!)}`);
   // The step time was sized with (or without) Inductor's fusions (trainer.torch_compile): CompileConfig.enable.
   lines.push(`    config.compile.enable = ${py(trainer.torch_compile)}`);
-  const ac = l.recompute === 'full' ? 'FullAC.Config()' : l.recompute === 'selective' ? 'SelectiveAC.Config()' : 'None';
+  const ac = l.recompute === 'full' ? 'FullAC.Config()' : l.recompute === 'selective' || l.recompute === 'selective_op' ? 'SelectiveAC.Config()' : 'None';
   lines.push(`    config.activation_checkpoint = ${ac}`);
   return [
     `# ${title}`,
@@ -440,8 +441,12 @@ function torchtitanText(r: Resolved, title: string): string {
     '#         return parasweep_layout(llama3_8b())',
     `# and run NGPU=${r.perNode} MODULE=<this module> CONFIG=my_run ./run_train.sh on each of ${r.nodes} node(s).`,
     ...(l.recompute === 'selective'
-      ? ["# torchtitan's SelectiveAC is per-op; parasweep sized Korthikanti et al. 2022's (attention core) selective recompute."]
-      : []),
+      ? ["# torchtitan's SelectiveAC is per-op; parasweep sized Korthikanti et al. 2022's (attention core) selective recompute",
+         '# (recompute selective_op sizes the per-op policy).']
+      : l.recompute === 'selective_op'
+        ? ["# SelectiveAC sized as torchtitan's per-op policy of 2024-2025: every second matmul and the element-wise work",
+           "# recomputed, MoE experts' grouped GEMMs recomputed whole (docs/time-model.md, section 2)."]
+        : []),
     'from torchtitan.distributed.activation_checkpoint import FullAC, SelectiveAC',
     'from torchtitan.trainer import Trainer',
     '',

@@ -222,7 +222,7 @@ interface TableColumn {
   metric?: boolean;
 }
 
-const RECOMPUTE_SHORT: Record<string, string> = { none: '-', selective: 'sel', full: 'full' };
+const RECOMPUTE_SHORT: Record<string, string> = { none: '-', selective: 'sel', full: 'full', selective_op: 'op' };
 const OFFLOAD_SHORT: Record<string, string> = { none: '-', optimizer: 'opt', optimizer_cpu_step: 'cpu' };
 
 function tableColumns(rows: RankedRow[], by: string): TableColumn[] {

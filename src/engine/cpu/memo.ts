@@ -8,7 +8,7 @@ import {
   model_params,
   FullConstants,
   FullRow,
-  RECOMPUTE_FULL,
+  RECOMPUTE_SLOTS,
   same_as_previous_middle,
   stage_memory,
   stage_memory_base,
@@ -52,7 +52,7 @@ const PACE_ROW_FIELDS = [
   ['grad_reduce', 2],
   ['reshard', 2],
   ['sp', 2],
-  ['recompute', RECOMPUTE_FULL + 1],
+  ['recompute', RECOMPUTE_SLOTS],
   ['offload', 3],
 ] as const;
 const PACE_SLOTS = PACE_ROW_FIELDS.reduce((n, [, codes]) => n * codes, 1);
@@ -231,8 +231,8 @@ function emptyPace(): StepPace {
 function paceCode(r: FullRow): number {
   const { zero, grad_reduce, reshard, sp, recompute, offload } = r;
   if (!(zero >= 0 && zero < 4 && grad_reduce >= 0 && grad_reduce < 2 && reshard >= 0 && reshard < 2)) return -1;
-  if (!(sp >= 0 && sp < 2 && recompute >= 0 && recompute <= RECOMPUTE_FULL && offload >= 0 && offload < 3)) return -1;
-  return ((((zero * 2 + grad_reduce) * 2 + reshard) * 2 + sp) * (RECOMPUTE_FULL + 1) + recompute) * 3 + offload;
+  if (!(sp >= 0 && sp < 2 && recompute >= 0 && recompute < RECOMPUTE_SLOTS && offload >= 0 && offload < 3)) return -1;
+  return ((((zero * 2 + grad_reduce) * 2 + reshard) * 2 + sp) * RECOMPUTE_SLOTS + recompute) * 3 + offload;
 }
 
 const PACES = new PaceCache();
@@ -243,8 +243,6 @@ export function setPaceCacheCapacity(paces: number): void {
   PACES.reset();
 }
 
-/** Recompute codes 0..RECOMPUTE_FULL: the slots of one SP setting. */
-const RECOMPUTE_SLOTS = RECOMPUTE_FULL + 1;
 
 /**
  * full_estimate's stages from terms shared within a layout class: each (SP, recompute, rank) computes its

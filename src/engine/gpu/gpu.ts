@@ -6,6 +6,7 @@ import { EngineSelection, gatherRows, selectOnCpu } from '../selection.js';
 import type { Engine, EvaluatedChunk } from '../types.js';
 import { GpuDevice, GpuDeviceOptions, openGpuDevice } from './device.js';
 import { LAYOUT_KEY } from '../cpu/memo.js';
+import { RECOMPUTE_SLOTS } from '../../model.js';
 import { buildShader, buildTermsShader, hasClassTerms, termsBlockWords } from './shader.js';
 import { checkSampleAgainstCpu } from './validate.js';
 
@@ -60,8 +61,8 @@ interface Dispatch {
   direct: boolean;
 }
 
-/** (SP, recompute) pairs of a layout class's table: SP off/on times recompute none, selective, full (model.ts). */
-const TERM_PAIRS = 6;
+/** (SP, recompute) pairs of a layout class's table: SP off/on times the recompute codes (model.ts). */
+const TERM_PAIRS = 2 * RECOMPUTE_SLOTS;
 
 interface Pending {
   grid: GridChunk;
