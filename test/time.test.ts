@@ -4,7 +4,10 @@
  * HBM 1e12 B/s, NVLink 1e11 B/s, network 1e10 B/s, 8 GPUs per node) so that the hand computation is easy to follow.
  * Every overlap is off in these constants unless a test turns it on.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { RECOMPUTE_MODES } from '../src/config/space.js';
 import { loadCalibration } from '../src/config/calibration.js';
 import { loadHardware } from '../src/config/hardware.js';
 import { loadConfig, parseOverride } from '../src/config/load.js';
@@ -33,6 +36,7 @@ import {
   RECOMPUTE_NONE,
   RECOMPUTE_SELECTIVE,
   RECOMPUTE_SELECTIVE_OP,
+  RECOMPUTE_SLOTS,
   op_recompute_share,
   SCHEDULE_1F1B,
   GRAD_REDUCE_MICROBATCH,
@@ -44,6 +48,7 @@ import {
   StageTime,
 } from '../src/model.js';
 import { prepareSweep } from '../src/sweep.js';
+import { REPO_ROOT } from './helpers.js';
 import { estimate, row } from './model-rows.js';
 
 /** |actual/expected - 1| <= rel (exact equality when expected is 0). */
@@ -323,6 +328,16 @@ describe('compute term: linear layers, attention core, element-wise work, recomp
     // MHA layer with a 4h MLP) and the element-wise third; the attention core's output is kept.
     const op = stage_time(c, { ...r, recompute: RECOMPUTE_SELECTIVE_OP }, 0).compute_s;
     expectRel(op, linear + core + elementwise + (0.5 * layersLinear) / 3 + elementwise / 3);
+  });
+
+  it('recompute codes: the grid labels in code order, and the per-class table slots of both engines', () => {
+    expect(RECOMPUTE_MODES.indexOf('selective')).toBe(RECOMPUTE_SELECTIVE);
+    expect(RECOMPUTE_MODES.indexOf('full')).toBe(RECOMPUTE_FULL);
+    expect(RECOMPUTE_MODES.indexOf('selective_op')).toBe(RECOMPUTE_SELECTIVE_OP);
+    expect(RECOMPUTE_SLOTS).toBe(RECOMPUTE_MODES.length);
+    const wgsl = readFileSync(join(REPO_ROOT, 'shaders', 'model.wgsl'), 'utf8');
+    expect(wgsl).toContain(`const RECOMPUTE_SELECTIVE_OP: i32 = ${RECOMPUTE_SELECTIVE_OP};`);
+    expect(wgsl).toContain(`const RECOMPUTE_SLOTS: i32 = ${RECOMPUTE_SLOTS};`);
   });
 
   it("per-op recompute's share: wk, wo and the MLP's second matmul of q, k, v, o, w1, [w3,] w2; MoE experts all", () => {
