@@ -4,7 +4,7 @@
 // assumed. `--attention-efficiency X` sets the h100 family's constant first, to see which value the chart favours.
 // Run after `npm run build`: node scripts/cp-chart.mjs [--attention-efficiency 0.55]
 import { loadCalibration } from '../dist/config/calibration.js';
-import { explain } from '../dist/explain.js';
+import { explain } from '../dist/analysis/explain.js';
 
 const flag = process.argv.indexOf('--attention-efficiency');
 // The bundled calibration is loaded once and cached: what is set here is what explain's sweeps use.

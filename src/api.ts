@@ -5,7 +5,7 @@ import { createEngine } from './engine/index.js';
 import { InputError } from './errors.js';
 import { BestConfigs, checkRankColumns, RankedRow } from './results/rank.js';
 import { prepareSweep, sweep, SweepOptions, SweepStats, sweepBatches } from './sweep.js';
-import { checkEngines, CheckOptions, CheckReport } from './check.js';
+import { checkEngines, CheckOptions, CheckReport } from './analysis/check.js';
 import { describeModelError, describeTimeSettings, winnerShape } from './settings.js';
 
 /**

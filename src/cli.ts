@@ -13,12 +13,12 @@ import { loadSweepFile } from './config/sweepfile.js';
 import { parseShard } from './grid/shard.js';
 import { STDOUT_PATH } from './sink/stdout.js';
 import { runBestCommand, runReportCommand, runSweepCommand } from './commands/outputs.js';
-import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './check.js';
-import { runCalibration, writeCalibrationDocs, writeCalibrationReadme } from './calibrate.js';
+import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './analysis/check.js';
+import { runCalibration, writeCalibrationDocs, writeCalibrationReadme } from './analysis/calibrate.js';
 import { describeTimeSettings } from './settings.js';
 import { LAUNCH_TARGETS, LaunchTarget } from './launch/index.js';
 import { explainLaunch, launch } from './launch/pick.js';
-import { explain, formatExplanation } from './explain.js';
+import { explain, formatExplanation } from './analysis/explain.js';
 
 const DEFAULT_POC_OUTPUT = 'memory_estimation.csv';
 /** 64 KiB: a few hundred rows of the widest formula per GPU chunk. */

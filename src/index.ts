@@ -8,13 +8,13 @@ import { loadSweepFile as loadSweepFileImpl } from './config/sweepfile.js';
 import { libraryAsync, librarySync } from './api.js';
 import { explainLaunch as explainLaunchImpl, launch as launchImpl } from './launch/pick.js';
 import { launchArgs as launchArgsImpl } from './launch/index.js';
-import { explain as explainImpl } from './explain.js';
+import { explain as explainImpl } from './analysis/explain.js';
 import { prepareSweep as prepareSweepImpl, sweep as sweepImpl, sweepToFiles as sweepToFilesImpl } from './sweep.js';
 import {
   runCalibration as runCalibrationImpl,
   writeCalibrationDocs as writeCalibrationDocsImpl,
   writeCalibrationReadme as writeCalibrationReadmeImpl,
-} from './calibrate.js';
+} from './analysis/calibrate.js';
 
 /** Runs a sweep and returns the whole (selected) result as an Arrow table. For huge grids use sweepStream or sweepToFiles. */
 export const sweep = libraryAsync(sweepImpl);
@@ -47,8 +47,8 @@ export const calibrate = librarySync(runCalibrationImpl);
 export const writeCalibrationDocs = librarySync((path: string, report: string) => writeCalibrationDocsImpl(path, report, 'path'));
 /** Replaces the generated per-regime table of a README (calibrate's --readme) with `report`'s. */
 export const writeCalibrationReadme = librarySync((path: string, report: string) => writeCalibrationReadmeImpl(path, report, 'path'));
-export { measurements, predict, fitFamily, calibrateFamilies, regimeErrors, sourceErrors, stackErrors, recomputeErrors, recomputeErrorsWithinSources } from './calibrate.js';
-export type { Measurement, Prediction, FamilyReport, Metric, Stack } from './calibrate.js';
+export { measurements, predict, fitFamily, calibrateFamilies, regimeErrors, sourceErrors, stackErrors, recomputeErrors, recomputeErrorsWithinSources } from './analysis/calibrate.js';
+export type { Measurement, Prediction, FamilyReport, Metric, Stack } from './analysis/calibrate.js';
 export { sweepStream, best, check, sweepFileRuns } from './api.js';
 export { describeModelError, describeTimeSettings, winnerShape } from './settings.js';
 export { regimeOf, LONG_CONTEXT_SEQ, outsideCalibration, RANGE_DIMENSIONS } from './config/calibration.js';
@@ -68,16 +68,16 @@ export { FORMULAS, getFormula } from './formulas/index.js';
 export { createEngine } from './engine/index.js';
 export type { Engine, EngineChoice, EngineOptions } from './engine/index.js';
 export type { RankedRow } from './results/rank.js';
-export { formatCheckReport, DEFAULT_RTOL } from './check.js';
-export type { CheckOptions, CheckReport, ColumnError } from './check.js';
+export { formatCheckReport, DEFAULT_RTOL } from './analysis/check.js';
+export type { CheckOptions, CheckReport, ColumnError } from './analysis/check.js';
 export { defaultChunkLayers, LAUNCH_TARGETS } from './launch/index.js';
 export type { LaunchArgs, LaunchInput, LaunchLayout, LaunchTarget } from './launch/index.js';
 export type { LaunchOptions, LaunchResult } from './launch/pick.js';
 export { huggingFaceToModelDoc, isHuggingFaceConfig, HF_MODEL_TYPES } from './hf/config.js';
 export { jsonSchemas } from './schema/json.js';
 export { InputError, EngineError, OutputError } from './errors.js';
-export { formatExplanation } from './explain.js';
-export type { Explanation, StageExplanation, ChunkExplanation } from './explain.js';
+export { formatExplanation } from './analysis/explain.js';
+export type { Explanation, StageExplanation, ChunkExplanation } from './analysis/explain.js';
 export { chunkLayers, defaultSplit, pinnedSplit, megatronSplitArgs, batchUsed } from './layout.js';
 export type { PipelineSplit, SplitRule } from './layout.js';
 // Outputs (issue 11): the report, the ranking of `best`, --pareto, provenance.

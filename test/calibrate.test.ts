@@ -22,7 +22,7 @@ import {
   runCalibration,
   stackErrors,
   STACKS,
-} from '../src/calibrate.js';
+} from '../src/analysis/calibrate.js';
 import { loadCalibration, outsideCalibration, RANGE_DIMENSIONS, regimeOf } from '../src/config/calibration.js';
 import { RECOMPUTE_MODES } from '../src/config/space.js';
 import { InputError } from '../src/errors.js';

@@ -3,7 +3,7 @@
  * files with --formula poc: the WGSL model and the TypeScript model agree within the f32 tolerance everywhere.
  */
 import { describe, expect, it } from 'vitest';
-import { checkEngines, DEFAULT_RTOL } from '../src/check.js';
+import { checkEngines, DEFAULT_RTOL } from '../src/analysis/check.js';
 import { listBundled } from '../src/config/load.js';
 import { gpuAvailable } from './gpu-support.js';
 import { fixture, POC_YAMLS } from './helpers.js';

@@ -3,7 +3,7 @@
  * bound, more than 65,535 workgroups, empty grids, CPU fallback on a lost device, and agreement with the CPU.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkEngines, DEFAULT_RTOL } from '../src/check.js';
+import { checkEngines, DEFAULT_RTOL } from '../src/analysis/check.js';
 import { CpuEngine } from '../src/engine/cpu/cpu.js';
 import { dispatchShape, GpuEngine } from '../src/engine/gpu/gpu.js';
 import { termsBlockWords } from '../src/engine/gpu/shader.js';

@@ -76,7 +76,7 @@ function fp8PeakFlops({ config, hardware }: SweepContext): number {
 
 /**
  * The model constants a hardware family's calibration sets: what `npm run calibrate` refits, so that a fit can
- * swap them into constants packed once (src/calibrate.ts). The attention kernel scales the fused kernel's
+ * swap them into constants packed once (src/analysis/calibrate.ts). The attention kernel scales the fused kernel's
  * efficiency by its ratio; torch.compile leaves the family's fraction of the element-wise passes.
  */
 export function familyConstants(

@@ -3,7 +3,7 @@ import { sweepStream } from '../api.js';
 import { BestConfigs } from '../results/rank.js';
 import { prepareSweep, SweepOptions } from '../sweep.js';
 import { chunkLayers } from '../layout.js';
-import { explain, Explanation } from '../explain.js';
+import { explain, Explanation } from '../analysis/explain.js';
 import { LaunchArgs, LaunchInput, LaunchLayout, launchArgs, LaunchTarget } from './index.js';
 
 /** Grid values come back as numbers, booleans or dictionary strings depending on the engine and column type. */

@@ -1,10 +1,10 @@
-import { CpuEngine, inputColumns } from './engine/cpu/cpu.js';
-import type { Formula } from './formulas/types.js';
-import { GpuEngine } from './engine/gpu/gpu.js';
-import type { EngineOptions } from './engine/index.js';
-import type { EvaluatedChunk } from './engine/types.js';
-import { EngineError, InputError } from './errors.js';
-import { prepareSweep, SweepOptions } from './sweep.js';
+import { CpuEngine, inputColumns } from '../engine/cpu/cpu.js';
+import type { Formula } from '../formulas/types.js';
+import { GpuEngine } from '../engine/gpu/gpu.js';
+import type { EngineOptions } from '../engine/index.js';
+import type { EvaluatedChunk } from '../engine/types.js';
+import { EngineError, InputError } from '../errors.js';
+import { prepareSweep, SweepOptions } from '../sweep.js';
 
 /**
  * Default tolerance of the cross-check, relative to each CPU value. The GPU computes in f32: every operation

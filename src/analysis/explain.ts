@@ -3,8 +3,8 @@
  * term, with the heaviest rank and the critical path marked. The numbers are the CPU reference's (src/model.ts,
  * f64), the same functions the sweep evaluates per row; the sweep reports only the heaviest and slowest rank.
  */
-import { InputError } from './errors.js';
-import { chunkLayers, defaultSplit, megatronSplitArgs, SplitRule } from './layout.js';
+import { InputError } from '../errors.js';
+import { chunkLayers, defaultSplit, megatronSplitArgs, SplitRule } from '../layout.js';
 import {
   chunk_first_layer,
   chunk_layers,
@@ -24,9 +24,9 @@ import {
   stage_memory,
   stage_tail,
   stage_time,
-} from './model.js';
-import { prepareSweep, PreparedSweep, SweepOptions } from './sweep.js';
-import { describeModelError, describeTimeSettings } from './settings.js';
+} from '../model.js';
+import { prepareSweep, PreparedSweep, SweepOptions } from '../sweep.js';
+import { describeModelError, describeTimeSettings } from '../settings.js';
 
 const GIB = 1024 ** 3;
 

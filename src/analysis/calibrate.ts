@@ -1,14 +1,14 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { defaultLayoutColumns, replicasDivide } from './layout.js';
+import { defaultLayoutColumns, replicasDivide } from '../layout.js';
 import { join } from 'node:path';
-import { Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration, RANGE_DIMENSIONS, RangeDimension } from './config/calibration.js';
-import { loadHardware } from './config/hardware.js';
-import { BUNDLED_CONFIG_DIR, loadConfig, LoadedConfig, readYamlFile } from './config/load.js';
-import { validateModel, validateTrainer } from './config/model.js';
-import { OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES } from './config/space.js';
-import { InputError } from './errors.js';
-import { familyConstants, fullFormula } from './formulas/full.js';
-import { FULL_OUTPUTS, full_estimate, FullConstants, FullRow, FULL_CONSTANTS } from './model.js';
+import { Calibration, CALIBRATION_PATH, FamilyCalibration, loadCalibration, RANGE_DIMENSIONS, RangeDimension } from '../config/calibration.js';
+import { loadHardware } from '../config/hardware.js';
+import { BUNDLED_CONFIG_DIR, loadConfig, LoadedConfig, readYamlFile } from '../config/load.js';
+import { validateModel, validateTrainer } from '../config/model.js';
+import { OFFLOAD_MODES, RECOMPUTE_MODES, SCHEDULES } from '../config/space.js';
+import { InputError } from '../errors.js';
+import { familyConstants, fullFormula } from '../formulas/full.js';
+import { FULL_OUTPUTS, full_estimate, FullConstants, FullRow, FULL_CONSTANTS } from '../model.js';
 
 /** What a source reports. Every metric is turned into a throughput error: (predicted - published) / published. */
 export type Metric = 'hardware_tflops_per_gpu' | 'model_tflops_per_gpu' | 'mfu' | 'tokens_per_s_per_gpu' | 'step_time_s';
