@@ -243,7 +243,6 @@ export function setPaceCacheCapacity(paces: number): void {
   PACES.reset();
 }
 
-
 /**
  * full_estimate's stages from terms shared within a layout class: each (SP, recompute, rank) computes its
  * micro-batch time and its memory base once, and each row adds only what ZeRO, gradient reduction and offload
