@@ -56,6 +56,7 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('where', { type: 'string', describe: "keep rows matching a condition, e.g. 'total_gib < 70 and mfu > 0.4'" })
     .option('fits-only', { type: 'boolean', describe: 'keep only configs that fit in memory' })
     .option('param-dtype', { type: 'string', describe: 'parameter dtype: bf16, fp16, fp32, fp8 (trainer.param_dtype)' })
+    .option('compute-dtype', { type: 'string', describe: 'matmul dtype under autocast when not the parameters\' (trainer.compute_dtype)' })
     .option('grad-dtype', { type: 'string', describe: 'gradient dtype (trainer.grad_dtype)' })
     .option('optimizer-dtype', { type: 'string', describe: 'Adam state dtype (trainer.optimizer_state_dtype)' })
     .option('master-dtype', { type: 'string', describe: 'master weights dtype, e.g. bf16 with fp8 parameters (trainer.master_dtype)' })
@@ -173,6 +174,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
   // Precision and overlap flags are trainer overrides, applied after the file's and the positional ones.
   const trainerFlags: Array<[string, unknown]> = [
     ['param_dtype', args['param-dtype']],
+    ['compute_dtype', args['compute-dtype']],
     ['grad_dtype', args['grad-dtype']],
     ['optimizer_state_dtype', args['optimizer-dtype']],
     ['master_dtype', args['master-dtype']],

@@ -64,6 +64,7 @@ export function provenance(input: ProvenanceInput): Map<string, string> {
       'dtypes',
       json({
         param: trainer.param_dtype,
+        compute: trainer.compute_dtype ?? (trainer.param_dtype === 'fp8' ? 'bfloat16' : trainer.param_dtype),
         grad: trainer.grad_dtype,
         optimizer_state: trainer.optimizer_state_dtype,
         master: trainer.master_weights ? trainer.master_dtype : null,

@@ -9,7 +9,7 @@ import type { SweepContext } from './formulas/types.js';
 export function describeTimeSettings(trainer: TrainerConfig): string {
   const on = (flag: boolean) => (flag ? 'on' : 'off');
   return [
-    `linear layers ${trainer.fp8 || trainer.param_dtype === 'fp8' ? 'fp8' : trainer.param_dtype}`,
+    `linear layers ${trainer.fp8 || trainer.param_dtype === 'fp8' ? 'fp8' : (trainer.compute_dtype ?? trainer.param_dtype)}${trainer.compute_dtype !== undefined && trainer.compute_dtype !== trainer.param_dtype ? ` (autocast over ${trainer.param_dtype} parameters)` : ''}`,
     `flash attention ${trainer.flash_attention ? trainer.attention_kernel : 'off'}`,
     `tp_comm_overlap ${on(trainer.tp_comm_overlap)}`,
     `overlap_grad_reduce ${on(trainer.overlap_grad_reduce)}`,

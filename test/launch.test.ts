@@ -205,6 +205,15 @@ describe('torchtitan configuration', () => {
     expect(() => launchArgs({ ...op, layout: { ...op.layout, zero: 1 } }, 'megatron')).toThrow(/^layout\.recompute: .*selective_op/);
   });
 
+  it('matmuls in another dtype than the parameters (trainer.compute_dtype, autocast) are refused by both targets', () => {
+    const base = input('llama3.1-8b', { zero: 3 });
+    const autocast = { ...base, trainer: { ...base.trainer, param_dtype: 'float32' as const, compute_dtype: 'bfloat16' as const } };
+    expect(() => launchArgs(autocast, 'torchtitan')).toThrow(/^trainer\.compute_dtype: bfloat16 matmuls over float32 parameters/);
+    expect(() => launchArgs({ ...autocast, layout: { ...autocast.layout, zero: 1 } }, 'megatron')).toThrow(/^trainer\.compute_dtype: /);
+    const same = { ...base, trainer: { ...base.trainer, compute_dtype: 'bfloat16' as const } };
+    expect(launchArgs(same, 'torchtitan').text).toContain('mixed_precision_param = "bfloat16"');
+  });
+
   it('what torchtitan cannot run is an error naming the layout field', () => {
     expect(() => launchArgs(input('llama3.1-405b', { zero: 1 }), 'torchtitan')).toThrow(/^layout\.zero: ZeRO-1/);
     const replicatedExperts = { tp: 1, pp: 1, ep: 8, ngpus: 64, gbs: 512, seq_length: 4096, zero: 0 };

@@ -11,6 +11,9 @@ import { RECOMPUTE_MODES } from '../src/config/space.js';
 import { loadCalibration } from '../src/config/calibration.js';
 import { loadHardware } from '../src/config/hardware.js';
 import { loadConfig, parseOverride } from '../src/config/load.js';
+import { validateTrainer } from '../src/config/model.js';
+import { explain } from '../src/analysis/explain.js';
+import { describeTimeSettings } from '../src/settings.js';
 import { fullFormula } from '../src/formulas/full.js';
 import {
   allreduce_s,
@@ -1004,5 +1007,35 @@ describe("MFU and HFU: Narayanan et al. 2021's FLOP counts", () => {
     const o = estimate(m, rr);
     const perToken = 3 * (l * (8 * h * h + 4 * s * h + 2 * (k * 2 * h * fe + h * E)) + 2 * h * V);
     expectRel(o.mfu * o.step_time_s * 8 * PEAK, perToken * 8 * s);
+  });
+});
+
+describe('trainer.compute_dtype: autocast over fp32 parameters (Lightning bf16-mixed, FSDP param_dtype float32)', () => {
+  const search = {
+    ngpus_range: 8, tp_range: 1, pp_range: 1, cp_range: 1, shard_strategys: 3, grad_reduce_range: 'microbatch', reshard_range: true,
+    sp_range: false, recompute_range: 'none', offload_range: 'none', mbs_range: 1,
+  };
+  const run = (overrides: string[]) => explain({ model: 'llama3.1-8b', hardware: 'a100-80gb', headroom: 0, overrides, search }).result;
+
+  it('matmuls at the bf16 peak, ZeRO-3 gathers and stored weights in fp32, MFU against the bf16 peak', () => {
+    const bf16 = run([]);
+    const autocast = run(['trainer.param_dtype=float32', 'trainer.compute_dtype=bfloat16', 'trainer.master_weights=false']);
+    const fp32 = run(['trainer.param_dtype=float32', 'trainer.master_weights=false']);
+    expectRel(autocast.compute_s, bf16.compute_s);
+    expect(fp32.compute_s).toBeGreaterThan(1.5 * bf16.compute_s); // TF32 at half the bf16 peak
+    // Per micro-batch the forward and backward gathers move 4 bytes a parameter instead of 2, the fp32 gradient
+    // reduce-scatter 4 either way: (4 + 4 + 4) / (2 + 2 + 4).
+    expectRel(autocast.dp_bytes / bf16.dp_bytes, 12 / 8);
+    expectRel(autocast.weights_gib, 2 * bf16.weights_gib);
+    expectRel(autocast.mfu * autocast.step_time_s, bf16.mfu * bf16.step_time_s);
+  });
+
+  it('fp8 parameters set it themselves; launch targets whose precision flag sets both refuse a difference', () => {
+    expect(() => validateTrainer({ param_dtype: 'fp8', compute_dtype: 'bfloat16' })).toThrow(/^trainer\.compute_dtype: /);
+    expect(validateTrainer({ compute_dtype: 'bf16' }).compute_dtype).toBe('bfloat16');
+    expect(() => validateTrainer({ compute_dtype: 'float8' })).toThrow(/^trainer\.compute_dtype: must be one of float32, float16, bfloat16/);
+    expect(describeTimeSettings(validateTrainer({ param_dtype: 'fp32', compute_dtype: 'bf16' }))).toContain(
+      'linear layers bfloat16 (autocast over float32 parameters)',
+    );
   });
 });

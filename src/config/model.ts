@@ -67,6 +67,11 @@ export interface ModelConfig {
 export interface TrainerConfig {
   data_parallel_sharding_strategy: ShardStrategy;
   param_dtype: Dtype;
+  /**
+   * The dtype the non-FP8 matmuls run in when it is not the parameters' (autocast over fp32 parameters, as
+   * Lightning's bf16-mixed and FSDP with MixedPrecision(param_dtype=float32) do); absent: param_dtype.
+   */
+  compute_dtype?: Exclude<Dtype, 'fp8'>;
   grad_dtype: Dtype;
   optimizer_state_dtype: Dtype;
   master_weights: boolean;
@@ -171,6 +176,13 @@ export const TRAINER_SPEC: FieldSpec = {
       default: 'OPTIMIZER_STATES',
     },
     param_dtype: dtype('bfloat16'),
+    // The matmuls' dtype when autocast runs them in another than the parameters' (gathered and stored) one.
+    compute_dtype: {
+      kind: 'enum',
+      values: ['float32', 'float16', 'bfloat16'],
+      aliases: Object.fromEntries(Object.entries(DTYPE_ALIASES).filter(([, to]) => to !== 'fp8')),
+      optional: true,
+    },
     grad_dtype: dtype('float32'),
     optimizer_state_dtype: dtype('float32'),
     master_weights: { kind: 'bool', default: true },
@@ -229,7 +241,11 @@ export function validateModel(raw: unknown): ModelConfig {
 }
 
 export function validateTrainer(raw: unknown): TrainerConfig {
-  return validate(TRAINER_SPEC, raw ?? {}, 'trainer') as unknown as TrainerConfig;
+  const trainer = validate(TRAINER_SPEC, raw ?? {}, 'trainer') as unknown as TrainerConfig;
+  if (trainer.compute_dtype !== undefined && trainer.param_dtype === 'fp8') {
+    throw new InputError('trainer.compute_dtype', 'fp8 parameters set it themselves (bf16 outside the FP8 linear layers)');
+  }
+  return trainer;
 }
 
 export type { Plain };

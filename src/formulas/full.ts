@@ -48,11 +48,12 @@ function checkModel(model: ModelConfig): void {
 }
 
 /**
- * Dense peak TFLOP/s of the dtype the non-FP8 GEMMs run in: the parameters' dtype (fp32 on TF32 tensor cores), bf16
- * for fp8 parameters, whose attention core, output layer and element-wise work stay in bf16. MFU is against it.
+ * Dense peak TFLOP/s of the dtype the non-FP8 GEMMs run in: trainer.compute_dtype under autocast, else the
+ * parameters' dtype (fp32 on TF32 tensor cores), bf16 for fp8 parameters, whose attention core, output layer and
+ * element-wise work stay in bf16. MFU is against it.
  */
 function peakFlops({ config, hardware }: SweepContext): number {
-  const dtype = config.trainer.param_dtype;
+  const dtype = config.trainer.compute_dtype ?? config.trainer.param_dtype;
   const peak =
     dtype === 'float32'
       ? (hardware.peak_tflops.tf32 ?? hardware.peak_tflops.fp32)

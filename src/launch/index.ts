@@ -269,7 +269,10 @@ function megatronFlags(r: Resolved): string[] {
   // Megatron-LM runs its model eager: a config sized with torch.compile's fusions would not be what it runs.
   if (trainer.torch_compile) unsupported('Megatron-LM', 'trainer.torch_compile', 'torch.compile of the model');
 
-  // Precision.
+  // Precision. Megatron-LM's --bf16/--fp16 set the parameters and the matmuls alike: no autocast over other ones.
+  if (trainer.compute_dtype !== undefined && trainer.compute_dtype !== trainer.param_dtype) {
+    unsupported('Megatron-LM', 'trainer.compute_dtype', `${trainer.compute_dtype} matmuls over ${trainer.param_dtype} parameters`);
+  }
   if (trainer.param_dtype === 'bfloat16') add('--bf16');
   else if (trainer.param_dtype === 'float16') add('--fp16');
   else if (trainer.param_dtype === 'fp8') {
@@ -399,6 +402,10 @@ function torchtitanText(r: Resolved, title: string): string {
   }
   const dtype = { bfloat16: 'bfloat16', float32: 'float32' }[trainer.param_dtype as string];
   if (!dtype) unsupported(target, 'trainer.param_dtype', `${trainer.param_dtype} parameters (mixed_precision_param is bfloat16 or float32)`);
+  // FSDP's mixed_precision_param is both the gathered parameters' dtype and the matmuls'.
+  if (trainer.compute_dtype !== undefined && trainer.compute_dtype !== trainer.param_dtype) {
+    unsupported(target, 'trainer.compute_dtype', `${trainer.compute_dtype} matmuls over ${trainer.param_dtype} parameters`);
+  }
 
   const set: Array<[string, string]> = [];
   const p = (key: string, value: string | number | boolean | null) => set.push([`config.parallelism.${key}`, py(value)]);
