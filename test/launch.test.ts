@@ -282,6 +282,15 @@ describe('from a Hugging Face config.json to a launch command', () => {
     );
   });
 
+  it("launch passes over the configs its target cannot run: Megatron-LM and torchtitan's per-op recompute", async () => {
+    const search = { ngpus_range: 8, tp_range: 2, pp_range: 1, cp_range: 1, mbs_range: 1, shard_strategys: 1, sp_range: true };
+    const megatron = await launch({ model: 'llama3.1-8b', search: { ...search, recompute_range: ['selective_op', 'full'] }, engine: 'cpu', target: 'megatron' });
+    expect(megatron.row.recompute).toBe('full');
+    await expect(
+      launch({ model: 'llama3.1-8b', search: { ...search, recompute_range: 'selective_op' }, engine: 'cpu', target: 'megatron' }),
+    ).rejects.toThrow(/^search: none of the \d+ valid configs on 8 GPUs fits .* and runs on megatron/);
+  });
+
   it('two commands: best, then launch --emit megatron gives the fastest config Megatron-LM runs', () => {
     const model = join('examples', 'hf', 'Mixtral-8x7B-v0.1', 'config.json');
     const run = (...args: string[]) =>

@@ -51,7 +51,7 @@ export function layoutFromRow(row: Record<string, unknown>, numLayers: number): 
  */
 export const RUNNABLE: Record<LaunchTarget, string> = {
   megatron:
-    "(schedule == '1f1b' or schedule == 'interleaved') and offload != 'optimizer' and (zero < 2 or grad_reduce == 'microbatch') and (zero < 3 or reshard)",
+    "(schedule == '1f1b' or schedule == 'interleaved') and offload != 'optimizer' and (zero < 2 or grad_reduce == 'microbatch') and (zero < 3 or reshard) and recompute != 'selective_op'",
   torchtitan:
     "(schedule == '1f1b' or schedule == 'interleaved' or schedule == 'gpipe') and zero != 1 and offload == 'none' and etp == 1 and (zero < 2 or grad_reduce == 'microbatch')",
 };
