@@ -335,6 +335,22 @@ fn attention_params(c: FullConstants) -> f32 {
   return projections + c.bias * (a * d + 2.0 * g * d + h);
 }
 
+fn query_width(c: FullConstants) -> f32 {
+  return select(c.num_attention_heads * c.kv_channels, c.num_attention_heads * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
+}
+
+fn key_width(c: FullConstants) -> f32 {
+  return select(c.num_query_groups * c.kv_channels, query_width(c), c.mla == 1.0);
+}
+
+fn value_width(c: FullConstants) -> f32 {
+  return select(c.num_query_groups * c.kv_channels, c.num_attention_heads * c.v_head_dim, c.mla == 1.0);
+}
+
+fn output_width(c: FullConstants) -> f32 {
+  return select(c.num_attention_heads * c.kv_channels, c.num_attention_heads * c.v_head_dim, c.mla == 1.0);
+}
+
 fn mlp_params(c: FullConstants, f: f32) -> f32 {
   let h = c.hidden_size;
   let matrices = select(2.0, 3.0, c.gated_mlp == 1.0);
@@ -395,10 +411,10 @@ fn layer_activation_bytes(c: FullConstants, moe_layer: i32, s: f32, s_kv: f32, b
   let t_rep = select(1.0, tp, sp == 1);
   if (recompute == RECOMPUTE_FULL) { return (2.0 * sbh) / t_rep; }
 
-  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
-  let k_dim = select(c.num_query_groups * c.kv_channels, q_dim, c.mla == 1.0);
-  let v_dim = select(c.num_query_groups * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
-  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let q_dim = query_width(c);
+  let k_dim = key_width(c);
+  let v_dim = value_width(c);
+  let o_dim = output_width(c);
 
   if (recompute == RECOMPUTE_SELECTIVE_OP) {
     let block_input = (2.0 * sbh) / t_rep;
@@ -712,9 +728,8 @@ fn linear_s(c: FullConstants, m: f32, n: f32, k: f32) -> f32 {
 
 fn layer_linear_s(c: FullConstants, moe_layer: i32, m: f32, tp: f32, ep: f32, etp: f32) -> f32 {
   let h = c.hidden_size;
-  let a = c.num_attention_heads;
   let act_width = select(1.0, 2.0, c.gated_mlp == 1.0);
-  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let o_dim = output_width(c);
   let qkv_width = (attention_params(c) - o_dim * h) / h;
   let attention = linear_s(c, m, qkv_width / tp, h) + linear_s(c, m, h, o_dim / tp);
   if (moe_layer == 1 && c.num_experts > 0.0) {
@@ -738,9 +753,8 @@ fn tp_pair_exposed_s(collective_s: f32, window_s: f32, tp: f32) -> f32 {
 fn layer_tp_exposed_s(c: FullConstants, moe_layer: i32, m: f32, tp: f32, ep: f32, etp: f32, collective_s: f32,
                       forward_passes: f32) -> f32 {
   let h = c.hidden_size;
-  let a = c.num_attention_heads;
   let act_width = select(1.0, 2.0, c.gated_mlp == 1.0);
-  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let o_dim = output_width(c);
   let qkv_width = (attention_params(c) - o_dim * h) / h;
   let qkv_s = gemm_s(c, m, qkv_width / tp, h, c.fp8_linear);
   let proj_s = gemm_s(c, m, h, o_dim / tp, c.fp8_linear);
@@ -821,10 +835,7 @@ fn send_s(c: FullConstants, bytes: f32, in_node: f32) -> f32 {
 }
 
 fn layer_flops_per_token(c: FullConstants, moe_layer: i32, s_kv: f32, capacity: f32) -> f32 {
-  let a = c.num_attention_heads;
-  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
-  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
-  let attention = 2.0 * attention_params(c) + 2.0 * s_kv * q_dim + 2.0 * s_kv * o_dim;
+  let attention = 2.0 * attention_params(c) + attention_core_flops_per_token(c, s_kv);
   if (moe_layer == 1) {
     let routed = c.moe_k * capacity * mlp_params(c, c.moe_ffn_hidden_size);
     let shared_experts = c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size);
@@ -834,19 +845,15 @@ fn layer_flops_per_token(c: FullConstants, moe_layer: i32, s_kv: f32, capacity: 
 }
 
 fn attention_core_flops_per_token(c: FullConstants, s_kv: f32) -> f32 {
-  let a = c.num_attention_heads;
-  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
-  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
-  return 2.0 * s_kv * q_dim + 2.0 * s_kv * o_dim;
+  return 2.0 * s_kv * query_width(c) + 2.0 * s_kv * output_width(c);
 }
 
 fn op_recompute_share(c: FullConstants, moe_layer: i32) -> f32 {
   if (moe_layer == 1 && c.num_experts > 0.0) { return 1.0; }
-  let a = c.num_attention_heads;
-  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
-  let k_dim = select(c.num_query_groups * c.kv_channels, q_dim, c.mla == 1.0);
-  let v_dim = select(c.num_query_groups * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
-  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let q_dim = query_width(c);
+  let k_dim = key_width(c);
+  let v_dim = value_width(c);
+  let o_dim = output_width(c);
   let f = c.ffn_hidden_size;
   let act_width = select(1.0, 2.0, c.gated_mlp == 1.0);
   return (k_dim + o_dim + f) / (q_dim + k_dim + v_dim + o_dim + act_width * f + f);
@@ -996,11 +1003,9 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
     select(0.0, 4.0 * moe_like * ((r.ep - 1.0) / r.ep) * ep_message, r.ep > 1.0) +
     select(0.0, 4.0 * moe_like * (r.etp - 1.0) * ep_message, r.etp > 1.0);
 
-  let a = c.num_attention_heads;
-  let kv_dim = select(2.0 * c.num_query_groups * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim,
-                      c.mla == 1.0);
-  let q_dim = select(a * c.kv_channels, a * (c.qk_head_dim + c.qk_pos_emb_head_dim), c.mla == 1.0);
-  let o_dim = select(a * c.kv_channels, a * c.v_head_dim, c.mla == 1.0);
+  let kv_dim = key_width(c) + value_width(c);
+  let q_dim = query_width(c);
+  let o_dim = output_width(c);
   let cp_in_node = group_in_node(c, r.cp, tp);
   let cp_per_node = group_per_node(c, r.cp, tp);
   let kv_chunk = (2.0 * b * s * kv_dim) / tp;

@@ -370,6 +370,26 @@ export function attention_params(c: FullConstants): number {
   return projections + c.bias * (a * d + 2 * g * d + h);
 }
 
+/**
+ * Per-token widths across all heads (before TP) of one layer's queries, keys, values and attention output. With
+ * MLA a key carries the query's width (its no-position part and the decoupled rope key) and a value v_head_dim.
+ */
+export function query_width(c: FullConstants): number {
+  return c.mla === 1 ? c.num_attention_heads * (c.qk_head_dim + c.qk_pos_emb_head_dim) : c.num_attention_heads * c.kv_channels;
+}
+
+export function key_width(c: FullConstants): number {
+  return c.mla === 1 ? query_width(c) : c.num_query_groups * c.kv_channels;
+}
+
+export function value_width(c: FullConstants): number {
+  return c.mla === 1 ? c.num_attention_heads * c.v_head_dim : c.num_query_groups * c.kv_channels;
+}
+
+export function output_width(c: FullConstants): number {
+  return c.mla === 1 ? c.num_attention_heads * c.v_head_dim : c.num_attention_heads * c.kv_channels;
+}
+
 /** Parameters of one MLP with FFN size `f`: three matrices when gated, two otherwise. */
 export function mlp_params(c: FullConstants, f: number): number {
   const h = c.hidden_size;
@@ -469,10 +489,10 @@ export function layer_activation_bytes(
   const t_rep = sp === 1 ? tp : 1;
   if (recompute === RECOMPUTE_FULL) return (2 * sbh) / t_rep;
 
-  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
-  const k_dim = c.mla === 1 ? q_dim : c.num_query_groups * c.kv_channels;
-  const v_dim = c.mla === 1 ? a * c.v_head_dim : c.num_query_groups * c.kv_channels;
-  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  const q_dim = query_width(c);
+  const k_dim = key_width(c);
+  const v_dim = value_width(c);
+  const o_dim = output_width(c);
 
   if (recompute === RECOMPUTE_SELECTIVE_OP) {
     // The block's input, the attention kernel's output and log-sum-exp, with SP the outputs of the two
@@ -935,9 +955,8 @@ function linear_s(c: FullConstants, m: number, n: number, k: number): number {
  */
 export function layer_linear_s(c: FullConstants, moe_layer: number, m: number, tp: number, ep: number, etp: number): number {
   const h = c.hidden_size;
-  const a = c.num_attention_heads;
   const act_width = c.gated_mlp === 1 ? 2 : 1;
-  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  const o_dim = output_width(c);
   // Every attention projection but the output one reads the hidden state (MLA's low-rank pairs counted as one).
   const qkv_width = (attention_params(c) - o_dim * h) / h;
   const attention = linear_s(c, m, qkv_width / tp, h) + linear_s(c, m, h, o_dim / tp);
@@ -982,9 +1001,8 @@ export function layer_tp_exposed_s(
   forward_passes: number,
 ): number {
   const h = c.hidden_size;
-  const a = c.num_attention_heads;
   const act_width = c.gated_mlp === 1 ? 2 : 1;
-  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  const o_dim = output_width(c);
   const qkv_width = (attention_params(c) - o_dim * h) / h;
   const qkv_s = gemm_s(c, m, qkv_width / tp, h, c.fp8_linear);
   const proj_s = gemm_s(c, m, h, o_dim / tp, c.fp8_linear);
@@ -1105,11 +1123,8 @@ function send_s(c: FullConstants, bytes: number, in_node: number): number {
 
 /** Forward FLOPs per token of one layer. `capacity` scales the routed experts' work (1 for model FLOPs). */
 export function layer_flops_per_token(c: FullConstants, moe_layer: number, s_kv: number, capacity: number): number {
-  const a = c.num_attention_heads;
-  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
-  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
   // Scores QK^T and their product with V over all s_kv keys (not halved for causal masks, as MFU conventions do).
-  const attention = 2 * attention_params(c) + 2 * s_kv * q_dim + 2 * s_kv * o_dim;
+  const attention = 2 * attention_params(c) + attention_core_flops_per_token(c, s_kv);
   if (moe_layer === 1) {
     const routed = c.moe_k * capacity * mlp_params(c, c.moe_ffn_hidden_size);
     const shared_experts = c.num_shared_experts * mlp_params(c, c.shared_expert_ffn_hidden_size);
@@ -1120,10 +1135,7 @@ export function layer_flops_per_token(c: FullConstants, moe_layer: number, s_kv:
 
 /** Forward FLOPs per token of the attention core alone (what selective recompute repeats). */
 export function attention_core_flops_per_token(c: FullConstants, s_kv: number): number {
-  const a = c.num_attention_heads;
-  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
-  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
-  return 2 * s_kv * q_dim + 2 * s_kv * o_dim;
+  return 2 * s_kv * query_width(c) + 2 * s_kv * output_width(c);
 }
 
 /**
@@ -1139,11 +1151,10 @@ export function attention_core_flops_per_token(c: FullConstants, s_kv: number): 
  */
 export function op_recompute_share(c: FullConstants, moe_layer: number): number {
   if (moe_layer === 1 && c.num_experts > 0) return 1;
-  const a = c.num_attention_heads;
-  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
-  const k_dim = c.mla === 1 ? q_dim : c.num_query_groups * c.kv_channels;
-  const v_dim = c.mla === 1 ? a * c.v_head_dim : c.num_query_groups * c.kv_channels;
-  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  const q_dim = query_width(c);
+  const k_dim = key_width(c);
+  const v_dim = value_width(c);
+  const o_dim = output_width(c);
   const f = c.ffn_hidden_size;
   const act_width = c.gated_mlp === 1 ? 2 : 1;
   return (k_dim + o_dim + f) / (q_dim + k_dim + v_dim + o_dim + act_width * f + f);
@@ -1330,10 +1341,9 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
   // Q, K and V for the whole sequence of a/(t·c) heads before the core, and the output back after it; the
   // backward runs the same two in reverse. Both stacks wait for them: exposed.
   const a = c.num_attention_heads;
-  const kv_dim =
-    c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) + a * c.v_head_dim : 2 * c.num_query_groups * c.kv_channels;
-  const q_dim = c.mla === 1 ? a * (c.qk_head_dim + c.qk_pos_emb_head_dim) : a * c.kv_channels;
-  const o_dim = c.mla === 1 ? a * c.v_head_dim : a * c.kv_channels;
+  const kv_dim = key_width(c) + value_width(c);
+  const q_dim = query_width(c);
+  const o_dim = output_width(c);
   const cp_in_node = group_in_node(c, r.cp, tp);
   const cp_per_node = group_per_node(c, r.cp, tp);
   const kv_chunk = (2 * b * s * kv_dim) / tp;
