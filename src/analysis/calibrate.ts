@@ -277,20 +277,27 @@ export function meanAbsoluteError(predictions: Prediction[]): number {
   return predictions.reduce((sum, p) => sum + Math.abs(p.error), 0) / predictions.length;
 }
 
-/** Each attention kernel's ratio and the kernel benchmark it is fitted against (configs/calibration.yaml). */
-const KERNEL_PRIORS = [
+/**
+ * Each fitted constant that a measurement outside the end-to-end runs also tells, and that measurement
+ * (configs/calibration.yaml): the attention kernels' ratios and their kernel benchmarks, and the cost of overlapped
+ * communication and the measured slowdown of GEMMs under concurrent collectives.
+ */
+const PRIORS = [
   ['fa2_attention_ratio', 'fa2_attention_prior'],
   ['triton_attention_ratio', 'triton_attention_prior'],
+  ['overlap_cost', 'overlap_cost_prior'],
 ] as const;
 
 /**
- * Mean squared error per source, summed: every publication weighs the same however many rows it has. A kernel
- * ratio being fitted (`priors`) counts its kernel benchmark as one more source, whose error is the ratio's
- * relative distance from the benchmark's: end-to-end runs tell the attention kernel's speed only through the
+ * Mean squared error per source, summed: every publication weighs the same however many rows it has. A constant
+ * being fitted that has a prior (`priors`) counts that measurement as one more source, whose error is the
+ * constant's relative distance from it. End-to-end runs tell the attention kernel's speed only through the
  * product of its ratio and `attention_efficiency`, so a set whose runs of the reference kernel are few (a
- * leave-one-source-out fold without USP's FlashAttention-2 runs on A100) would otherwise move both freely.
+ * leave-one-source-out fold without USP's FlashAttention-2 runs on A100) would otherwise move both freely; and
+ * they tell `overlap_cost` mostly through the few runs that hide the most communication (DeepSeek-V3's expert
+ * all-to-alls behind DualPipe), which would otherwise set it for every run of the family.
  */
-function loss(set: Measurement[], family: FamilyCalibration, calibration: Calibration, priors: ReadonlyArray<(typeof KERNEL_PRIORS)[number]> = []): number {
+function loss(set: Measurement[], family: FamilyCalibration, calibration: Calibration, priors: ReadonlyArray<(typeof PRIORS)[number]> = []): number {
   const bySource = new Map<string, number[]>();
   for (const m of set) {
     const e = predict(m, family, calibration).error;
@@ -393,7 +400,7 @@ export function fitFamily(fixed: FamilyCalibration, set: Measurement[], calibrat
     // torch.compile).
     compile_passes_ratio: fitsCompile ? FIT_START.compile_passes_ratio : fixed.compile_passes_ratio,
   };
-  const priors = KERNEL_PRIORS.filter(([ratio]) => names.includes(ratio));
+  const priors = PRIORS.filter(([fitted]) => names.includes(fitted));
   let bestLoss = loss(set, best, calibration, priors);
   const start = best;
   for (const max of [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]) {
@@ -645,8 +652,8 @@ export function runCalibration(write: boolean): { report: string; reports: Famil
   const reports = calibrateFamilies(calibration);
   if (write) writeFileSync(CALIBRATION_PATH, calibrationYaml(calibration, reports, readFileSync(CALIBRATION_PATH, 'utf8')));
   const lines: string[] = ['### Constants per hardware family (fitted, then the fixed ones beside them)', ''];
-  // The kernel benchmarks the attention ratios are fitted against, beside what the fit made of them.
-  const names = [...FITTED, 'attention_half_seq', 'fa2_attention_prior', 'triton_attention_prior'] as const;
+  // The measurements the priors stand for (kernel benchmarks, overlapped GEMMs), beside what the fit made of them.
+  const names = [...FITTED, 'attention_half_seq', 'fa2_attention_prior', 'triton_attention_prior', 'overlap_cost_prior'] as const;
   lines.push(`| family | ${names.join(' | ')} |`, `|---|${names.map(() => '---:').join('|')}|`);
   for (const { family, fitted } of reports) lines.push(`| ${family} | ${names.map((name) => fitted[name]).join(' | ')} |`);
   lines.push('', '### Mean absolute throughput error per regime', '');

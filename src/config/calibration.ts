@@ -32,6 +32,11 @@ export interface FamilyCalibration {
   compile_passes_ratio: number;
   /** Fraction of overlapped communication still paid: NCCL kernels take SMs and HBM bandwidth from the GEMMs. */
   overlap_cost: number;
+  /**
+   * The same fraction from a measurement of GEMMs slowed by concurrent collectives, never fitted: a fit counts it
+   * as one more source, as it does the attention kernels' benchmarks.
+   */
+  overlap_cost_prior: number;
 }
 
 /**
@@ -124,6 +129,7 @@ export const FAMILY_SPEC: FieldSpec = {
     memory_passes: { kind: 'number', min: 0 },
     compile_passes_ratio: fraction,
     overlap_cost: { kind: 'number', min: 0, max: 1 },
+    overlap_cost_prior: { kind: 'number', min: 0, max: 1 },
   },
 };
 
