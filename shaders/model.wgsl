@@ -183,6 +183,8 @@ struct FullConstants {
   num_shared_experts: f32,
   shared_expert_ffn_hidden_size: f32,
   capacity_factor: f32,
+  moe_router_num_groups: f32,
+  moe_router_group_topk: f32,
   mtp_num_layers: f32,
   param_bytes: f32,
   grad_bytes: f32,
@@ -214,6 +216,7 @@ struct FullConstants {
   overlap_param_gather: f32,
   overlap_p2p_comm: f32,
   moe_a2a_overlap: f32,
+  moe_dedup_dispatch: f32,
   cp_comm: f32,
   overlap_cost: f32,
 }
@@ -800,9 +803,39 @@ fn attention_backward_ratio(c: FullConstants) -> f32 {
 fn alltoall_s(c: FullConstants, bytes: f32, n: f32, stride: f32) -> f32 {
   if (n <= 1.0 || bytes == 0.0) { return 0.0; }
   let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
-  let in_node_s = (((local - 1.0) / n) * bytes) / c.scaleup_bytes_s + select(0.0, c.scaleup_latency_s, local > 1.0);
-  let cross_s = (((n - local) / n) * bytes) / c.scaleout_bytes_s + select(0.0, c.scaleout_latency_s, n > local);
-  return max(in_node_s, cross_s) + c.collective_latency_s;
+  return tiered_s(c, ((local - 1.0) / n) * bytes, ((n - local) / n) * bytes, local, n) + c.collective_latency_s;
+}
+
+fn tiered_s(c: FullConstants, in_node_bytes: f32, cross_bytes: f32, local: f32, n: f32) -> f32 {
+  let in_node_s = in_node_bytes / c.scaleup_bytes_s + select(0.0, c.scaleup_latency_s, local > 1.0);
+  let cross_s = cross_bytes / c.scaleout_bytes_s + select(0.0, c.scaleout_latency_s, n > local);
+  return max(in_node_s, cross_s);
+}
+
+fn ep_remote_nodes(c: FullConstants, n: f32, stride: f32) -> f32 {
+  let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
+  let nodes = ceil(n / local);
+  if (nodes <= 1.0) { return 0.0; }
+  let reachable = min(nodes, c.moe_router_group_topk * max(1.0, nodes / c.moe_router_num_groups));
+  let distinct = select(reachable * (1.0 - pow(1.0 - 1.0 / reachable, c.moe_k)), 1.0, reachable <= 1.0);
+  return (distinct * (nodes - 1.0)) / nodes;
+}
+
+// (in_node, cross) bytes.
+fn ep_dispatch_bytes(c: FullConstants, bytes: f32, n: f32, stride: f32) -> vec2<f32> {
+  if (n <= 1.0) { return vec2<f32>(0.0, 0.0); }
+  let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
+  if (c.moe_dedup_dispatch == 1.0 && n > local) {
+    return vec2<f32>(((local - 1.0) / local) * bytes, (ep_remote_nodes(c, n, stride) / c.moe_k) * bytes);
+  }
+  return vec2<f32>(((local - 1.0) / n) * bytes, ((n - local) / n) * bytes);
+}
+
+fn ep_alltoall_s(c: FullConstants, bytes: f32, n: f32, stride: f32) -> f32 {
+  if (n <= 1.0 || bytes == 0.0) { return 0.0; }
+  let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
+  let split = ep_dispatch_bytes(c, bytes, n, stride);
+  return tiered_s(c, split.x, split.y, local, n) + c.collective_latency_s;
 }
 
 fn paid_s(c: FullConstants, total_s: f32, exposed_s: f32) -> f32 {
@@ -996,12 +1029,11 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
   let ep_message = (2.0 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
   let etp_in_node = group_in_node(c, r.etp, 1.0);
   let ep_total_s =
-    4.0 * moe_like * alltoall_s(c, ep_message, r.ep, r.etp) +
+    4.0 * moe_like * ep_alltoall_s(c, ep_message, r.ep, r.etp) +
     4.0 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node, group_per_node(c, r.etp, 1.0));
   let ep_s = paid_s(c, ep_total_s, select(ep_total_s, max(0.0, ep_total_s - compute_s), c.moe_a2a_overlap == 1.0));
-  let ep_bytes =
-    select(0.0, 4.0 * moe_like * ((r.ep - 1.0) / r.ep) * ep_message, r.ep > 1.0) +
-    select(0.0, 4.0 * moe_like * (r.etp - 1.0) * ep_message, r.etp > 1.0);
+  let ep_split = ep_dispatch_bytes(c, ep_message, r.ep, r.etp);
+  let ep_bytes = 4.0 * moe_like * (ep_split.x + ep_split.y) + select(0.0, 4.0 * moe_like * (r.etp - 1.0) * ep_message, r.etp > 1.0);
 
   let kv_dim = key_width(c) + value_width(c);
   let q_dim = query_width(c);

@@ -68,6 +68,7 @@ function withSweepOptions<T>(args: Argv<T>) {
     .option('overlap-param-gather', { type: 'boolean', describe: 'parameter all-gather behind the forward (trainer.overlap_param_gather) [default: true]' })
     .option('overlap-p2p-comm', { type: 'boolean', describe: 'pipeline sends behind compute where the schedule allows (trainer.overlap_p2p_comm) [default: true]' })
     .option('moe-a2a-overlap', { type: 'boolean', describe: 'expert all-to-alls behind another micro-batch (trainer.moe_a2a_overlap) [default: false]' })
+    .option('moe-dedup-dispatch', { type: 'boolean', describe: 'expert dispatch once per destination node, forwarded over NVLink: DeepEP (trainer.moe_dedup_dispatch) [default: false]' })
     .option('cp-comm-type', { type: 'string', describe: 'context parallelism: p2p (ring), all_gather (Llama 3) or a2a (Ulysses all-to-all) (trainer.cp_comm_type) [default: p2p]' })
     .option('attention-kernel', { type: 'string', describe: 'flash-attention kernel: fused (cuDNN/FA3), fa2 or triton (MPT\'s Triton kernel) (trainer.attention_kernel) [default: fused]' })
     .option('torch-compile', { type: 'boolean', describe: 'PyTorch torch.compile fuses element-wise ops (trainer.torch_compile) [default: false]' })
@@ -186,6 +187,7 @@ function sweepRuns(args: SweepArgs): SweepOptions[] {
     ['overlap_param_gather', args['overlap-param-gather']],
     ['overlap_p2p_comm', args['overlap-p2p-comm']],
     ['moe_a2a_overlap', args['moe-a2a-overlap']],
+    ['moe_dedup_dispatch', args['moe-dedup-dispatch']],
     ['cp_comm_type', args['cp-comm-type']],
     ['attention_kernel', args['attention-kernel']],
     ['torch_compile', args['torch-compile']],

@@ -213,6 +213,8 @@ export const FULL_CONSTANTS = [
   'num_shared_experts',
   'shared_expert_ffn_hidden_size',
   'capacity_factor',
+  'moe_router_num_groups',
+  'moe_router_group_topk',
   'mtp_num_layers',
   'param_bytes',
   'grad_bytes',
@@ -245,6 +247,7 @@ export const FULL_CONSTANTS = [
   'overlap_param_gather',
   'overlap_p2p_comm',
   'moe_a2a_overlap',
+  'moe_dedup_dispatch',
   'cp_comm',
   'overlap_cost',
 ] as const;
@@ -1066,9 +1069,55 @@ export function attention_backward_ratio(c: FullConstants): number {
 export function alltoall_s(c: FullConstants, bytes: number, n: number, stride: number): number {
   if (n <= 1 || bytes === 0) return 0;
   const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
-  const in_node_s = (((local - 1) / n) * bytes) / c.scaleup_bytes_s + (local > 1 ? c.scaleup_latency_s : 0);
-  const cross_s = (((n - local) / n) * bytes) / c.scaleout_bytes_s + (n > local ? c.scaleout_latency_s : 0);
-  return Math.max(in_node_s, cross_s) + c.collective_latency_s;
+  return tiered_s(c, ((local - 1) / n) * bytes, ((n - local) / n) * bytes, local, n) + c.collective_latency_s;
+}
+
+/** The two tiers of an exchange run concurrently: NVLink inside the node, the NICs across nodes. */
+function tiered_s(c: FullConstants, in_node_bytes: number, cross_bytes: number, local: number, n: number): number {
+  const in_node_s = in_node_bytes / c.scaleup_bytes_s + (local > 1 ? c.scaleup_latency_s : 0);
+  const cross_s = cross_bytes / c.scaleout_bytes_s + (n > local ? c.scaleout_latency_s : 0);
+  return Math.max(in_node_s, cross_s);
+}
+
+/**
+ * Nodes that a token's routed experts sit on beyond its own, on average, for an expert-parallel group of `n`
+ * ranks spaced `stride` apart, with the experts spread evenly over the group's nodes. Group-limited routing
+ * bounds the nodes a token can reach to router_group_topk groups' worth (DeepSeek-V3 section 3.2.2: at most 4 of
+ * its 8 nodes); within them its k experts land on k uniformly drawn nodes, of which E[distinct] = N·(1 − (1 −
+ * 1/N)^k); its own node is among them with probability 1/nodes.
+ */
+export function ep_remote_nodes(c: FullConstants, n: number, stride: number): number {
+  const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
+  const nodes = Math.ceil(n / local);
+  if (nodes <= 1) return 0;
+  const reachable = Math.min(nodes, c.moe_router_group_topk * Math.max(1, nodes / c.moe_router_num_groups));
+  const distinct = reachable <= 1 ? 1 : reachable * (1 - Math.pow(1 - 1 / reachable, c.moe_k));
+  return (distinct * (nodes - 1)) / nodes;
+}
+
+/**
+ * Bytes of an expert dispatch or combine that cross NVLink and the NICs, for `bytes` per rank holding one copy of
+ * each token per routed expert. Megatron's all-to-all dispatcher sends every copy to its expert's rank; a
+ * deduplicating dispatcher (moe_dedup_dispatch: DeepEP, Megatron-Core's flex dispatcher; DeepSeek-V3's kernels,
+ * section 3.2.2) sends a token once to each node that holds any of its experts, over the NIC to the same-index
+ * GPU, which forwards it over NVLink to the experts' GPUs: every copy but those already on the receiving GPU
+ * crosses NVLink.
+ */
+export function ep_dispatch_bytes(c: FullConstants, bytes: number, n: number, stride: number): [in_node: number, cross: number] {
+  if (n <= 1) return [0, 0];
+  const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
+  if (c.moe_dedup_dispatch === 1 && n > local) {
+    return [((local - 1) / local) * bytes, (ep_remote_nodes(c, n, stride) / c.moe_k) * bytes];
+  }
+  return [((local - 1) / n) * bytes, ((n - local) / n) * bytes];
+}
+
+/** One expert dispatch or combine of `bytes` per rank (one copy per routed expert) over the expert-parallel group. */
+export function ep_alltoall_s(c: FullConstants, bytes: number, n: number, stride: number): number {
+  if (n <= 1 || bytes === 0) return 0;
+  const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
+  const [in_node_bytes, cross_bytes] = ep_dispatch_bytes(c, bytes, n, stride);
+  return tiered_s(c, in_node_bytes, cross_bytes, local, n) + c.collective_latency_s;
 }
 
 /**
@@ -1328,10 +1377,11 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
   const ep_message = (2 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
   const etp_in_node = group_in_node(c, r.etp, 1);
   const ep_total_s =
-    4 * moe_like * alltoall_s(c, ep_message, r.ep, r.etp) + 4 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node, group_per_node(c, r.etp, 1));
+    4 * moe_like * ep_alltoall_s(c, ep_message, r.ep, r.etp) +
+    4 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node, group_per_node(c, r.etp, 1));
   const ep_s = paid_s(c, ep_total_s, c.moe_a2a_overlap === 1 ? Math.max(0, ep_total_s - compute_s) : ep_total_s);
-  const ep_bytes =
-    (r.ep > 1 ? 4 * moe_like * ((r.ep - 1) / r.ep) * ep_message : 0) + (r.etp > 1 ? 4 * moe_like * (r.etp - 1) * ep_message : 0);
+  const [ep_in_node_bytes, ep_cross_bytes] = ep_dispatch_bytes(c, ep_message, r.ep, r.etp);
+  const ep_bytes = 4 * moe_like * (ep_in_node_bytes + ep_cross_bytes) + (r.etp > 1 ? 4 * moe_like * (r.etp - 1) * ep_message : 0);
 
   // CP: this rank's K and V (kv_chunk bytes) reach the other c - 1 ranks in the forward (again with full
   // recompute) and their gradients come back in the backward. Ring exchange (Megatron's p2p) sends one chunk per

@@ -16,6 +16,7 @@ export function describeTimeSettings(trainer: TrainerConfig): string {
     `overlap_param_gather ${on(trainer.overlap_param_gather)}`,
     `overlap_p2p_comm ${on(trainer.overlap_p2p_comm)} (interleaved, dualpipe)`,
     `moe_a2a_overlap ${on(trainer.moe_a2a_overlap)}`,
+    `moe_dedup_dispatch ${on(trainer.moe_dedup_dispatch)}`,
     `cp_comm_type ${trainer.cp_comm_type}`,
     `torch_compile ${on(trainer.torch_compile)}`,
   ].join(', ');

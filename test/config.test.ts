@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { InputError, listBundled, loadConfig, prepareSweep } from '../src/index.js';
+import { parseOverride } from '../src/config/load.js';
 import { BUNDLED_CONFIG_DIR } from '../src/config/load.js';
 import { cleanupTempDirs, fixture, POC_YAMLS, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
 
@@ -86,6 +87,16 @@ describe('bundled models', () => {
     expect(error.message).toBe(
       'model: cannot read llama3.1-405b.yaml: no such file (the bundled llama3.1-405b is named without a path or .yaml)',
     );
+  });
+
+  it('group-limited routing: the groups divide the experts and a token picks at most all of them', () => {
+    const groups = loadConfig('deepseek-v3').model.moe!;
+    expect([groups.router_num_groups, groups.router_group_topk]).toEqual([8, 4]);
+    expect(loadConfig('mixtral-8x7b').model.moe).toMatchObject({ router_num_groups: 1, router_group_topk: 1 });
+    const over = inputError(() => loadConfig('deepseek-v3', [parseOverride('model.moe.router_group_topk=9')]));
+    expect(over.field).toBe('model.moe.router_group_topk');
+    const uneven = inputError(() => loadConfig('deepseek-v3', [parseOverride('model.moe.router_num_groups=12')]));
+    expect(uneven.field).toBe('model.moe.router_num_groups');
   });
 
   it('an unknown name is an InputError that lists the bundled models', () => {

@@ -58,8 +58,8 @@ describe.runIf(available)('cross-check of the GPU engine against the CPU referen
       'trainer.fp8=true', 'trainer.cp_comm_type=all_gather', 'trainer.attention_kernel=fa2', 'trainer.tp_comm_overlap=false',
       'trainer.overlap_grad_reduce=false', 'trainer.overlap_param_gather=false', 'trainer.overlap_p2p_comm=false',
     ]],
-    ['MoE FP8 with the all-to-all overlapped, no flash attention, Ulysses CP over MLA heads', 'deepseek-v3', [
-      'trainer.fp8=true', 'trainer.moe_a2a_overlap=true', 'trainer.flash_attention=false', 'trainer.cp_comm_type=a2a',
+    ['MoE FP8 with the all-to-all overlapped and deduplicated, no flash attention, Ulysses CP over MLA heads', 'deepseek-v3', [
+      'trainer.fp8=true', 'trainer.moe_a2a_overlap=true', 'trainer.moe_dedup_dispatch=true', 'trainer.flash_attention=false', 'trainer.cp_comm_type=a2a',
     ]],
     ['Ulysses all-to-all CP', 'llama3.1-70b', ['trainer.cp_comm_type=a2a']],
     // torchtitan's per-op selective checkpointing, which the default grid leaves out, in bf16 and FP8.

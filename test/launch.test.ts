@@ -28,6 +28,8 @@ const MEGATRON_FLAGS = new Set([
   '--normalization', '--attention-dropout', '--hidden-dropout', '--disable-bias-linear', // TransformerConfig
   '--make-vocab-size-divisible-by', '--num-experts', '--moe-layer-freq', // arguments.py
   '--moe-router-topk', '--moe-ffn-hidden-size', '--moe-shared-expert-intermediate-size', // TransformerConfig
+  '--moe-router-num-groups', '--moe-router-group-topk', // TransformerConfig
+  '--moe-token-dispatcher-type', '--moe-enable-deepep', // TransformerConfig (moe/README.md: flex dispatcher with DeepEP)
   '--multi-latent-attention', '--mtp-num-layers', // TransformerConfig
   '--q-lora-rank', '--kv-lora-rank', '--qk-head-dim', '--qk-pos-emb-head-dim', '--v-head-dim', // arguments.py
 ]);
@@ -107,6 +109,14 @@ describe('Megatron-LM flags', () => {
     expect(flagValue(argv, '--decoder-last-pipeline-num-layers')).toBe('3');
     expect(flagValue(argv, '--moe-layer-freq')).toBe('([0]*3+[1]*58)');
     expect(flagValue(argv, '--mtp-num-layers')).toBe('1');
+    // Node-limited routing is the model's; DeepEP's dispatch is the trainer's and only where it is asked for.
+    expect(flagValue(argv, '--moe-router-num-groups')).toBe('8');
+    expect(flagValue(argv, '--moe-router-group-topk')).toBe('4');
+    expect(argv).not.toContain('--moe-enable-deepep');
+    const base = input('deepseek-v3', layout);
+    const deepep = launchArgs({ ...base, trainer: { ...base.trainer, moe_dedup_dispatch: true } }, 'megatron').argv;
+    expect(flagValue(deepep, '--moe-token-dispatcher-type')).toBe('flex');
+    expect(flagValue(deepep, '--moe-enable-deepep')).toBe(true);
     const chunkLayers = [[3], [4], [5], ...Array(12).fill([4]), [1]];
     const custom = launchArgs(input('deepseek-v3', { ...layout, chunkLayers }), 'megatron').argv;
     const stages = parseMegatronLayout(flagValue(custom, '--pipeline-model-parallel-layout') as string);

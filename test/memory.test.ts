@@ -86,6 +86,8 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     num_shared_experts: 0,
     shared_expert_ffn_hidden_size: 4 * h,
     capacity_factor: 1,
+    moe_router_num_groups: 1,
+    moe_router_group_topk: 1,
     mtp_num_layers: 0,
     param_bytes: 2,
     grad_bytes: 4,
@@ -117,6 +119,7 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     overlap_param_gather: 0,
     overlap_p2p_comm: 0,
     moe_a2a_overlap: 0,
+    moe_dedup_dispatch: 0,
     cp_comm: 0,
     overlap_cost: 0,
   };

@@ -18,6 +18,7 @@ import { fullFormula } from '../src/formulas/full.js';
 import {
   allreduce_s,
   alltoall_s,
+  ep_remote_nodes,
   CP_COMM_A2A,
   CP_COMM_ALL_GATHER,
   attention_core_fwd_s,
@@ -109,6 +110,8 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     num_shared_experts: 0,
     shared_expert_ffn_hidden_size: 4 * h,
     capacity_factor: 1,
+    moe_router_num_groups: 1,
+    moe_router_group_topk: 1,
     mtp_num_layers: 0,
     param_bytes: 2,
     grad_bytes: 4,
@@ -140,6 +143,7 @@ function gpt(h: number, a: number, layers: number, over: Partial<FullConstants> 
     overlap_param_gather: 0,
     overlap_p2p_comm: 0,
     moe_a2a_overlap: 0,
+    moe_dedup_dispatch: 0,
     cp_comm: 0,
     overlap_cost: 0,
   };
@@ -858,6 +862,35 @@ describe('EP: 4 hierarchical all-to-alls per MoE layer of the routed hidden stat
     expectRel(t.ep_s, Math.max(0, total - t.compute_s));
     const slow = stage_time({ ...c, scaleout_bytes_s: 1e8 }, r, 0);
     expect(slow.ep_s).toBeGreaterThan(0);
+  });
+
+  it('moe_dedup_dispatch sends a token once per node it reaches: k 2 over 2 nodes reaches 1.5, 0.75 of them remote', () => {
+    const r = row({ ngpus: 16, ep: 16, seq_length: s, global_batch_size: 16 });
+    const c = { ...moe(16), moe_dedup_dispatch: 1 };
+    // E[distinct of 2 nodes] = 2·(1 − (1/2)^2) = 1.5; the token's own node is one of them half of the time.
+    expectRel(ep_remote_nodes(c, 16, 1), 0.75);
+    const S = 2 * s * k * cf * h;
+    const dedup = Math.max((7 / 8) * (S / UP) + LAT_UP, (0.75 / k) * (S / OUT) + LAT_OUT) + BASE;
+    expectRel(estimate(c, r).ep_comm_s, L * 4 * dedup);
+    expectRel(estimate(c, r).ep_bytes, L * 4 * (7 / 8 + 0.75 / k) * S);
+    // Within one node there is nothing to deduplicate.
+    const one = row({ ngpus: 8, ep: 8, seq_length: s, global_batch_size: 8 });
+    expectRel(estimate(c, one).ep_comm_s, estimate(moe(8), one).ep_comm_s);
+  });
+
+  it('group-limited routing bounds the nodes a token reaches: DeepSeek-V3, 8 of 8 experts on at most 4 of 8 nodes', () => {
+    const c = { ...moe(256), moe_k: 8, moe_router_num_groups: 8, moe_router_group_topk: 4, moe_dedup_dispatch: 1 };
+    // E[distinct] = 4·(1 − (3/4)^8) = 3.60, of which 7/8 on other nodes: 3.15 NIC copies instead of 8·7/8 = 7.
+    expectRel(ep_remote_nodes(c, 64, 1), 4 * (1 - 0.75 ** 8) * (7 / 8));
+    const unlimited = { ...c, moe_router_num_groups: 1, moe_router_group_topk: 1 };
+    expectRel(ep_remote_nodes(unlimited, 64, 1), 8 * (1 - (7 / 8) ** 8) * (7 / 8));
+    // Four groups of two nodes each: a token reaches at most 2·2 = 4 nodes too.
+    expectRel(ep_remote_nodes({ ...c, moe_router_num_groups: 4, moe_router_group_topk: 2 }, 64, 1), ep_remote_nodes(c, 64, 1));
+    // Without deduplication the groups change nothing: every copy crosses to its expert's rank.
+    const r = row({ ngpus: 64, ep: 64, seq_length: s, global_batch_size: 64 });
+    const plain = { ...moe(256), moe_k: 8 };
+    expectRel(estimate({ ...plain, moe_router_num_groups: 8, moe_router_group_topk: 4 }, r).ep_comm_s, estimate(plain, r).ep_comm_s);
+    expect(estimate(c, r).ep_comm_s).toBeLessThan(estimate(plain, r).ep_comm_s / 2);
   });
 
   it('a dense model has no EP traffic', () => {

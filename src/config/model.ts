@@ -28,6 +28,13 @@ export interface MoeConfig {
   num_shared_experts: number;
   /** FFN size of one shared expert; defaults to the routed expert's size. */
   shared_expert_ffn_hidden_size?: number;
+  /**
+   * Group-limited routing (DeepSeek-V2's device-limited and V3's node-limited routing; Megatron-Core's
+   * --moe-router-num-groups and --moe-router-group-topk): the experts form router_num_groups groups and each token
+   * picks its experts from router_group_topk of them. 1 and 1: no limit.
+   */
+  router_num_groups: number;
+  router_group_topk: number;
 }
 
 export interface MlaConfig {
@@ -85,6 +92,7 @@ export interface TrainerConfig {
   overlap_param_gather: boolean;
   overlap_p2p_comm: boolean;
   moe_a2a_overlap: boolean;
+  moe_dedup_dispatch: boolean;
   cp_comm_type: CpCommType;
   attention_kernel: AttentionKernel;
   torch_compile: boolean;
@@ -149,6 +157,8 @@ export const MODEL_SPEC: FieldSpec = {
         first_k_dense_layers: { kind: 'int', min: 0, max: MAX_COUNT, default: 0 },
         num_shared_experts: { kind: 'int', min: 0, max: MAX_COUNT, default: 0 },
         shared_expert_ffn_hidden_size: positiveInt({ optional: true, max: 4 * MAX_WIDTH }),
+        router_num_groups: { kind: 'int', min: 1, max: MAX_COUNT, default: 1 },
+        router_group_topk: { kind: 'int', min: 1, max: MAX_COUNT, default: 1 },
       },
     },
     mla: {
@@ -199,6 +209,9 @@ export const TRAINER_SPEC: FieldSpec = {
     overlap_param_gather: { kind: 'bool', default: true },
     overlap_p2p_comm: { kind: 'bool', default: true },
     moe_a2a_overlap: { kind: 'bool', default: false },
+    // One copy of a token per destination node across the NICs, forwarded inside the node over NVLink (DeepEP,
+    // Megatron-Core's flex dispatcher; DeepSeek-V3's own kernels), instead of one per routed expert.
+    moe_dedup_dispatch: { kind: 'bool', default: false },
     cp_comm_type: { kind: 'enum', values: CP_COMM_TYPES, default: 'p2p' },
     // The flash-attention kernel: `fused` for Transformer Engine's cuDNN fused attention or FlashAttention-3
     // (Hopper-optimised, Megatron-Core's choice on H100), `fa2` for FlashAttention-2 or PyTorch SDPA's flash backend,
@@ -215,6 +228,12 @@ export function validateModel(raw: unknown): ModelConfig {
   const moe = model.moe;
   if (moe && moe.num_experts > 0 && (moe.k < 1 || moe.k > moe.num_experts)) {
     throw new InputError('model.moe.k', `must be between 1 and model.moe.num_experts (${moe.num_experts}), got ${moe.k}`);
+  }
+  if (moe && moe.router_group_topk > moe.router_num_groups) {
+    throw new InputError('model.moe.router_group_topk', `must be at most model.moe.router_num_groups (${moe.router_num_groups}), got ${moe.router_group_topk}`);
+  }
+  if (moe && moe.num_experts > 0 && moe.num_experts % moe.router_num_groups !== 0) {
+    throw new InputError('model.moe.router_num_groups', `must divide model.moe.num_experts (${moe.num_experts}), got ${moe.router_num_groups}`);
   }
   if (moe && moe.num_experts === 0 && moe.expert_frequency > 0) {
     throw new InputError('model.moe.expert_frequency', 'must be 0 when model.moe.num_experts is 0');

@@ -137,6 +137,8 @@ function constantsOf(ctx: SweepContext): FullConstants {
     num_shared_experts: moe?.num_shared_experts ?? 0,
     shared_expert_ffn_hidden_size: moe?.shared_expert_ffn_hidden_size ?? moe?.ffn_hidden_size ?? model.ffn_hidden_size,
     capacity_factor: moe?.token_imbalance_hypothesis ?? 1,
+    moe_router_num_groups: moe?.router_num_groups ?? 1,
+    moe_router_group_topk: moe?.router_group_topk ?? 1,
     mtp_num_layers: model.mtp_num_layers,
     param_bytes: DTYPE_BYTES[trainer.param_dtype],
     grad_bytes: DTYPE_BYTES[trainer.grad_dtype],
@@ -163,6 +165,7 @@ function constantsOf(ctx: SweepContext): FullConstants {
     overlap_param_gather: trainer.overlap_param_gather ? 1 : 0,
     overlap_p2p_comm: trainer.overlap_p2p_comm ? 1 : 0,
     moe_a2a_overlap: trainer.moe_a2a_overlap ? 1 : 0,
+    moe_dedup_dispatch: trainer.moe_dedup_dispatch ? 1 : 0,
     cp_comm: CP_COMM_TYPES.indexOf(trainer.cp_comm_type),
   };
   return c;

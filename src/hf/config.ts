@@ -44,7 +44,7 @@ const IGNORED_KEYS = new Set([
   'use_cache', 'pretraining_tp', 'rope_theta', 'rope_scaling', 'rope_parameters', 'rotary_emb_base', 'rotary_pct',
   'max_position_embeddings', 'max_window_layers', 'original_max_position_embeddings',
   'router_aux_loss_coef', 'output_router_logits', 'router_jitter_noise', 'aux_loss_alpha', 'seq_aux', 'norm_topk_prob',
-  'routed_scaling_factor', 'scoring_func', 'topk_method', 'n_group', 'topk_group', 'ep_size',
+  'routed_scaling_factor', 'scoring_func', 'ep_size',
   'quantization_config', 'use_parallel_residual', 'classifier_dropout', 'is_decoder', 'tokenizer_class',
   'attention_dropout', 'hidden_dropout', 'hidden_dropout_prob', 'attention_probs_dropout_prob', 'residual_dropout',
   'embd_pdrop', 'resid_pdrop', 'attn_pdrop', 'mlp_bias_dropout', 'return_dict', 'output_attentions',
@@ -287,6 +287,9 @@ export function huggingFaceToModelDoc(doc: Plain, source: string): Plain {
     if (freq !== 1) reader.fail('moe_layer_freq', `${freq} cannot be mapped: only every layer after the dense ones being MoE (1) is modelled`);
     const sharedExperts = reader.int('n_shared_experts', 0, 0);
     const expertFfn = reader.int('moe_intermediate_size');
+    const groups = reader.int('n_group', 1);
+    const grouped = groups > 1 && ['group_limited_greedy', 'noaux_tc'].includes(reader.string('topk_method', 'greedy'));
+    if (!grouped) reader.raw('topk_group');
     model.moe = {
       num_experts: reader.int('n_routed_experts'),
       k: reader.int('num_experts_per_tok'),
@@ -296,6 +299,9 @@ export function huggingFaceToModelDoc(doc: Plain, source: string): Plain {
       first_k_dense_layers: reader.int('first_k_dense_replace', 0, 0),
       num_shared_experts: sharedExperts,
       ...(sharedExperts > 0 ? { shared_expert_ffn_hidden_size: expertFfn } : {}),
+      // DeepSeek's group-limited routers pick topk_group of n_group expert groups first (V2's
+      // group_limited_greedy, V3's noaux_tc); the plain greedy router ignores the groups.
+      ...(grouped ? { router_num_groups: groups, router_group_topk: reader.int('topk_group', 1) } : {}),
     };
     model.mla = {
       q_lora_rank: reader.int('q_lora_rank', 0, 0),

@@ -313,6 +313,9 @@ function megatronFlags(r: Resolved): string[] {
     } else if (every !== 1) {
       add('--moe-layer-freq', every);
     }
+    if (moe.router_num_groups > 1) add('--moe-router-num-groups', moe.router_num_groups, '--moe-router-group-topk', moe.router_group_topk);
+    // DeepEP's deduplicating dispatch (Megatron-Core 0.12, megatron/core/transformer/moe/README.md).
+    if (trainer.moe_dedup_dispatch) add('--moe-token-dispatcher-type', 'flex', '--moe-enable-deepep');
   }
   if (model.mla) {
     add('--multi-latent-attention');
@@ -394,6 +397,7 @@ function torchtitanText(r: Resolved, title: string): string {
   if (r.zero === 1) unsupported(target, 'layout.zero', 'ZeRO-1 (torchtitan shards with FSDP2: zero 3, zero 2 with reshard_after_forward "never", or zero 0 replicated)');
   if (l.offload !== 'none') unsupported(target, 'layout.offload', `optimizer offload (${l.offload})`);
   if (r.moe && l.etp !== 1) unsupported(target, 'layout.etp', `expert tensor parallel ${l.etp} (torchtitan's experts are not tensor-parallel)`);
+  if (r.moe && trainer.moe_dedup_dispatch) unsupported(target, 'trainer.moe_dedup_dispatch', 'a deduplicating expert dispatch (DeepEP)');
   if (model.mtp_num_layers > 0) unsupported(target, 'model.mtp_num_layers', 'multi-token prediction modules');
   // ParallelismConfig.expert_parallel_degree: EP borrows ranks from FSDP, CP and TP (dp_shard x cp x tp = efsdp x ep).
   const shard = r.zero === 0 ? 1 : r.dp / r.replicas;
