@@ -234,7 +234,15 @@ export class AtomicFile {
     this.target = target;
     this.tempPath = target.mode === 'atomic' ? tempPathFor(target.real) : target.real;
     this.standard = target.mode === 'through' ? standardStream(target.real) : undefined;
-    this.stream = this.standard ? (this.standard === 1 ? process.stdout : process.stderr) : streamFactory(this.tempPath, 'w');
+    // The temporary file is created here, synchronously, and the stream opens it without O_CREAT: an interrupt
+    // that removes it while the stream's asynchronous open is still in flight leaves that open failing, where
+    // opening with 'w' would create the file again after the removal, with nothing left to remove it.
+    if (target.mode === 'atomic') closeSync(openSync(this.tempPath, 'w'));
+    this.stream = this.standard
+      ? this.standard === 1
+        ? process.stdout
+        : process.stderr
+      : streamFactory(this.tempPath, target.mode === 'atomic' ? 'r+' : 'w');
     AtomicFile.live.add(this);
     this.stream.on('error', (error) => {
       this.failure ??= this.ioError(error);
@@ -250,7 +258,12 @@ export class AtomicFile {
   static async open(path: string, field: string): Promise<AtomicFile> {
     const target = resolveOutput(path, field);
     if (target.mode === 'atomic') removeStaleTempFiles(target.real);
-    const file = new AtomicFile(path, target);
+    let file: AtomicFile;
+    try {
+      file = new AtomicFile(path, target);
+    } catch (error) {
+      throw new InputError(field, `cannot write ${path}: ${describeIoError(error)}`);
+    }
     if (file.standard) return file;
     try {
       await once(file.stream, 'open');

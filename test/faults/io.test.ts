@@ -193,6 +193,15 @@ describe('cleanup', () => {
     expect(() => AtomicFile.abortAll()).not.toThrow();
     expect(entries(dir)).toEqual(['sub']);
   });
+
+  it('an abort while the stream is still opening leaves nothing: the open in flight does not create the file again', async () => {
+    const dir = makeTempDir();
+    // Aborted in the same tick as it is created, before the stream's asynchronous open has come back.
+    const file = new AtomicFile(join(dir, 'x.arrow'));
+    file.abortSync();
+    await new Promise((resolve) => file.stream.once('close', resolve));
+    expect(entries(dir)).toEqual([]);
+  });
 });
 
 describe('temporary files of killed runs', () => {
