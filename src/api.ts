@@ -176,7 +176,7 @@ export async function best(
       const top = group.top.slice(0, k).map(asRow);
       return { ...group, top, front: group.front.map(asRow), ...(top.length > 0 ? { model_error: errorOf(top[0]) } : {}) };
     });
-    const assumed = describeTimeSettings(context.config.trainer);
+    const assumed = describeTimeSettings(context.config.trainer, context.config.model);
     return { groups, stats, model: context.config.model.name, hardware: context.hardware.name, assumed };
   } catch (error) {
     throw asLibraryError(error);

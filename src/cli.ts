@@ -15,7 +15,6 @@ import { STDOUT_PATH } from './sink/stdout.js';
 import { runBestCommand, runReportCommand, runSweepCommand } from './commands/outputs.js';
 import { checkEngines, DEFAULT_RTOL, formatCheckReport } from './analysis/check.js';
 import { runCalibration, writeCalibrationDocs, writeCalibrationReadme } from './analysis/calibrate.js';
-import { describeTimeSettings } from './settings.js';
 import { LAUNCH_TARGETS, LaunchTarget } from './launch/index.js';
 import { explainLaunch, launch } from './launch/pick.js';
 import { explain, formatExplanation } from './analysis/explain.js';

@@ -1,13 +1,15 @@
 import { loadCalibration, outsideCalibration, regimeOf } from './config/calibration.js';
-import type { TrainerConfig } from './config/model.js';
+import type { ModelConfig, TrainerConfig } from './config/model.js';
 import type { SweepContext } from './formulas/types.js';
 
 /**
  * The stack settings the time model assumed (docs/time-model.md, section 3), as `best` prints them under the
  * winner: precision and every overlap, so that a ranking is read with what it took for granted.
  */
-export function describeTimeSettings(trainer: TrainerConfig): string {
+export function describeTimeSettings(trainer: TrainerConfig, model?: Pick<ModelConfig, 'moe'>): string {
   const on = (flag: boolean) => (flag ? 'on' : 'off');
+  // The expert-dispatch settings are left out for a model without experts, where they change nothing.
+  const moe = model === undefined || (model.moe?.num_experts ?? 0) > 0;
   return [
     `linear layers ${trainer.fp8 || trainer.param_dtype === 'fp8' ? 'fp8' : (trainer.compute_dtype ?? trainer.param_dtype)}${trainer.compute_dtype !== undefined && trainer.compute_dtype !== trainer.param_dtype ? ` (autocast over ${trainer.param_dtype} parameters)` : ''}`,
     `flash attention ${trainer.flash_attention ? trainer.attention_kernel : 'off'}`,
@@ -15,8 +17,7 @@ export function describeTimeSettings(trainer: TrainerConfig): string {
     `overlap_grad_reduce ${on(trainer.overlap_grad_reduce)}`,
     `overlap_param_gather ${on(trainer.overlap_param_gather)}`,
     `overlap_p2p_comm ${on(trainer.overlap_p2p_comm)} (interleaved, dualpipe)`,
-    `moe_a2a_overlap ${on(trainer.moe_a2a_overlap)}`,
-    `moe_dedup_dispatch ${on(trainer.moe_dedup_dispatch)}`,
+    ...(moe ? [`moe_a2a_overlap ${on(trainer.moe_a2a_overlap)}`, `moe_dedup_dispatch ${on(trainer.moe_dedup_dispatch)}`] : []),
     `cp_comm_type ${trainer.cp_comm_type}`,
     `torch_compile ${on(trainer.torch_compile)}`,
   ].join(', ');

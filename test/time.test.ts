@@ -1070,5 +1070,9 @@ describe('trainer.compute_dtype: autocast over fp32 parameters (Lightning bf16-m
     expect(describeTimeSettings(validateTrainer({ param_dtype: 'fp32', compute_dtype: 'bf16' }))).toContain(
       'linear layers bfloat16 (autocast over float32 parameters)',
     );
+    // The expert-dispatch settings only where there are experts.
+    const trainer = validateTrainer({});
+    expect(describeTimeSettings(trainer, loadConfig('llama3.1-8b').model)).not.toContain('moe_');
+    expect(describeTimeSettings(trainer, loadConfig('mixtral-8x7b').model)).toContain('moe_a2a_overlap off, moe_dedup_dispatch off');
   });
 });

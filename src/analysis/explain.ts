@@ -232,7 +232,7 @@ export function explain(options: SweepOptions): Explanation {
     critical_path: { passes, microbatch_s: pace, bubble_s: bubble, tail_s: latestTail, step_time_s: result.step_time_s, text },
     memory_limit_gib: c.memory_gib / (1 + c.headroom),
     fits: result.fits === 1,
-    assumed: describeTimeSettings(prepared.config.trainer),
+    assumed: describeTimeSettings(prepared.config.trainer, prepared.config.model),
     model_error: describeModelError(prepared.context, r),
   };
 }

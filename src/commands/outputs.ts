@@ -165,7 +165,7 @@ export async function runBestCommand(
       results,
       {
         ...bestContext(schema!, { model: context.config.model.name, hardware: context.hardware.name }, rank),
-        settings: describeTimeSettings(context.config.trainer),
+        settings: describeTimeSettings(context.config.trainer, context.config.model),
         errorOf: (winner) => describeModelError(context, winnerShape(winner)),
       },
       k,
