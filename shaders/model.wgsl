@@ -764,22 +764,26 @@ fn layer_tp_exposed_s(c: FullConstants, moe_layer: i32, m: f32, tp: f32, ep: f32
   var fc1_s: f32;
   var fc2_s: f32;
   if (moe_layer == 1 && c.num_experts > 0.0) {
-    let attention = linear_s(c, m, qkv_width / tp, h) + linear_s(c, m, h, o_dim / tp);
-    fc1_s = (layer_linear_s(c, 1, m, tp, ep, etp) - attention) / 6.0;
-    fc2_s = fc1_s;
+    let shared_ffn = c.num_shared_experts * c.shared_expert_ffn_hidden_size;
+    fc1_s = select(0.0, gemm_s(c, m, (act_width * shared_ffn) / tp, h, c.fp8_linear), shared_ffn > 0.0);
+    fc2_s = select(0.0, gemm_s(c, m, h, shared_ffn / tp, c.fp8_linear), shared_ffn > 0.0);
   } else {
     fc1_s = gemm_s(c, m, (act_width * c.ffn_hidden_size) / tp, h, c.fp8_linear);
     fc2_s = gemm_s(c, m, h, c.ffn_hidden_size / tp, c.fp8_linear);
   }
+  let mlp = layer_tp_collectives(c, moe_layer) - 1.0;
   return forward_passes *
       (tp_pair_exposed_s(collective_s, qkv_s, tp) +
         tp_pair_exposed_s(collective_s, proj_s, tp) +
-        tp_pair_exposed_s(collective_s, fc1_s, tp) +
-        tp_pair_exposed_s(collective_s, fc2_s, tp)) +
+        mlp * (tp_pair_exposed_s(collective_s, fc1_s, tp) + tp_pair_exposed_s(collective_s, fc2_s, tp))) +
     tp_pair_exposed_s(collective_s, 2.0 * qkv_s, tp) +
     tp_pair_exposed_s(collective_s, 2.0 * proj_s, tp) +
-    tp_pair_exposed_s(collective_s, 2.0 * fc1_s, tp) +
-    tp_pair_exposed_s(collective_s, 2.0 * fc2_s, tp);
+    mlp * (tp_pair_exposed_s(collective_s, 2.0 * fc1_s, tp) + tp_pair_exposed_s(collective_s, 2.0 * fc2_s, tp));
+}
+
+fn layer_tp_collectives(c: FullConstants, moe_layer: i32) -> f32 {
+  if (moe_layer == 1 && c.num_experts > 0.0) { return select(1.0, 2.0, c.num_shared_experts > 0.0); }
+  return 2.0;
 }
 
 fn attention_core_fwd_s(c: FullConstants, s: f32, s_kv: f32, b: f32, tp: f32) -> f32 {
@@ -1013,7 +1017,9 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
   let tp_in_node = group_in_node(c, tp, 1.0);
   let tp_message = 2.0 * b * s * h;
   let forward_passes = select(select(1.0, 1.5, r.recompute == RECOMPUTE_SELECTIVE_OP), 2.0, r.recompute == RECOMPUTE_FULL);
-  let tp_count = all_layers * (2.0 + 2.0 * forward_passes);
+  let tp_count =
+    (dense * layer_tp_collectives(c, 0) + moe * layer_tp_collectives(c, 1) + mtp * layer_tp_collectives(c, mtp_moe)) *
+    (1.0 + forward_passes);
   let tp_total_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1.0));
   let tp_collective_s = allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1.0)) / 2.0;
   let tp_overlapped_s =

@@ -1012,25 +1012,36 @@ export function layer_tp_exposed_s(
   let fc1_s: number;
   let fc2_s: number;
   if (moe_layer === 1 && c.num_experts > 0) {
-    // The MoE block's forward GEMMs, half before the experts' activation and half after.
-    const attention = linear_s(c, m, qkv_width / tp, h) + linear_s(c, m, h, o_dim / tp);
-    fc1_s = (layer_linear_s(c, 1, m, tp, ep, etp) - attention) / 6;
-    fc2_s = fc1_s;
+    // Only the shared experts run as a TP-split MLP; their GEMMs are the windows (layer_tp_collectives).
+    const shared_ffn = c.num_shared_experts * c.shared_expert_ffn_hidden_size;
+    fc1_s = shared_ffn > 0 ? gemm_s(c, m, (act_width * shared_ffn) / tp, h, c.fp8_linear) : 0;
+    fc2_s = shared_ffn > 0 ? gemm_s(c, m, h, shared_ffn / tp, c.fp8_linear) : 0;
   } else {
     fc1_s = gemm_s(c, m, (act_width * c.ffn_hidden_size) / tp, h, c.fp8_linear);
     fc2_s = gemm_s(c, m, h, c.ffn_hidden_size / tp, c.fp8_linear);
   }
+  const mlp = layer_tp_collectives(c, moe_layer) - 1;
   return (
     forward_passes *
       (tp_pair_exposed_s(collective_s, qkv_s, tp) +
         tp_pair_exposed_s(collective_s, proj_s, tp) +
-        tp_pair_exposed_s(collective_s, fc1_s, tp) +
-        tp_pair_exposed_s(collective_s, fc2_s, tp)) +
+        mlp * (tp_pair_exposed_s(collective_s, fc1_s, tp) + tp_pair_exposed_s(collective_s, fc2_s, tp))) +
     tp_pair_exposed_s(collective_s, 2 * qkv_s, tp) +
     tp_pair_exposed_s(collective_s, 2 * proj_s, tp) +
-    tp_pair_exposed_s(collective_s, 2 * fc1_s, tp) +
-    tp_pair_exposed_s(collective_s, 2 * fc2_s, tp)
+    mlp * (tp_pair_exposed_s(collective_s, 2 * fc1_s, tp) + tp_pair_exposed_s(collective_s, 2 * fc2_s, tp))
   );
+}
+
+/**
+ * TP collectives (all-reduces, or with SP all-gather and reduce-scatter pairs) of a layer's forward: the
+ * attention's, and the MLP's where a TP-split MLP runs. A MoE layer's routed experts take their tokens through
+ * the dispatcher instead (the EP all-to-all and the expert-TP gathers, priced as EP traffic): Megatron-Core's MoE
+ * layer and torchtitan's hand the sequence-parallel shard straight to the router; only shared experts run as a
+ * TP-split MLP (Megatron-Core's SharedExpertMLP).
+ */
+export function layer_tp_collectives(c: FullConstants, moe_layer: number): number {
+  if (moe_layer === 1 && c.num_experts > 0) return c.num_shared_experts > 0 ? 2 : 1;
+  return 2;
 }
 
 /**
@@ -1345,18 +1356,21 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
           : 0;
   const compute_s = linear + logits + core + elementwise + repeated;
 
-  // TP: two collectives in the forward and two in the backward of every layer (all-reduce, or reduce-scatter
-  // plus all-gather with SP: the same bytes); full recompute repeats the forward's two, per-op recompute one (the
+  // TP: two collectives in the forward and two in the backward of a dense layer, one each for a MoE layer without
+  // shared experts (layer_tp_collectives; all-reduce, or reduce-scatter plus all-gather with SP: the same bytes);
+  // full recompute repeats the forward's, per-op recompute half of them (the
   // policy saves the reduce-scatters' outputs, not the all-gathers' that recomputed matmuls read). With
   // tp_comm_overlap each half-collective hides behind the GEMM next to it (layer_tp_exposed_s).
   const tp_in_node = group_in_node(c, tp, 1);
   const tp_message = 2 * b * s * h;
   const forward_passes = r.recompute === RECOMPUTE_FULL ? 2 : r.recompute === RECOMPUTE_SELECTIVE_OP ? 1.5 : 1;
-  const tp_count = all_layers * (2 + 2 * forward_passes);
+  const mtp_moe = has_moe === 1 ? 1 : 0;
+  const tp_count =
+    (dense * layer_tp_collectives(c, 0) + moe * layer_tp_collectives(c, 1) + mtp * layer_tp_collectives(c, mtp_moe)) *
+    (1 + forward_passes);
   const tp_total_s = tp_count * allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1));
   // Each all-reduce is a reduce-scatter plus an all-gather: with the overlap, each half pairs with one GEMM.
   const tp_collective_s = allreduce_s(c, tp_message, tp, tp_in_node, group_per_node(c, tp, 1)) / 2;
-  const mtp_moe = has_moe === 1 ? 1 : 0;
   const tp_overlapped_s =
     dense * layer_tp_exposed_s(c, 0, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +
     moe * layer_tp_exposed_s(c, 1, tokens, tp, r.ep, r.etp, tp_collective_s, forward_passes) +

@@ -19,6 +19,7 @@ import {
   allreduce_s,
   alltoall_s,
   ep_remote_nodes,
+  layer_tp_collectives,
   CP_COMM_A2A,
   CP_COMM_ALL_GATHER,
   attention_core_fwd_s,
@@ -891,6 +892,17 @@ describe('EP: 4 hierarchical all-to-alls per MoE layer of the routed hidden stat
     const plain = { ...moe(256), moe_k: 8 };
     expectRel(estimate({ ...plain, moe_router_num_groups: 8, moe_router_group_topk: 4 }, r).ep_comm_s, estimate(plain, r).ep_comm_s);
     expect(estimate(c, r).ep_comm_s).toBeLessThan(estimate(plain, r).ep_comm_s / 2);
+  });
+
+  it('TP: a MoE layer runs the attention collectives only; shared experts add the MLP ones back', () => {
+    const r = row({ ngpus: 8, tp: 8, seq_length: s, global_batch_size: 8 });
+    const dense = gpt(h, 32, L, { num_query_groups: 8, kv_channels: 128, gated_mlp: 1, ffn_hidden_size: 14336 });
+    const routed = estimate(moe(8), r).tp_comm_s;
+    expect(routed).toBeGreaterThan(0);
+    expectRel(routed, estimate(dense, r).tp_comm_s / 2);
+    const shared = { ...moe(8), num_shared_experts: 1, shared_expert_ffn_hidden_size: 14336 };
+    expectRel(estimate(shared, r).tp_comm_s, estimate(dense, r).tp_comm_s);
+    expect([layer_tp_collectives(dense, 0), layer_tp_collectives(moe(8), 1), layer_tp_collectives(shared, 1)]).toEqual([2, 1, 2]);
   });
 
   it('a dense model has no EP traffic', () => {
