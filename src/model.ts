@@ -1036,8 +1036,8 @@ export function layer_tp_exposed_s(
  * TP collectives (all-reduces, or with SP all-gather and reduce-scatter pairs) of a layer's forward: the
  * attention's, and the MLP's where a TP-split MLP runs. A MoE layer's routed experts take their tokens through
  * the dispatcher instead (the EP all-to-all and the expert-TP gathers, priced as EP traffic): Megatron-Core's MoE
- * layer and torchtitan's hand the sequence-parallel shard straight to the router; only shared experts run as a
- * TP-split MLP (Megatron-Core's SharedExpertMLP).
+ * layer hands the sequence-parallel shard straight to its token dispatcher; only shared experts run as a TP-split
+ * MLP (Megatron-Core's SharedExpertMLP). torchtitan's reduce-scatter of the MoE output is not counted (docs, 3.3).
  */
 export function layer_tp_collectives(c: FullConstants, moe_layer: number): number {
   if (moe_layer === 1 && c.num_experts > 0) return c.num_shared_experts > 0 ? 2 : 1;
