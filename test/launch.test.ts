@@ -206,6 +206,20 @@ describe('torchtitan configuration', () => {
     expect(() => launchArgs({ ...compiled, layout: { ...compiled.layout, zero: 1 } }, 'megatron')).toThrow(/^trainer\.torch_compile: /);
   });
 
+  it('FP8 linears, which torchtitan builds with the model, are named in the header with the converter to add', () => {
+    const bf16 = input('llama3.1-8b', { zero: 3 });
+    expect(launchArgs(bf16, 'torchtitan').text).not.toContain('Float8LinearConverter');
+    const fp8 = { ...bf16, trainer: { ...bf16.trainer, fp8: true, torch_compile: true } };
+    expect(launchArgs(fp8, 'torchtitan').text).toContain('quantization=[Float8LinearConverter.Config(model_compile_enabled=True)]');
+    // Megatron-LM: Transformer Engine's FP8 over bf16 parameters, which the bf16 launch lacked.
+    const megatron = { ...bf16, trainer: { ...bf16.trainer, fp8: true }, layout: { ...bf16.layout, zero: 1 } };
+    const argv = launchArgs(megatron, 'megatron').argv;
+    expect(flagValue(argv, '--bf16')).toBe(true);
+    expect(flagValue(argv, '--fp8-format')).toBe('hybrid');
+    expect(argv).not.toContain('--fp8-param-gather');
+    expect(launchArgs(bf16, 'megatron').argv).not.toContain('--fp8-format');
+  });
+
   it("per-op selective recompute is torchtitan's SelectiveAC; Megatron-LM has no such policy", () => {
     const op = input('llama3.1-8b', { zero: 3, recompute: 'selective_op' });
     const { text } = launchArgs(op, 'torchtitan');

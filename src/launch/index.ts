@@ -280,6 +280,8 @@ function megatronFlags(r: Resolved): string[] {
     // fp8 weights kept in fp8 between steps: arguments.py allows it with the distributed optimizer or FSDP.
     if (r.zero >= 1) add('--fp8-param-gather');
   }
+  // FP8 linear layers over bf16 or fp16 parameters (trainer.fp8): Transformer Engine's hybrid format.
+  if (trainer.fp8 && trainer.param_dtype !== 'fp8') add('--fp8-format', 'hybrid');
 
   // Architecture (TransformerConfig), so that the command builds the model that was sized.
   add('--num-layers', model.num_layers, '--hidden-size', model.hidden_size, '--ffn-hidden-size', model.ffn_hidden_size);
@@ -451,6 +453,13 @@ function torchtitanText(r: Resolved, title: string): string {
     '#     def my_run() -> Trainer.Config:',
     '#         return parasweep_layout(llama3_8b())',
     `# and run NGPU=${r.perNode} MODULE=<this module> CONFIG=my_run ./run_train.sh on each of ${r.nodes} node(s).`,
+    // torchtitan builds Float8 linears when the model is built (model_registry's quantization converters), which a
+    // function over Trainer.Config cannot change: the step time assumed them, so the header says how.
+    ...(trainer.fp8
+      ? ['# The step time assumes FP8 linear layers (trainer.fp8): build the model with',
+         `#     model_registry(..., quantization=[Float8LinearConverter.Config(model_compile_enabled=${py(trainer.torch_compile)})])`,
+         '# (from torchtitan.components.quantization import Float8LinearConverter; its float8.md): this function cannot.']
+      : []),
     ...(l.recompute === 'selective'
       ? ["# torchtitan's SelectiveAC is per-op; parasweep sized Korthikanti et al. 2022's (attention core) selective recompute",
          '# (recompute selective_op sizes the per-op policy).']
