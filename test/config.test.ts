@@ -3,8 +3,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { InputError, listBundled, loadConfig, prepareSweep } from '../src/index.js';
-import { parseOverride } from '../src/config/load.js';
-import { BUNDLED_CONFIG_DIR } from '../src/config/load.js';
+import { BUNDLED_CONFIG_DIR, parseOverride } from '../src/config/load.js';
 import { cleanupTempDirs, fixture, POC_YAMLS, REPO_ROOT, SMALL_MODEL_YAML, writeTempYaml } from './helpers.js';
 
 afterAll(cleanupTempDirs);
