@@ -806,7 +806,7 @@ fn attention_backward_ratio(c: FullConstants) -> f32 {
 
 fn alltoall_s(c: FullConstants, bytes: f32, n: f32, stride: f32) -> f32 {
   if (n <= 1.0 || bytes == 0.0) { return 0.0; }
-  let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
+  let local = group_per_node(c, n, stride);
   return tiered_s(c, ((local - 1.0) / n) * bytes, ((n - local) / n) * bytes, local, n) + c.collective_latency_s;
 }
 
@@ -817,7 +817,7 @@ fn tiered_s(c: FullConstants, in_node_bytes: f32, cross_bytes: f32, local: f32, 
 }
 
 fn ep_remote_nodes(c: FullConstants, n: f32, stride: f32) -> f32 {
-  let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
+  let local = group_per_node(c, n, stride);
   let nodes = ceil(n / local);
   if (nodes <= 1.0) { return 0.0; }
   let reachable = min(nodes, c.moe_router_group_topk * max(1.0, nodes / c.moe_router_num_groups));
@@ -828,18 +828,16 @@ fn ep_remote_nodes(c: FullConstants, n: f32, stride: f32) -> f32 {
 // (in_node, cross) bytes.
 fn ep_dispatch_bytes(c: FullConstants, bytes: f32, n: f32, stride: f32) -> vec2<f32> {
   if (n <= 1.0) { return vec2<f32>(0.0, 0.0); }
-  let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
+  let local = group_per_node(c, n, stride);
   if (c.moe_dedup_dispatch == 1.0 && n > local) {
     return vec2<f32>(((local - 1.0) / local) * bytes, (ep_remote_nodes(c, n, stride) / c.moe_k) * bytes);
   }
   return vec2<f32>(((local - 1.0) / n) * bytes, ((n - local) / n) * bytes);
 }
 
-fn ep_alltoall_s(c: FullConstants, bytes: f32, n: f32, stride: f32) -> f32 {
-  if (n <= 1.0 || bytes == 0.0) { return 0.0; }
-  let local = max(1.0, min(n, floor(c.gpus_per_node / stride)));
-  let split = ep_dispatch_bytes(c, bytes, n, stride);
-  return tiered_s(c, split.x, split.y, local, n) + c.collective_latency_s;
+fn ep_alltoall_s(c: FullConstants, split: vec2<f32>, n: f32, stride: f32) -> f32 {
+  if (n <= 1.0 || split.x + split.y == 0.0) { return 0.0; }
+  return tiered_s(c, split.x, split.y, group_per_node(c, n, stride), n) + c.collective_latency_s;
 }
 
 fn paid_s(c: FullConstants, total_s: f32, exposed_s: f32) -> f32 {
@@ -1034,11 +1032,11 @@ fn stage_microbatch(c: FullConstants, r: FullRow, i: f32) -> StageMicrobatch {
   let t_rep = select(1.0, tp, r.sp == 1);
   let ep_message = (2.0 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
   let etp_in_node = group_in_node(c, r.etp, 1.0);
+  let ep_split = ep_dispatch_bytes(c, ep_message, r.ep, r.etp);
   let ep_total_s =
-    4.0 * moe_like * ep_alltoall_s(c, ep_message, r.ep, r.etp) +
+    4.0 * moe_like * ep_alltoall_s(c, ep_split, r.ep, r.etp) +
     4.0 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node, group_per_node(c, r.etp, 1.0));
   let ep_s = paid_s(c, ep_total_s, select(ep_total_s, max(0.0, ep_total_s - compute_s), c.moe_a2a_overlap == 1.0));
-  let ep_split = ep_dispatch_bytes(c, ep_message, r.ep, r.etp);
   let ep_bytes = 4.0 * moe_like * (ep_split.x + ep_split.y) + select(0.0, 4.0 * moe_like * (r.etp - 1.0) * ep_message, r.etp > 1.0);
 
   let kv_dim = key_width(c) + value_width(c);

@@ -1079,7 +1079,7 @@ export function attention_backward_ratio(c: FullConstants): number {
  */
 export function alltoall_s(c: FullConstants, bytes: number, n: number, stride: number): number {
   if (n <= 1 || bytes === 0) return 0;
-  const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
+  const local = group_per_node(c, n, stride);
   return tiered_s(c, ((local - 1) / n) * bytes, ((n - local) / n) * bytes, local, n) + c.collective_latency_s;
 }
 
@@ -1098,7 +1098,7 @@ function tiered_s(c: FullConstants, in_node_bytes: number, cross_bytes: number, 
  * 1/N)^k); its own node is among them with probability 1/nodes.
  */
 export function ep_remote_nodes(c: FullConstants, n: number, stride: number): number {
-  const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
+  const local = group_per_node(c, n, stride);
   const nodes = Math.ceil(n / local);
   if (nodes <= 1) return 0;
   const reachable = Math.min(nodes, c.moe_router_group_topk * Math.max(1, nodes / c.moe_router_num_groups));
@@ -1116,19 +1116,17 @@ export function ep_remote_nodes(c: FullConstants, n: number, stride: number): nu
  */
 export function ep_dispatch_bytes(c: FullConstants, bytes: number, n: number, stride: number): [in_node: number, cross: number] {
   if (n <= 1) return [0, 0];
-  const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
+  const local = group_per_node(c, n, stride);
   if (c.moe_dedup_dispatch === 1 && n > local) {
     return [((local - 1) / local) * bytes, (ep_remote_nodes(c, n, stride) / c.moe_k) * bytes];
   }
   return [((local - 1) / n) * bytes, ((n - local) / n) * bytes];
 }
 
-/** One expert dispatch or combine of `bytes` per rank (one copy per routed expert) over the expert-parallel group. */
-export function ep_alltoall_s(c: FullConstants, bytes: number, n: number, stride: number): number {
-  if (n <= 1 || bytes === 0) return 0;
-  const local = Math.max(1, Math.min(n, Math.floor(c.gpus_per_node / stride)));
-  const [in_node_bytes, cross_bytes] = ep_dispatch_bytes(c, bytes, n, stride);
-  return tiered_s(c, in_node_bytes, cross_bytes, local, n) + c.collective_latency_s;
+/** One expert dispatch or combine over the expert-parallel group, its bytes split by ep_dispatch_bytes. */
+export function ep_alltoall_s(c: FullConstants, split: [in_node: number, cross: number], n: number, stride: number): number {
+  if (n <= 1 || split[0] + split[1] === 0) return 0;
+  return tiered_s(c, split[0], split[1], group_per_node(c, n, stride), n) + c.collective_latency_s;
 }
 
 /**
@@ -1390,12 +1388,12 @@ export function stage_microbatch(c: FullConstants, r: FullRow, i: number): Stage
   const t_rep = r.sp === 1 ? tp : 1;
   const ep_message = (2 * b * s * c.moe_k * c.capacity_factor * h) / t_rep;
   const etp_in_node = group_in_node(c, r.etp, 1);
+  const ep_split = ep_dispatch_bytes(c, ep_message, r.ep, r.etp);
   const ep_total_s =
-    4 * moe_like * ep_alltoall_s(c, ep_message, r.ep, r.etp) +
+    4 * moe_like * ep_alltoall_s(c, ep_split, r.ep, r.etp) +
     4 * moe_like * gather_s(c, r.etp * ep_message, r.etp, etp_in_node, group_per_node(c, r.etp, 1));
   const ep_s = paid_s(c, ep_total_s, c.moe_a2a_overlap === 1 ? Math.max(0, ep_total_s - compute_s) : ep_total_s);
-  const [ep_in_node_bytes, ep_cross_bytes] = ep_dispatch_bytes(c, ep_message, r.ep, r.etp);
-  const ep_bytes = 4 * moe_like * (ep_in_node_bytes + ep_cross_bytes) + (r.etp > 1 ? 4 * moe_like * (r.etp - 1) * ep_message : 0);
+  const ep_bytes = 4 * moe_like * (ep_split[0] + ep_split[1]) + (r.etp > 1 ? 4 * moe_like * (r.etp - 1) * ep_message : 0);
 
   // CP: this rank's K and V (kv_chunk bytes) reach the other c - 1 ranks in the forward (again with full
   // recompute) and their gradients come back in the backward. Ring exchange (Megatron's p2p) sends one chunk per
